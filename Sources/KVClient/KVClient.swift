@@ -1,0 +1,1 @@
+// KVClient: under construction

@@ -1,0 +1,1 @@
+// KVServer: under construction

@@ -1,0 +1,1 @@
+// KVStore: under construction

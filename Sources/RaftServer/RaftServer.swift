@@ -1,0 +1,1 @@
+// RaftServer: under construction

@@ -1,0 +1,1 @@
+// RaftStorage: under construction
