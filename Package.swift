@@ -50,7 +50,7 @@ let package = Package(
             "Wire", "EventLoop", "ServiceSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "KVClient", dependencies: ["Wire"]),
+        .target(name: "KVClient", dependencies: ["Wire", "EventLoop"]),
 
         // Executables: parse flags, wire modules together, run the loop.
         .executableTarget(name: "raftd", dependencies: [
@@ -74,7 +74,7 @@ let package = Package(
         ]),
 
         // Tests.
-        .target(name: "ClusterTestSupport", dependencies: ["KVClient", "Wire"], path: "Tests/ClusterTestSupport"),
+        .target(name: "ClusterTestSupport", dependencies: ["KVClient", "Wire", "EventLoop"], path: "Tests/ClusterTestSupport"),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "Wire"]),
         .testTarget(name: "RaftTests", dependencies: ["Raft"]),

@@ -1,0 +1,244 @@
+import CLibevent
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A byte stream (TCP or Unix) on a loop, over a libevent bufferevent.
+///
+/// Writes are queued in libevent's output buffer and leave in as few syscalls as the
+/// kernel allows. Backpressure: `isWritable` turns false once more than `highWater` bytes
+/// wait to be sent, and `onWritable` fires when the queue drains below `lowWater`; a
+/// producer that ignores it is cut off at `maxOutputBytes` (the connection closes), so a
+/// slow reader can never grow this process's memory without bound.
+public final class Connection {
+    public enum CloseReason: Equatable, Sendable, CustomStringConvertible {
+        case eof
+        case error(String)
+        case connectFailed(String)
+        case outputOverflow
+        case closedLocally
+
+        public var description: String {
+            switch self {
+            case .eof: "closed by peer"
+            case let .error(text): "error: \(text)"
+            case let .connectFailed(text): "connect failed: \(text)"
+            case .outputOverflow: "output buffer overflow (peer not reading)"
+            case .closedLocally: "closed locally"
+            }
+        }
+    }
+
+    public struct Limits: Sendable {
+        public var lowWater: Int
+        public var highWater: Int
+        public var maxOutputBytes: Int
+        /// Most bytes libevent reads into the input buffer before handing them over.
+        public var readChunk: Int
+
+        public init(lowWater: Int = 256 * 1024, highWater: Int = 4 * 1024 * 1024,
+                    maxOutputBytes: Int = 256 * 1024 * 1024, readChunk: Int = 4 * 1024 * 1024) {
+            self.lowWater = lowWater
+            self.highWater = highWater
+            self.maxOutputBytes = maxOutputBytes
+            self.readChunk = readChunk
+        }
+    }
+
+    private var bev: OpaquePointer?
+    public let limits: Limits
+    public let peer: String
+    private var closingAfterFlush = false
+    private var readingPaused = false
+    public private(set) var isConnected: Bool
+    public private(set) var isClosed = false
+
+    /// Bytes arrived: call `readAvailable(appendingTo:)`.
+    public var onRead: ((Connection) -> Void)?
+    /// The output queue drained below `limits.lowWater`.
+    public var onWritable: ((Connection) -> Void)?
+    /// An outgoing connection completed.
+    public var onConnected: ((Connection) -> Void)?
+    /// The connection is gone (called once; not called for `close()` by the owner).
+    public var onClose: ((Connection, CloseReason) -> Void)?
+    /// Free for the owner (e.g. a session object or id).
+    public var userID: UInt64 = 0
+
+    init(bev: OpaquePointer, peer: String, connected: Bool, limits: Limits) {
+        self.bev = bev
+        self.peer = peer
+        self.limits = limits
+        self.isConnected = connected
+        let ctx = Unmanaged.passUnretained(self).toOpaque()
+        bufferevent_setcb(bev, { _, ctx in
+            Unmanaged<Connection>.fromOpaque(ctx!).takeUnretainedValue().handleRead()
+        }, { _, ctx in
+            Unmanaged<Connection>.fromOpaque(ctx!).takeUnretainedValue().handleWritable()
+        }, { _, what, ctx in
+            Unmanaged<Connection>.fromOpaque(ctx!).takeUnretainedValue().handleEvent(what)
+        }, ctx)
+        bufferevent_setwatermark(bev, Int16(EV_WRITE), limits.lowWater, 0)
+        bufferevent_setwatermark(bev, Int16(EV_READ), 0, limits.readChunk)
+        bufferevent_enable(bev, Int16(EV_READ | EV_WRITE))
+        if connected { Connection.tuneSocket(bufferevent_getfd(bev)) }
+    }
+
+    deinit {
+        if let bev { bufferevent_free(bev) }
+    }
+
+    /// Dials `endpoint`. A refused Unix connect throws at once; a TCP failure arrives as
+    /// `onClose(.connectFailed)`.
+    public static func connect(loop: EventLoop, to endpoint: Endpoint, limits: Limits = Limits()) throws -> Connection {
+        let address = try SocketAddress.resolve(endpoint)
+        guard let bev = bufferevent_socket_new(loop.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
+            throw EventLoopError("bufferevent_socket_new failed")
+        }
+        let status = address.withSockaddr { bufferevent_socket_connect(bev, $0, Int32($1)) }
+        if status != 0 {
+            let code = errno
+            bufferevent_free(bev)
+            throw EventLoopError.errno("connect to \(endpoint)", code: code)
+        }
+        return Connection(bev: bev, peer: endpoint.description, connected: false, limits: limits)
+    }
+
+    /// Lower latency for small frames; keep dead TCP peers from hanging forever.
+    static func tuneSocket(_ fd: Int32) {
+        guard fd >= 0 else { return }
+        var one: Int32 = 1
+        var family = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let isTCP = withUnsafeMutableBytes(of: &family) { raw in
+            getsockname(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length) == 0
+                && (Int32(raw.load(as: sa_family_t.self)) == AF_INET || Int32(raw.load(as: sa_family_t.self)) == AF_INET6)
+        }
+        if isTCP {
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+    }
+
+    /// Bytes waiting in the output queue.
+    public var outputBufferedBytes: Int {
+        guard let bev else { return 0 }
+        return evbuffer_get_length(bufferevent_get_output(bev))
+    }
+
+    /// Bytes received but not yet read by the owner.
+    public var inputBufferedBytes: Int {
+        guard let bev else { return 0 }
+        return evbuffer_get_length(bufferevent_get_input(bev))
+    }
+
+    /// False while more than `limits.highWater` bytes wait to be sent.
+    public var isWritable: Bool { !isClosed && outputBufferedBytes <= limits.highWater }
+
+    /// Queues bytes for sending. Returns false if the connection is closed or was just
+    /// closed for exceeding `maxOutputBytes`.
+    @discardableResult
+    public func write(_ bytes: [UInt8]) -> Bool {
+        guard let bev, !isClosed else { return false }
+        guard !bytes.isEmpty else { return true }
+        if outputBufferedBytes + bytes.count > limits.maxOutputBytes {
+            shutdown(reason: .outputOverflow)
+            return false
+        }
+        bytes.withUnsafeBytes { raw in _ = bufferevent_write(bev, raw.baseAddress, raw.count) }
+        return true
+    }
+
+    /// Moves every received byte to the end of `buffer`; returns how many.
+    @discardableResult
+    public func readAvailable(appendingTo buffer: inout [UInt8]) -> Int {
+        guard let bev else { return 0 }
+        let input = bufferevent_get_input(bev)
+        let available = evbuffer_get_length(input)
+        guard available > 0 else { return 0 }
+        let start = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: available))
+        let removed = buffer.withUnsafeMutableBytes { raw in
+            evbuffer_remove(input, raw.baseAddress! + start, available)
+        }
+        let got = max(0, Int(removed))
+        if got < available { buffer.removeLast(available - got) }
+        return got
+    }
+
+    /// Stops reading from the socket (the kernel then pushes back on the sender).
+    public func pauseReading() {
+        guard let bev, !readingPaused else { return }
+        readingPaused = true
+        bufferevent_disable(bev, Int16(EV_READ))
+    }
+
+    public func resumeReading() {
+        guard let bev, readingPaused, !closingAfterFlush else { return }
+        readingPaused = false
+        bufferevent_enable(bev, Int16(EV_READ))
+        // Bytes that arrived while paused are already buffered: hand them over now.
+        if evbuffer_get_length(bufferevent_get_input(bev)) > 0 { handleRead() }
+    }
+
+    public var isReadingPaused: Bool { readingPaused }
+
+    /// Closes now, dropping unsent output. `onClose` is not called.
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        if let bev { bufferevent_free(bev) }
+        bev = nil
+    }
+
+    /// Stops reading, sends what is queued, then closes (and calls `onClose(.closedLocally)`).
+    public func closeAfterFlush() {
+        guard let bev, !isClosed, !closingAfterFlush else { return }
+        closingAfterFlush = true
+        bufferevent_disable(bev, Int16(EV_READ))
+        bufferevent_setwatermark(bev, Int16(EV_WRITE), 0, 0)
+        if outputBufferedBytes == 0 { shutdown(reason: .closedLocally) }
+    }
+
+    private func shutdown(reason: CloseReason) {
+        guard !isClosed else { return }
+        close()
+        onClose?(self, reason)
+        onClose = nil
+        onRead = nil
+        onWritable = nil
+        onConnected = nil
+    }
+
+    private func handleRead() {
+        guard !isClosed, !closingAfterFlush else { return }
+        onRead?(self)
+    }
+
+    private func handleWritable() {
+        guard !isClosed else { return }
+        if closingAfterFlush {
+            if outputBufferedBytes == 0 { shutdown(reason: .closedLocally) }
+            return
+        }
+        onWritable?(self)
+    }
+
+    private func handleEvent(_ what: Int16) {
+        let events = Int32(what)
+        if events & BEV_EVENT_CONNECTED != 0 {
+            isConnected = true
+            if let bev { Connection.tuneSocket(bufferevent_getfd(bev)) }
+            onConnected?(self)
+            return
+        }
+        if events & BEV_EVENT_EOF != 0 {
+            // Deliver whatever arrived before the EOF first.
+            if !closingAfterFlush, inputBufferedBytes > 0 { onRead?(self) }
+            shutdown(reason: closingAfterFlush ? .closedLocally : .eof)
+        } else if events & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT) != 0 {
+            let code = errno
+            let text = String(cString: strerror(code))
+            shutdown(reason: isConnected ? .error(text) : .connectFailed(text))
+        }
+    }
+}

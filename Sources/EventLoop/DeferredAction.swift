@@ -1,0 +1,30 @@
+import CLibevent
+
+/// Runs an action once, soon, after the callbacks already queued on the loop; scheduling
+/// it again before it ran is free. This is how work is batched: every input that arrives
+/// in one loop pass schedules the same flush, which then handles all of it at once.
+public final class DeferredAction {
+    private var event: OpaquePointer?
+    private let action: () -> Void
+    public private(set) var isScheduled = false
+
+    public init(loop: EventLoop, action: @escaping () -> Void) {
+        self.action = action
+        let ctx = Unmanaged.passUnretained(self).toOpaque()
+        event = event_new(loop.base, -1, 0, { _, _, ctx in
+            let deferred = Unmanaged<DeferredAction>.fromOpaque(ctx!).takeUnretainedValue()
+            deferred.isScheduled = false
+            deferred.action()
+        }, ctx)
+    }
+
+    deinit {
+        if let event { event_free(event) }
+    }
+
+    public func schedule() {
+        guard !isScheduled, let event else { return }
+        isScheduled = true
+        event_active(event, EV_TIMEOUT, 0)
+    }
+}

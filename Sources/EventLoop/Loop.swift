@@ -1,0 +1,50 @@
+import CLibevent
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One libevent event base. Each process runs one loop on one thread; every object of
+/// this module belongs to the loop it was created with and is used only on its thread.
+public final class EventLoop {
+    let base: OpaquePointer
+
+    public init() {
+        // A peer that goes away mid-write must not kill the process.
+        signal(SIGPIPE, SIG_IGN)
+        guard let base = event_base_new() else { fatalError("event_base_new failed") }
+        self.base = base
+    }
+
+    deinit {
+        event_base_free(base)
+    }
+
+    /// Runs callbacks until `stop()` is called or nothing is left to wait for.
+    public func run() {
+        event_base_dispatch(base)
+    }
+
+    /// Runs one pass of ready callbacks without blocking (for tests that drive a loop by hand).
+    public func runOnce(blocking: Bool = false) {
+        event_base_loop(base, blocking ? EVLOOP_ONCE : EVLOOP_NONBLOCK)
+    }
+
+    /// Makes `run()` return after the callback now running.
+    public func stop() {
+        event_base_loopbreak(base)
+    }
+
+    /// Monotonic time in nanoseconds, for deadlines and latency.
+    public static func monotonicNanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    /// Wall-clock milliseconds since the Unix epoch.
+    public static func wallClockMillis() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+    }
+}

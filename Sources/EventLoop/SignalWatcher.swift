@@ -1,0 +1,27 @@
+import CLibevent
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Delivers SIGINT/SIGTERM (or any signals) as loop callbacks, for clean shutdown.
+public final class SignalWatcher {
+    private var events: [OpaquePointer] = []
+    private let handler: (Int32) -> Void
+
+    public init(loop: EventLoop, signals: [Int32] = [SIGINT, SIGTERM], handler: @escaping (Int32) -> Void) {
+        self.handler = handler
+        let ctx = Unmanaged.passUnretained(self).toOpaque()
+        for signal in signals {
+            guard let event = event_new(loop.base, signal, Int16(EV_SIGNAL | EV_PERSIST), { fd, _, ctx in
+                let watcher = Unmanaged<SignalWatcher>.fromOpaque(ctx!).takeUnretainedValue()
+                watcher.handler(fd)
+            }, ctx) else { continue }
+            event_add(event, nil)
+            events.append(event)
+        }
+    }
+
+    deinit {
+        for event in events { event_free(event) }
+    }
+}

@@ -1,0 +1,46 @@
+import CLibevent
+
+/// A one-shot or repeating timer on a loop. Scheduling an already scheduled timer moves it.
+public final class Timer {
+    private var event: OpaquePointer?
+    private let action: () -> Void
+    private let repeating: Bool
+    private var intervalMicros: Int64 = 0
+
+    public init(loop: EventLoop, repeating: Bool = false, action: @escaping () -> Void) {
+        self.action = action
+        self.repeating = repeating
+        let ctx = Unmanaged.passUnretained(self).toOpaque()
+        let flags = Int16(repeating ? EV_PERSIST : 0)
+        event = event_new(loop.base, -1, flags, { _, _, ctx in
+            let timer = Unmanaged<Timer>.fromOpaque(ctx!).takeUnretainedValue()
+            timer.action()
+        }, ctx)
+    }
+
+    deinit {
+        if let event { event_free(event) }
+    }
+
+    /// Fires once after `milliseconds` (or every `milliseconds` for a repeating timer).
+    public func schedule(milliseconds: Double) {
+        schedule(micros: Int64(milliseconds * 1000))
+    }
+
+    public func schedule(micros: Int64) {
+        guard let event else { return }
+        intervalMicros = max(0, micros)
+        var tv = timeval(tv_sec: Int(intervalMicros / 1_000_000), tv_usec: Int(intervalMicros % 1_000_000))
+        event_add(event, &tv)
+    }
+
+    public func cancel() {
+        guard let event else { return }
+        event_del(event)
+    }
+
+    public var isScheduled: Bool {
+        guard let event else { return false }
+        return event_pending(event, Int16(EV_TIMEOUT), nil) != 0
+    }
+}
