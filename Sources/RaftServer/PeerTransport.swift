@@ -1,0 +1,174 @@
+import EventLoop
+import Logging
+import Raft
+import Wire
+
+/// Carries Raft messages between raftds. Each node dials every other node at exactly the
+/// address `--peers` gives (so a test can put a fault proxy on each link) and sends on that
+/// connection; it receives on the connections other nodes dial to its listener.
+///
+/// Never blocks the loop on a slow peer: a peer whose connection is backed up past its
+/// high-water mark gets a bounded queue; when that fills, heartbeats are dropped first, then
+/// the oldest messages (Raft retransmits whatever is lost).
+final class PeerTransport {
+    private let loop: EventLoop
+    private let config: RaftServerConfig
+    private let logger: Logger
+    private let onMessage: (Message) -> Void
+    private var listener: Listener?
+    private var outgoing: [UInt64: OutgoingPeer] = [:]
+    private var incoming: [ObjectIdentifier: IncomingPeer] = [:]
+    /// Internal links carry whole append batches: allow more than a client frame.
+    static let frameLimit = 64 << 20
+
+    init(loop: EventLoop, config: RaftServerConfig, logger: Logger, onMessage: @escaping (Message) -> Void) {
+        self.loop = loop
+        self.config = config
+        self.logger = logger
+        self.onMessage = onMessage
+    }
+
+    func start() throws {
+        listener = try Listener(loop: loop, endpoint: config.listen) { [weak self] connection in
+            self?.accept(connection)
+        }
+        for (id, endpoint) in config.peers where id != config.nodeID {
+            let peer = OutgoingPeer(id: id, dialer: Dialer(loop: loop, endpoint: endpoint, minBackoffMs: 20, maxBackoffMs: 500), logger: logger)
+            outgoing[id] = peer
+            peer.start()
+        }
+    }
+
+    func stop() {
+        listener?.close()
+        for peer in outgoing.values { peer.dialer.stop() }
+        for peer in incoming.values { peer.connection.close() }
+        incoming.removeAll()
+    }
+
+    /// Queues messages; they leave when the loop next writes.
+    func send(_ messages: [Message]) {
+        for message in messages {
+            guard let peer = outgoing[message.to] else { continue }
+            peer.enqueue(PeerMessage(message, clusterID: config.clusterID), isHeartbeat: message.type == .heartbeat)
+        }
+        for peer in outgoing.values { peer.flush() }
+    }
+
+    private func accept(_ connection: Connection) {
+        let peer = IncomingPeer(connection: connection)
+        let key = ObjectIdentifier(connection)
+        incoming[key] = peer
+        connection.onRead = { [weak self] conn in self?.receive(on: conn) }
+        connection.onClose = { [weak self] conn, _ in self?.incoming[ObjectIdentifier(conn)] = nil }
+    }
+
+    private func receive(on connection: Connection) {
+        guard let peer = incoming[ObjectIdentifier(connection)] else { return }
+        peer.decoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
+        do {
+            while let frame = try peer.decoder.nextFrame() {
+                let message = try PeerMessage(serialized: frame)
+                guard message.clusterID == config.clusterID else {
+                    return reject(connection, "message for cluster \(message.clusterID), this is cluster \(config.clusterID)")
+                }
+                guard message.from != config.nodeID, config.peers[message.from] != nil else {
+                    return reject(connection, "message from unknown node \(message.from)")
+                }
+                guard message.to == config.nodeID else {
+                    return reject(connection, "message for node \(message.to) arrived at node \(config.nodeID)")
+                }
+                guard let raftMessage = message.raftMessage else { continue }
+                peer.nodeID = message.from
+                onMessage(raftMessage)
+            }
+        } catch {
+            reject(connection, "\(error)")
+        }
+    }
+
+    private func reject(_ connection: Connection, _ why: String) {
+        logger.warning("closing peer connection from \(connection.peer): \(why)")
+        incoming[ObjectIdentifier(connection)] = nil
+        connection.close()
+    }
+}
+
+/// Our end of the link we dial to one peer.
+private final class OutgoingPeer {
+    let id: UInt64
+    let dialer: Dialer
+    let logger: Logger
+    private var queue: [(frame: [UInt8], heartbeat: Bool)] = []
+    private var queuedBytes = 0
+    private var scratch: [UInt8] = []
+    private var wasConnected = false
+    static let maxQueuedBytes = 32 << 20
+    static let maxQueuedMessages = 4096
+
+    init(id: UInt64, dialer: Dialer, logger: Logger) {
+        self.id = id
+        self.dialer = dialer
+        self.logger = logger
+    }
+
+    func start() {
+        dialer.onConnected = { [weak self] connection in
+            guard let self else { return }
+            if !self.wasConnected { self.logger.info("connected to peer \(self.id) at \(self.dialer.endpoint)") }
+            self.wasConnected = true
+            // We only send on this link; anything the far end sends back is discarded.
+            connection.onRead = { conn in
+                var sink: [UInt8] = []
+                conn.readAvailable(appendingTo: &sink)
+            }
+            connection.onWritable = { [weak self] _ in self?.flush() }
+        }
+        dialer.onDisconnected = { [weak self] reason in
+            guard let self else { return }
+            if self.wasConnected { self.logger.info("lost peer \(self.id): \(reason)") }
+            self.wasConnected = false
+            self.queue.removeAll()
+            self.queuedBytes = 0
+        }
+        dialer.start()
+    }
+
+    func enqueue(_ message: PeerMessage, isHeartbeat: Bool) {
+        // Nobody to send to: Raft will retransmit once the link is back.
+        guard dialer.connection != nil else { return }
+        var frame: [UInt8] = []
+        message.appendFrame(to: &frame)
+        queue.append((frame, isHeartbeat))
+        queuedBytes += frame.count
+        while queue.count > OutgoingPeer.maxQueuedMessages || queuedBytes > OutgoingPeer.maxQueuedBytes {
+            let victim = queue.firstIndex { $0.heartbeat } ?? 0
+            queuedBytes -= queue[victim].frame.count
+            queue.remove(at: victim)
+        }
+    }
+
+    func flush() {
+        guard let connection = dialer.connection, !queue.isEmpty else { return }
+        scratch.removeAll(keepingCapacity: true)
+        var sent = 0
+        while sent < queue.count, connection.outputBufferedBytes + scratch.count <= connection.limits.highWater {
+            scratch.append(contentsOf: queue[sent].frame)
+            queuedBytes -= queue[sent].frame.count
+            sent += 1
+        }
+        queue.removeFirst(sent)
+        if !scratch.isEmpty { connection.write(scratch) }
+    }
+}
+
+/// A link a peer dialed to us.
+private final class IncomingPeer {
+    let connection: Connection
+    var decoder = FrameDecoder(frameLimit: PeerTransport.frameLimit)
+    var nodeID: UInt64 = 0
+
+    init(connection: Connection) {
+        self.connection = connection
+    }
+}

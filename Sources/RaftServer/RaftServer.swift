@@ -1,1 +1,0 @@
-// RaftServer: under construction

@@ -1,0 +1,37 @@
+import EventLoop
+
+/// Everything a raftd process is told on its command line.
+public struct RaftServerConfig: Sendable {
+    public var nodeID: UInt64
+    public var clusterID: UInt64
+    /// Where this node accepts peer connections.
+    public var listen: Endpoint
+    /// Every node's peer address by id, this node's own included (and ignored for dialing).
+    public var peers: [UInt64: Endpoint]
+    public var applySocketPath: String
+    public var dataDir: String
+    public var tickMs: Double
+    public var heartbeatMs: Double
+    public var electionMs: Double
+    /// Most bytes of committed entries in one frame streamed to kvd.
+    public var applyChunkBytes: Int = 1 << 20
+    /// Most log bytes in one append message to a follower.
+    public var maxAppendBytes: Int = 1 << 20
+
+    public init(nodeID: UInt64, clusterID: UInt64, listen: Endpoint, peers: [UInt64: Endpoint], applySocketPath: String,
+                dataDir: String, heartbeatMs: Double = 50, electionMs: Double = 300) {
+        self.nodeID = nodeID
+        self.clusterID = clusterID
+        self.listen = listen
+        self.peers = peers
+        self.applySocketPath = applySocketPath
+        self.dataDir = dataDir
+        self.heartbeatMs = heartbeatMs
+        self.electionMs = electionMs
+        // Ticks fine enough that randomized election timeouts spread well.
+        self.tickMs = max(1, min(10, heartbeatMs))
+    }
+
+    var heartbeatTicks: Int { max(1, Int((heartbeatMs / tickMs).rounded())) }
+    var electionTicks: Int { max(heartbeatTicks * 2 + 1, Int((electionMs / tickMs).rounded())) }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Log levels accepted by `--log-level`: trace, debug, info, notice, warning, error, critical.
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// Sets up swift-log once per process: one line per event on stderr, prefixed with the
+/// process name and node, e.g. `2026-11-25T22:11:29.123Z raftd[1] info: became leader term=3`.
+public enum ProcessLogging {
+    public static func bootstrap(process: String, level: Logger.Level) {
+        LoggingSystem.bootstrap { label in
+            var handler = LineLogHandler(label: label, process: process)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
+
+struct LineLogHandler: LogHandler {
+    let label: String
+    let process: String
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var fields = metadata
+        if let extra = event.metadata { fields.merge(extra) { $1 } }
+        let rendered = fields.isEmpty ? "" : " " + fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        let line = "\(timestamp()) \(process) \(event.level): \(event.message)\(rendered)\n"
+        // One write(2) per line: lines from concurrent processes sharing a terminal don't interleave.
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    private func timestamp() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var tm = tm()
+        var seconds = ts.tv_sec
+        gmtime_r(&seconds, &tm)
+        let millis = ts.tv_nsec / 1_000_000
+        func pad(_ v: Int32, _ width: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
+    }
+}

@@ -1,1 +1,0 @@
-// ServiceSupport: under construction
