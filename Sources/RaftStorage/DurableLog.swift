@@ -109,10 +109,12 @@ public final class DurableLog {
             if let last = segments.last, let outcome = lastOutcome {
                 if let damage = outcome.tailDamage {
                     truncated = outcome.fileSize - outcome.validLength
-                    logger.warning("truncating torn write at end of WAL", metadata: [
-                        "file": "\(last.path)", "offset": "\(outcome.validLength)",
-                        "droppedBytes": "\(truncated)", "reason": "\(damage)",
-                    ])
+                    logger.warning(
+                        "dropped \(truncated) bytes of torn write at the end of \(last.path) (offset \(outcome.validLength): \(damage))",
+                        metadata: [
+                            "file": "\(last.path)", "offset": "\(outcome.validLength)",
+                            "droppedBytes": "\(truncated)", "reason": "\(damage)",
+                        ])
                 }
                 writer = try WALSegmentWriter.resume(last, validLength: outcome.validLength)
             } else {
