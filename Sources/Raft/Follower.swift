@@ -1,0 +1,48 @@
+/// The follower's step function and its handling of the leader's appends and heartbeats.
+extension RaftNode {
+    func stepFollower(_ message: Message) {
+        switch message.type {
+        case .append:
+            electionElapsed = 0
+            leader = message.from
+            handleAppend(message)
+        case .heartbeat:
+            electionElapsed = 0
+            leader = message.from
+            handleHeartbeat(message)
+        case .preVote, .vote, .preVoteResponse, .voteResponse, .appendResponse, .heartbeatResponse, .timeoutNow:
+            break
+        }
+    }
+
+    /// AppendEntries (Raft Figure 2). The answer is sent only after what it acknowledges is durable.
+    func handleAppend(_ append: Message) {
+        if append.index < log.commit {
+            // Old news below our commit point: our committed prefix matches any leader's, so say
+            // how far it reaches and let the leader continue from there.
+            send(Message(type: .appendResponse, from: config.id, to: append.from, term: term, index: log.commit))
+            return
+        }
+        if log.matches(index: append.index, term: append.logTerm) {
+            let lastNew = log.appendAsFollower(after: append.index, append.entries)
+            // Only entries known to match the leader's log may be committed here.
+            log.commit(to: min(append.commit, lastNew))
+            send(Message(type: .appendResponse, from: config.id, to: append.from, term: term, index: lastNew))
+            return
+        }
+        // Fast backtracking: name the conflicting term and where it starts in our log, so the
+        // leader skips a whole term per round trip instead of one entry.
+        let conflictTerm = log.term(at: append.index) ?? 0
+        let hint = conflictTerm == 0 ? log.lastIndex + 1 : log.firstIndex(ofTermAt: append.index)
+        send(Message(type: .appendResponse, from: config.id, to: append.from, term: term,
+                     index: append.index, reject: true, rejectHint: hint, rejectTerm: conflictTerm))
+    }
+
+    func handleHeartbeat(_ heartbeat: Message) {
+        // The leader sends min(its commit, our match), which our log holds by construction.
+        precondition(heartbeat.commit <= log.lastIndex,
+                     "raft: heartbeat commit \(heartbeat.commit) beyond our last index \(log.lastIndex); the leader's match for us is wrong")
+        log.commit(to: heartbeat.commit)
+        send(Message(type: .heartbeatResponse, from: config.id, to: heartbeat.from, term: term))
+    }
+}

@@ -1,0 +1,93 @@
+/// Kind of a peer message; raw values match `MessageType` in `proto/raft.proto`.
+public enum MessageType: UInt8, Sendable, Hashable, CaseIterable {
+    case preVote = 1
+    case preVoteResponse = 2
+    case vote = 3
+    case voteResponse = 4
+    case append = 5
+    case appendResponse = 6
+    case heartbeat = 7
+    case heartbeatResponse = 8
+    /// Reserved for leadership transfer; this version never sends it and ignores it on receipt.
+    case timeoutNow = 9
+}
+
+/// One message between Raft peers, mapped 1:1 to `PeerMessage` in `proto/raft.proto`.
+///
+/// Field meaning depends on `type`:
+/// - (pre-)vote: `logTerm`/`index` are the candidate's last log term/index; `term` is the term
+///   the candidate campaigns for (for a pre-vote, its current term + 1, which it has not adopted).
+/// - append: `logTerm`/`index` are prevLogTerm/prevLogIndex, `entries` follow it, `commit` is the
+///   leader's commit index.
+/// - append response: `index` is the follower's last matching index on success, or the rejected
+///   prevLogIndex on `reject`, with `rejectTerm`/`rejectHint` for fast backtracking.
+/// - heartbeat: `commit` is min(leader commit, follower match), so a follower never learns a commit
+///   index beyond what it is known to hold.
+public struct Message: Sendable, Hashable {
+    public var type: MessageType
+    public var from: UInt64
+    public var to: UInt64
+    public var term: UInt64
+    public var logTerm: UInt64
+    public var index: UInt64
+    public var commit: UInt64
+    public var entries: [Entry]
+    public var reject: Bool
+    /// On a rejected append: the first index of `rejectTerm` in the follower's log, or the
+    /// follower's last index + 1 when its log is too short to hold prevLogIndex.
+    public var rejectHint: UInt64
+    /// On a rejected append: the term of the follower's entry at prevLogIndex, 0 if it has none.
+    public var rejectTerm: UInt64
+
+    public init(
+        type: MessageType,
+        from: UInt64,
+        to: UInt64,
+        term: UInt64,
+        logTerm: UInt64 = 0,
+        index: UInt64 = 0,
+        commit: UInt64 = 0,
+        entries: [Entry] = [],
+        reject: Bool = false,
+        rejectHint: UInt64 = 0,
+        rejectTerm: UInt64 = 0
+    ) {
+        self.type = type
+        self.from = from
+        self.to = to
+        self.term = term
+        self.logTerm = logTerm
+        self.index = index
+        self.commit = commit
+        self.entries = entries
+        self.reject = reject
+        self.rejectHint = rejectHint
+        self.rejectTerm = rejectTerm
+    }
+}
+
+extension Message: CustomStringConvertible {
+    /// A compact one-line form for transcripts, e.g. `1→2 append t3 prev=(2,5) ents=[6..8] c5`.
+    public var description: String {
+        var text = "\(from)→\(to) \(type) t\(term)"
+        switch type {
+        case .preVote, .vote:
+            text += " last=(\(logTerm),\(index))"
+        case .append:
+            text += " prev=(\(logTerm),\(index))"
+            if let first = entries.first, let last = entries.last {
+                text += " ents=[\(first.index)..\(last.index)]"
+            }
+            text += " c\(commit)"
+        case .appendResponse:
+            text += reject ? " reject idx=\(index) hint=\(rejectHint) rterm=\(rejectTerm)" : " ok idx=\(index)"
+        case .heartbeat:
+            text += " c\(commit)"
+        case .preVoteResponse, .voteResponse:
+            text += reject ? " reject" : " grant"
+        case .heartbeatResponse, .timeoutNow:
+            break
+        }
+        return text
+    }
+}

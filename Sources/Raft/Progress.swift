@@ -1,0 +1,96 @@
+/// What a leader knows about one follower's log, and how it is sending to it.
+struct Progress {
+    enum Mode: Equatable {
+        /// We do not know where the logs diverge: send one append, wait for its answer.
+        case probe
+        /// The follower accepted our appends: stream them, optimistically advancing `next`.
+        case replicate
+    }
+
+    /// Highest index known to match the leader's log (durable on the follower).
+    var match: UInt64 = 0
+    /// Index of the next entry to send.
+    var next: UInt64
+    var mode: Mode = .probe
+    /// In probe mode: an append is out and unanswered, so we wait (until an answer or a heartbeat
+    /// response) instead of flooding a follower whose log position we do not know.
+    var probeSent = false
+    /// In replicate mode: last index of each unacknowledged append, oldest first. Bounded by
+    /// `maxInflight`; when full the follower is paused until acknowledgements free room.
+    private(set) var inflight: [UInt64] = []
+    let maxInflight: Int
+    /// Heard from this follower since the last check-quorum round.
+    var recentActive = false
+
+    init(next: UInt64, maxInflight: Int) {
+        self.next = next
+        self.maxInflight = maxInflight
+    }
+
+    var isPaused: Bool {
+        switch mode {
+        case .probe: probeSent
+        case .replicate: inflight.count >= maxInflight
+        }
+    }
+
+    /// Records an append covering up to `lastIndex` that was just sent.
+    mutating func sent(through lastIndex: UInt64, entryCount: Int) {
+        switch mode {
+        case .probe:
+            probeSent = true
+        case .replicate:
+            if entryCount > 0 {
+                next = lastIndex + 1
+                inflight.append(lastIndex)
+            }
+        }
+    }
+
+    /// A success response for `index`. Returns false when it tells us nothing new (stale/duplicate).
+    mutating func acknowledge(_ index: UInt64) -> Bool {
+        guard index > match else {
+            // Still proof the follower is reachable: let a paused probe go again.
+            probeSent = false
+            return false
+        }
+        match = index
+        next = max(next, index + 1)
+        probeSent = false
+        inflight.removeAll { $0 <= index }
+        if mode == .probe { becomeReplicate() }
+        return true
+    }
+
+    /// A rejection of the append whose prevLogIndex was `rejectedIndex`, with the leader's choice of
+    /// the next index to try (computed from the follower's hint). Returns false if stale.
+    mutating func reject(rejectedIndex: UInt64, suggestedNext: UInt64) -> Bool {
+        // An append we already know matched was rejected only because it was old news.
+        guard rejectedIndex > match else { return false }
+        if mode == .probe && rejectedIndex != next - 1 {
+            return false  // answer to an older probe; the current one is still out
+        }
+        mode = .probe
+        inflight.removeAll()
+        probeSent = false
+        // Never retry at or above the rejected point, never below what is known to match.
+        next = max(match + 1, min(suggestedNext, rejectedIndex))
+        return true
+    }
+
+    mutating func becomeReplicate() {
+        mode = .replicate
+        next = match + 1
+        inflight.removeAll()
+    }
+
+    /// A heartbeat response: the follower is alive, so unblock sending to it. Replicate mode frees
+    /// the oldest in-flight slot, in case that append was lost, so a stalled pipeline probes again.
+    mutating func heartbeatAnswered() {
+        recentActive = true
+        switch mode {
+        case .probe: probeSent = false
+        case .replicate: if inflight.count >= maxInflight { inflight.removeFirst() }
+        }
+    }
+}

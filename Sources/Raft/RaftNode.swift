@@ -1,0 +1,237 @@
+/// Result of a proposal.
+public enum ProposeOutcome: Sendable, Hashable {
+    /// Appended to the leader's log at `firstIndex...` in `term`; not yet committed. The entry is
+    /// committed iff the entry applied at `firstIndex` later carries this `term`.
+    case accepted(firstIndex: UInt64, term: UInt64)
+    /// This node does not lead; `leader` is the one it follows, 0 when unknown.
+    case notLeader(leader: UInt64)
+}
+
+/// One Raft peer as a pure state machine (etcd-io/raft's RawNode shape).
+///
+/// Inputs: `tick()`, `step(_:)`, `propose(_:)`. Output: a `Ready` the shell persists, sends and
+/// applies before acknowledging it with `advance(_:)`. No I/O, no clock, no hidden randomness:
+/// the same inputs give the same outputs.
+public final class RaftNode {
+    let config: RaftConfig
+    /// Voters other than us, ascending, so every broadcast has a stable order.
+    let otherPeers: [UInt64]
+    let quorum: Int
+
+    var term: UInt64
+    var vote: UInt64
+    /// Leader we follow in `term` (ourselves when leading), 0 when unknown.
+    var leader: UInt64 = 0
+    var role: Role = .follower
+    var log: RaftLog
+
+    /// Ticks since we last heard from a leader (followers) or since the last quorum check (leaders).
+    var electionElapsed = 0
+    var heartbeatElapsed = 0
+    var randomizedElectionTimeout = 0
+    var random: SeededGenerator
+
+    private var outbox: [Message] = []
+    private var outboxAfterPersist: [Message] = []
+    private var reportedHardState: HardState
+    private var reportedSoftState: SoftState
+    private var readyOutstanding = false
+
+    /// Restores a node from durable state: `hardState` and the full persisted log (index 1 on).
+    /// `applied` is how far the state machine already is (0 when it is rebuilt from scratch).
+    public init(config: RaftConfig, hardState: HardState = HardState(), entries: [Entry] = [], applied: UInt64 = 0) {
+        config.validate()
+        self.config = config
+        otherPeers = config.peers.filter { $0 != config.id }.sorted()
+        quorum = config.peers.count / 2 + 1
+        term = hardState.term
+        vote = hardState.vote
+        log = RaftLog(entries: entries, commit: hardState.commit, applied: applied)
+        precondition(log.lastTerm <= hardState.term,
+                     "raft: restored log holds term \(log.lastTerm) beyond hard state term \(hardState.term); storage is inconsistent")
+        random = SeededGenerator(seed: config.randomSeed ^ (config.id &* 0x9E37_79B9_7F4A_7C15))
+        reportedHardState = hardState
+        reportedSoftState = SoftState(leader: 0, role: .follower, term: hardState.term)
+        resetElectionTimer()
+    }
+
+    // MARK: Inputs
+
+    /// Advances logical time by one tick.
+    public func tick() {
+        switch role {
+        case .leader(let state): tickLeader(state)
+        case .follower, .preCandidate, .candidate: tickElection()
+        }
+    }
+
+    /// Feeds a message from a peer. Messages not addressed to us, from unknown nodes, from stale
+    /// terms or that make no sense in our role are ignored (some stale ones are answered so the
+    /// sender learns the newer term).
+    public func step(_ message: Message) {
+        guard message.to == config.id, message.from != config.id,
+              otherPeers.contains(message.from), message.term > 0 else { return }
+        if message.term > term {
+            if message.type == .preVote || message.type == .vote, inLeaderLease {
+                // Check quorum: we heard from a live leader within the election timeout, so this
+                // candidate (e.g. a rejoining partitioned node) must not depose it.
+                return
+            }
+            switch message.type {
+            case .preVote:
+                break  // a pre-vote never changes our term
+            case .preVoteResponse where !message.reject:
+                break  // a grant carries the term the pre-candidate would campaign for
+            case .append, .heartbeat:
+                becomeFollower(term: message.term, leader: message.from)
+            default:
+                becomeFollower(term: message.term, leader: 0)
+            }
+        } else if message.term < term {
+            answerStaleTerm(message)
+            return
+        }
+
+        switch message.type {
+        case .preVote, .vote:
+            handleVoteRequest(message)
+        default:
+            switch role {
+            case .follower: stepFollower(message)
+            case .preCandidate, .candidate: stepCandidate(message)
+            case .leader(let state): stepLeader(message, state)
+            }
+        }
+    }
+
+    /// Proposes one command. Only a leader accepts; others name the leader they know.
+    public func propose(_ data: [UInt8]) -> ProposeOutcome {
+        propose(batch: [data])
+    }
+
+    /// Proposes several commands as consecutive entries; `batch` must not be empty.
+    public func propose(batch: [[UInt8]]) -> ProposeOutcome {
+        guard case .leader(let state) = role else { return .notLeader(leader: leader) }
+        precondition(!batch.isEmpty, "raft: propose(batch:) needs at least one command")
+        let first = log.lastIndex + 1
+        let entries = batch.enumerated().map { offset, data in
+            Entry(term: term, index: first + UInt64(offset), kind: .normal, data: data)
+        }
+        log.appendAsLeader(entries)
+        broadcastAppend(state, includeEmpty: false)
+        return .accepted(firstIndex: first, term: term)
+    }
+
+    // MARK: Output
+
+    /// Whether `ready()` has anything to hand out.
+    public var hasReady: Bool {
+        hardState != reportedHardState || softState != reportedSoftState
+            || log.persisted < log.lastIndex || !outbox.isEmpty || !outboxAfterPersist.isEmpty
+            || !log.entriesToApply.isEmpty
+    }
+
+    /// Hands out the pending work. Call `advance(_:)` with it before the next `ready()`.
+    public func ready() -> Ready {
+        precondition(!readyOutstanding, "raft: ready() called again before advance() acknowledged the previous Ready")
+        readyOutstanding = true
+        log.cutReady()
+        let hard = hardState
+        let soft = softState
+        let ready = Ready(
+            hardState: hard != reportedHardState ? hard : nil,
+            softState: soft != reportedSoftState ? soft : nil,
+            entries: Array(log.unpersistedEntries),
+            messages: outbox,
+            messagesAfterPersist: outboxAfterPersist,
+            committedEntries: Array(log.entriesToApply)
+        )
+        reportedHardState = hard
+        reportedSoftState = soft
+        outbox = []
+        outboxAfterPersist = []
+        return ready
+    }
+
+    /// Acknowledges that `ready` was persisted, sent and applied. Its entries now count as durable:
+    /// a leader counts its own copy toward the commit quorum only from here on.
+    public func advance(_ ready: Ready) {
+        precondition(readyOutstanding, "raft: advance() without an outstanding ready()")
+        readyOutstanding = false
+        if let last = ready.entries.last { log.persisted(through: last.index) }
+        if let last = ready.committedEntries.last { log.applied(through: last.index) }
+        if case .leader(let state) = role, maybeCommit(state) {
+            broadcastAppend(state, includeEmpty: true)
+        }
+    }
+
+    // MARK: Observation
+
+    public var status: RaftStatus {
+        RaftStatus(id: config.id, role: role.name, term: term, leader: leader,
+                   commitIndex: log.commit, appliedIndex: log.applied,
+                   lastIndex: log.lastIndex, persistedIndex: log.persisted)
+    }
+
+    /// The entry at `index` in this node's (possibly not yet durable) log.
+    public func entry(at index: UInt64) -> Entry? {
+        log.entry(at: index)
+    }
+
+    var hardState: HardState { HardState(term: term, vote: vote, commit: log.commit) }
+    var softState: SoftState { SoftState(leader: leader, role: role.name, term: term) }
+
+    // MARK: Shared machinery
+
+    /// Queues a message from us. Appends and heartbeats only come from a leader whose term is
+    /// already durable (it persisted it before asking for votes), so they may leave before this
+    /// round's fsync; everything else vouches for state that must be durable first.
+    func send(_ message: Message) {
+        var message = message
+        message.from = config.id
+        switch message.type {
+        case .append, .heartbeat, .timeoutNow: outbox.append(message)
+        default: outboxAfterPersist.append(message)
+        }
+    }
+
+    /// A follower that heard from its leader within the minimum election timeout trusts it.
+    var inLeaderLease: Bool {
+        config.checkQuorum && leader != 0 && electionElapsed < config.electionTicks
+    }
+
+    func becomeFollower(term newTerm: UInt64, leader newLeader: UInt64) {
+        precondition(newTerm >= term, "raft: term moves back from \(term) to \(newTerm)")
+        if newTerm > term {
+            term = newTerm
+            vote = 0
+        }
+        role = .follower
+        leader = newLeader
+        resetElectionTimer()
+    }
+
+    func resetElectionTimer() {
+        electionElapsed = 0
+        heartbeatElapsed = 0
+        let spread = UInt64(config.electionTicks)
+        randomizedElectionTimeout = config.electionTicks + Int(random.next() % spread)
+    }
+
+    /// Older-term messages are dropped, but two kinds get an answer carrying our term: a stale
+    /// leader's append/heartbeat (so it steps down instead of lingering; with pre-vote and check
+    /// quorum a node with a higher term could otherwise never rejoin), and a pre-vote (so a
+    /// pre-candidate behind on terms learns the current one).
+    private func answerStaleTerm(_ message: Message) {
+        switch message.type {
+        case .append, .heartbeat:
+            if config.checkQuorum || config.preVote {
+                send(Message(type: .appendResponse, from: config.id, to: message.from, term: term, index: log.commit))
+            }
+        case .preVote:
+            send(Message(type: .preVoteResponse, from: config.id, to: message.from, term: term, reject: true))
+        default:
+            break
+        }
+    }
+}

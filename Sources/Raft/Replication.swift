@@ -1,0 +1,121 @@
+/// The leader's side of log replication: step function, appends, heartbeats, commit, check quorum.
+extension RaftNode {
+    func tickLeader(_ state: LeaderState) {
+        heartbeatElapsed += 1
+        electionElapsed += 1
+        if electionElapsed >= config.electionTicks {
+            electionElapsed = 0
+            if config.checkQuorum && !heardFromQuorum(state) {
+                // We may be on the minority side of a partition: stop serving as leader so clients
+                // go elsewhere, and so the lease followers grant us expires.
+                becomeFollower(term: term, leader: 0)
+                return
+            }
+        }
+        if heartbeatElapsed >= config.heartbeatTicks {
+            heartbeatElapsed = 0
+            broadcastHeartbeat(state)
+        }
+    }
+
+    /// Counts followers heard from since the last check (plus ourselves), and starts a new round.
+    private func heardFromQuorum(_ state: LeaderState) -> Bool {
+        var active = 1
+        for id in state.followers where state.progress[id]!.recentActive {
+            active += 1
+            state.progress[id]!.recentActive = false
+        }
+        return active >= quorum
+    }
+
+    func stepLeader(_ message: Message, _ state: LeaderState) {
+        guard state.progress[message.from] != nil else { return }
+        switch message.type {
+        case .appendResponse:
+            state.progress[message.from]!.recentActive = true
+            if message.reject {
+                let suggested = nextIndexAfterRejection(message)
+                if state.progress[message.from]!.reject(rejectedIndex: message.index, suggestedNext: suggested) {
+                    sendAppends(to: message.from, state)
+                }
+            } else {
+                if state.progress[message.from]!.acknowledge(message.index), maybeCommit(state) {
+                    broadcastAppend(state, includeEmpty: true)
+                } else {
+                    sendAppends(to: message.from, state)
+                }
+            }
+        case .heartbeatResponse:
+            state.progress[message.from]!.heartbeatAnswered()
+            if state.progress[message.from]!.match < log.lastIndex {
+                // Lagging or lost appends: (re)start replication; an empty append probes.
+                if sendAppend(to: message.from, state, includeEmpty: true) {
+                    sendAppends(to: message.from, state)
+                }
+            }
+        case .preVote, .vote, .preVoteResponse, .voteResponse, .append, .heartbeat, .timeoutNow:
+            break
+        }
+    }
+
+    /// Where to resume after a rejection, from the follower's conflict term and hint: past our
+    /// last entry of that term if we have it (our logs agree up to there), else at its first index.
+    private func nextIndexAfterRejection(_ rejection: Message) -> UInt64 {
+        if rejection.rejectTerm != 0, let last = log.lastIndex(ofTerm: rejection.rejectTerm) {
+            return last + 1
+        }
+        return max(rejection.rejectHint, 1)
+    }
+
+    /// Sends at most one append to `peer`; returns whether it sent one.
+    @discardableResult
+    func sendAppend(to peer: UInt64, _ state: LeaderState, includeEmpty: Bool) -> Bool {
+        let progress = state.progress[peer]!
+        if progress.isPaused { return false }
+        let prevIndex = progress.next - 1
+        guard let prevTerm = log.term(at: prevIndex) else {
+            preconditionFailure("raft: next index \(progress.next) for \(peer) is beyond our last index \(log.lastIndex)")
+        }
+        let entries = log.entries(from: progress.next, maxBytes: config.maxAppendBytes)
+        if entries.isEmpty && !includeEmpty { return false }
+        send(Message(type: .append, from: config.id, to: peer, term: term, logTerm: prevTerm,
+                     index: prevIndex, commit: log.commit, entries: entries))
+        state.progress[peer]!.sent(through: entries.last?.index ?? prevIndex, entryCount: entries.count)
+        return true
+    }
+
+    /// Sends appends to `peer` while there is something to send and its window allows; bounded by
+    /// the in-flight limit in replicate mode and by one append in probe mode.
+    func sendAppends(to peer: UInt64, _ state: LeaderState) {
+        while sendAppend(to: peer, state, includeEmpty: false) {}
+    }
+
+    /// Appends to every follower; `includeEmpty` also sends entry-less appends to carry a new commit index.
+    func broadcastAppend(_ state: LeaderState, includeEmpty: Bool) {
+        for peer in state.followers {
+            if sendAppend(to: peer, state, includeEmpty: includeEmpty) {
+                sendAppends(to: peer, state)
+            }
+        }
+    }
+
+    func broadcastHeartbeat(_ state: LeaderState) {
+        for peer in state.followers {
+            let commit = min(log.commit, state.progress[peer]!.match)
+            send(Message(type: .heartbeat, from: config.id, to: peer, term: term, commit: commit))
+        }
+    }
+
+    /// Commits the highest index a quorum holds durably, if it is from our term (Figure 8: an
+    /// earlier term's entry is committed only indirectly, by committing one of ours after it).
+    /// Returns whether the commit index moved.
+    func maybeCommit(_ state: LeaderState) -> Bool {
+        var matches = state.followers.map { state.progress[$0]!.match }
+        matches.append(log.persisted)
+        matches.sort(by: >)
+        let candidate = matches[quorum - 1]
+        guard candidate > log.commit, log.term(at: candidate) == term else { return false }
+        log.commit(to: candidate)
+        return true
+    }
+}

@@ -1,1 +1,0 @@
-// RaftStorage: under construction

@@ -1,0 +1,147 @@
+import Glibc
+import Logging
+
+/// One file of the write-ahead log: `wal-<16 hex digits of sequence number>.log`.
+///
+/// Segments are numbered 1, 2, 3, … with no gaps; replay reads them in that order. A segment is
+/// only ever appended to; the log rolls to a new one once the current one reaches the size limit.
+struct WALSegment: Comparable {
+    var sequence: UInt64
+    var path: String
+
+    init(directory: String, sequence: UInt64) {
+        self.sequence = sequence
+        self.path = "\(directory)/\(Self.fileName(sequence: sequence))"
+    }
+
+    static func fileName(sequence: UInt64) -> String {
+        "wal-\(hex(sequence)).log"
+    }
+
+    /// The sequence number a file name encodes, or nil if it is not a segment name.
+    static func sequence(fromFileName name: String) -> UInt64? {
+        guard name.hasPrefix("wal-"), name.hasSuffix(".log"), name.utf8.count == 4 + 16 + 4 else { return nil }
+        return UInt64(name.dropFirst(4).dropLast(4), radix: 16)
+    }
+
+    /// The segments in `directory`, ordered by sequence.
+    static func list(in directory: String) throws -> [WALSegment] {
+        try SystemFile.listDirectory(directory)
+            .compactMap { name in sequence(fromFileName: name).map { WALSegment(directory: directory, sequence: $0) } }
+            .sorted()
+    }
+
+    static func < (lhs: WALSegment, rhs: WALSegment) -> Bool { lhs.sequence < rhs.sequence }
+
+    // MARK: Replay
+
+    /// How a segment ended.
+    struct ReplayOutcome {
+        /// Bytes of whole, valid records: where appending resumes.
+        var validLength: Int
+        var fileSize: Int
+        /// Why the bytes after `validLength` were rejected (nil when the file ends cleanly).
+        var tailDamage: String?
+    }
+
+    /// Feeds every record to `apply` in order. Damage followed by a valid record, or any damage when
+    /// `isLast` is false, throws; damage with nothing valid after it in the last segment is a torn tail.
+    /// `apply` returns why a checksummed record makes no sense (nil if fine): that is never a torn write.
+    func replay(
+        isLast: Bool,
+        apply: (WALRecord.Kind, UnsafeRawBufferPointer) -> String?
+    ) throws -> ReplayOutcome {
+        let fd = try SystemFile.open(path, flags: O_RDONLY)
+        defer { SystemFile.close(fd) }
+        let size = try SystemFile.size(fd, path: path)
+        let bytes = try SystemFile.readAll(fd, size: size, path: path)
+        return try bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                switch WALRecord.frame(raw, at: offset) {
+                case let .record(kind, payload, next):
+                    if let problem = apply(kind, UnsafeRawBufferPointer(rebasing: raw[payload])) {
+                        throw StorageError.corruptRecord(path: path, offset: offset, reason: problem)
+                    }
+                    offset = next
+                case let .damaged(reason):
+                    if let valid = WALRecord.firstValidRecord(in: raw, after: offset) {
+                        throw StorageError.corruptRecord(
+                            path: path, offset: offset, reason: "\(reason); a valid record follows at offset \(valid)")
+                    }
+                    guard isLast else {
+                        throw StorageError.corruptRecord(
+                            path: path, offset: offset, reason: "\(reason), in a segment that later segments follow")
+                    }
+                    return ReplayOutcome(validLength: offset, fileSize: raw.count, tailDamage: reason)
+                }
+            }
+            return ReplayOutcome(validLength: offset, fileSize: raw.count, tailDamage: nil)
+        }
+    }
+}
+
+/// The segment being appended to: an open descriptor and how many bytes it holds.
+final class WALSegmentWriter {
+    let segment: WALSegment
+    private(set) var size: Int
+    /// Bytes written since the last fdatasync.
+    private(set) var hasUnsyncedWrites = false
+    private var fd: Int32
+
+    private init(segment: WALSegment, fd: Int32, size: Int) {
+        self.segment = segment
+        self.fd = fd
+        self.size = size
+    }
+
+    deinit { closeDescriptor() }
+
+    /// Creates a new, empty segment and makes its directory entry durable.
+    static func create(_ segment: WALSegment, directory: String) throws -> WALSegmentWriter {
+        let fd = try SystemFile.open(segment.path, flags: O_WRONLY | O_CREAT | O_EXCL | O_APPEND)
+        do {
+            try SystemFile.syncDirectory(directory)
+        } catch {
+            SystemFile.close(fd)
+            throw error
+        }
+        return WALSegmentWriter(segment: segment, fd: fd, size: 0)
+    }
+
+    /// Opens an existing segment for appending after its `validLength` bytes, cutting off (and syncing
+    /// away) anything beyond them so a later append cannot sit behind garbage.
+    static func resume(_ segment: WALSegment, validLength: Int) throws -> WALSegmentWriter {
+        let fd = try SystemFile.open(segment.path, flags: O_WRONLY | O_APPEND)
+        do {
+            if try SystemFile.size(fd, path: segment.path) != validLength {
+                try SystemFile.truncate(fd, to: validLength, path: segment.path)
+                try SystemFile.fullSync(fd, path: segment.path)
+            }
+        } catch {
+            SystemFile.close(fd)
+            throw error
+        }
+        return WALSegmentWriter(segment: segment, fd: fd, size: validLength)
+    }
+
+    /// One write() of the whole buffer (looping only on short writes); not durable until `sync`.
+    func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try SystemFile.writeAll(fd, $0, path: segment.path) }
+        size += bytes.count
+        hasUnsyncedWrites = true
+    }
+
+    func sync() throws {
+        guard hasUnsyncedWrites else { return }
+        try SystemFile.dataSync(fd, path: segment.path)
+        hasUnsyncedWrites = false
+    }
+
+    func closeDescriptor() {
+        if fd >= 0 {
+            SystemFile.close(fd)
+            fd = -1
+        }
+    }
+}
