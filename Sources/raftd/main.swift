@@ -1,1 +1,85 @@
-print("under construction")
+import ArgumentParser
+import EventLoop
+import Logging
+import RaftServer
+import ServiceSupport
+
+/// raftd: one node's consensus process — elections, replication and the durable log.
+struct Raftd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "raftd",
+        abstract: "Raft consensus for one kvraft node: elections, replication, the durable log, and the apply socket its kvd uses.",
+        discussion: """
+        Each node runs one raftd and one kvd. raftd dials every other node at exactly the address --peers gives \
+        for it, accepts peer connections on --listen, and serves its kvd on the Unix socket --apply-socket \
+        (created with mode 0600). Everything durable lives in --data-dir.
+        Example: raftd --id 1 --listen 127.0.0.1:7001 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \
+        --apply-socket /tmp/kv1.sock --data-dir /var/lib/kvraft/1
+        """)
+
+    @Option(help: "This node's id: a positive integer that appears in --peers.")
+    var id: UInt64
+
+    @Option(help: "HOST:PORT to accept peer connections on (e.g. 0.0.0.0:7001).")
+    var listen: String
+
+    @Option(help: "Every node's peer address, this node included: ID=HOST:PORT,ID=HOST:PORT,… Other nodes are dialed at exactly these addresses.")
+    var peers: NodeAddresses
+
+    @Option(help: "Path of the Unix socket this node's kvd connects to.")
+    var applySocket: String
+
+    @Option(help: "Directory holding this node's log and hard state (created if missing).")
+    var dataDir: String
+
+    @Option(help: "Name of the cluster; peers and data dirs of another cluster are refused.")
+    var clusterID: String = "kvraft"
+
+    @Option(help: "Leader heartbeat interval in milliseconds.")
+    var heartbeatMs: Double = 50
+
+    @Option(help: "Election timeout in milliseconds (randomized between 1x and 2x).")
+    var electionMs: Double = 300
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        guard id > 0 else { throw ValidationError("--id must be positive") }
+        guard peers.byID[id] != nil else { throw ValidationError("--peers must include this node (\(id))") }
+        guard Endpoint.parseHostPort(listen) != nil else { throw ValidationError("--listen '\(listen)' is not HOST:PORT") }
+        for (peer, address) in peers.byID where Endpoint.parseHostPort(address) == nil {
+            throw ValidationError("--peers: node \(peer) address '\(address)' is not HOST:PORT")
+        }
+        guard heartbeatMs >= 1 else { throw ValidationError("--heartbeat-ms must be at least 1") }
+        guard electionMs >= heartbeatMs * 3 else { throw ValidationError("--election-ms must be at least 3x --heartbeat-ms") }
+    }
+
+    func run() throws {
+        ProcessLogging.bootstrap(process: "raftd[\(id)]", level: logLevel)
+        let logger = Logger(label: "raftd")
+        var endpoints: [UInt64: Endpoint] = [:]
+        for (peer, address) in peers.byID { endpoints[peer] = Endpoint.parseHostPort(address)! }
+        let config = RaftServerConfig(
+            nodeID: id, clusterID: ClusterID.hash(clusterID), listen: Endpoint.parseHostPort(listen)!, peers: endpoints,
+            applySocketPath: applySocket, dataDir: dataDir, heartbeatMs: heartbeatMs, electionMs: electionMs)
+        let loop = EventLoop()
+        let server: RaftServer
+        do {
+            server = try RaftServer(loop: loop, config: config, logger: logger)
+            try server.start()
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        let signals = SignalWatcher(loop: loop) { signal in
+            logger.info("signal \(signal): shutting down")
+            server.stop()
+            loop.stop()
+        }
+        loop.run()
+        withExtendedLifetime(signals) {}
+    }
+}
+
+Raftd.main()
