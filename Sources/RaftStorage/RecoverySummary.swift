@@ -1,5 +1,3 @@
-import Raft
-
 /// What `DurableLog.open` found on disk.
 public struct RecoverySummary: Sendable, Equatable {
     /// Segment files replayed.
