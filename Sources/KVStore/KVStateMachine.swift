@@ -1,0 +1,154 @@
+import Wire
+
+/// The deterministic replicated state machine every kvd applies in log order: the
+/// key/value map and the client session table.
+///
+/// It does no I/O and reads no clock: its only inputs are the committed log entries, so
+/// replicas fed the same entries hold the same state and compute the same replies. Log
+/// time is the leader's wall clock stamped on each batch, made monotonic
+/// (`clockMs = max(clockMs, batch.timestampMs)`), so a new leader whose clock is behind
+/// cannot bring an expired session back.
+///
+/// ## Commands
+/// - GET: OK and the value, or NO_KEY and an empty value. A key holding the empty value
+///   is present (OK, empty).
+/// - PUT: sets the value; OK.
+/// - APPEND: appends to the value (a missing key is created, as by PUT); OK.
+/// - DELETE: OK if the key existed (it is removed), NO_KEY if not.
+/// - Any other op (raw value outside 0...3, including STATUS, which is never logged):
+///   BAD_REQUEST, no effect. For a sessioned client it still consumes its sequence number.
+///
+/// ## Exactly once
+/// `clientID == 0` means no session: the command is applied every time it appears.
+/// Otherwise, with the client's session holding `lastSeq` and the reply it got:
+/// - `seq == lastSeq`: a retry; the stored reply is returned again (same status, same
+///   value, even if the key changed since) and nothing is re-applied.
+/// - `seq > lastSeq`: applied, and its reply stored. Gaps are allowed (a client that
+///   gave up on a request moves on to a higher number).
+/// - `seq < lastSeq`: a late duplicate of a request the client no longer waits for (it
+///   has at most one request outstanding and has moved on). BAD_REQUEST, not re-applied.
+/// GETs are sessioned too: a retried GET gets its original reply.
+///
+/// ## Sessions: opening, expiry, eviction
+/// - A client with no session opens one only with `seq == 1`, and only if it holds no
+///   tombstone. Every client numbers its requests from 1; seq 0 from a nonzero client is
+///   BAD_REQUEST.
+/// - Before each batch, sessions idle for more than `sessionTimeoutMs` of log time are
+///   removed. When opening a session would exceed `maxSessions`, the least recently
+///   active session is evicted (ties broken by log order, earlier first). Either way the
+///   client leaves a tombstone.
+/// - A command from a client with no session gets SESSION_EXPIRED, with no effect, if the
+///   client is tombstoned or its `seq > 1`. A client that sees SESSION_EXPIRED knows the
+///   request was not applied, and must take a new client ID and start again from seq 1.
+///   (So a client whose first request never reached the log, and who moved on to seq 2,
+///   also gets SESSION_EXPIRED: safe, and cured the same way.)
+/// - Tombstones are removed after `tombstoneTimeoutMs` of log time, or oldest first
+///   beyond `maxTombstones`. Since a session-less request with `seq > 1` is refused
+///   whether or not a tombstone remains, a tombstone only guards seq 1. Residual risk: a
+///   copy of a client's seq-1 request that reaches the log after the client's session
+///   *and* its tombstone are gone (more than `sessionTimeoutMs + tombstoneTimeoutMs` of
+///   log time after the client was last active, or after more than `maxTombstones` later
+///   removals) is applied a second time.
+///
+/// Nothing observable depends on Dictionary iteration order.
+public struct KVStateMachine: Equatable, Sendable {
+    private var data: [[UInt8]: [UInt8]] = [:]
+    private var sessions: SessionTable
+
+    /// Index of the last log entry applied (a command batch or a no-op); 0 before any.
+    public private(set) var appliedIndex: UInt64 = 0
+
+    /// Log time: the largest batch timestamp applied so far, in milliseconds.
+    public private(set) var clockMs: UInt64 = 0
+
+    /// - Parameters:
+    ///   - sessionTimeoutMs: a session idle for longer than this much log time expires.
+    ///   - maxSessions: at most this many sessions are kept (at least 1).
+    ///   - tombstoneTimeoutMs: how long, in log time, an expired or evicted client is
+    ///     remembered (so that a late retry of its seq 1 gets SESSION_EXPIRED).
+    ///   - maxTombstones: at most this many removed clients are remembered (0: none).
+    public init(sessionTimeoutMs: UInt64 = 3_600_000, maxSessions: Int = 1_000_000,
+                tombstoneTimeoutMs: UInt64 = 86_400_000, maxTombstones: Int = 1_000_000) {
+        sessions = SessionTable(sessionTimeoutMs: sessionTimeoutMs, maxSessions: maxSessions,
+                                tombstoneTimeoutMs: tombstoneTimeoutMs, maxTombstones: maxTombstones)
+    }
+
+    /// Number of keys in the map.
+    public var count: Int { data.count }
+
+    /// Number of open client sessions.
+    public var sessionCount: Int { sessions.count }
+
+    /// Number of expired or evicted clients still remembered.
+    public var tombstoneCount: Int { sessions.tombstoneCount }
+
+    /// Entries in the session activity queue, live and stale: for tests of its bound.
+    var sessionActivityBacklog: Int { sessions.activityBacklog }
+
+    /// The value stored under `key`, if any. For tests and inspection; clients read through
+    /// the log with GET.
+    public func get(_ key: [UInt8]) -> [UInt8]? { data[key] }
+
+    /// Applies the commands of the log entry at `index`, in order, and returns one result
+    /// per command, in the same order. `index` must be greater than `appliedIndex`.
+    public mutating func apply(batch: CommandBatch, index: UInt64) -> [CommandResult] {
+        advance(to: index)
+        clockMs = max(clockMs, batch.timestampMs)
+        sessions.expire(nowMs: clockMs)
+        var results: [CommandResult] = []
+        results.reserveCapacity(batch.commands.count)
+        for command in batch.commands {
+            results.append(execute(command))
+        }
+        return results
+    }
+
+    /// Records a log entry that carries no commands (e.g. a new leader's no-op): only
+    /// `appliedIndex` moves. `index` must be greater than `appliedIndex`.
+    public mutating func applyNoop(index: UInt64) {
+        advance(to: index)
+    }
+
+    private mutating func advance(to index: UInt64) {
+        precondition(index > appliedIndex, "log entry \(index) applied after entry \(appliedIndex); entries must be applied once each, in log order")
+        appliedIndex = index
+    }
+
+    private mutating func execute(_ command: Command) -> CommandResult {
+        let clientID = command.clientID
+        guard clientID != 0 else { return perform(command) }
+        if let session = sessions[clientID] {
+            if command.seq == session.lastSeq {
+                sessions.touch(clientID, nowMs: clockMs)
+                return session.lastResult
+            }
+            if command.seq < session.lastSeq {
+                return .badRequest
+            }
+        } else {
+            if command.seq == 0 { return .badRequest }
+            if command.seq > 1 || sessions.isTombstoned(clientID) { return .sessionExpired }
+        }
+        let result = perform(command)
+        sessions.record(clientID, seq: command.seq, result: result, nowMs: clockMs)
+        return result
+    }
+
+    private mutating func perform(_ command: Command) -> CommandResult {
+        switch command.op {
+        case .get:
+            guard let value = data[command.key] else { return .noKey }
+            return CommandResult(status: .ok, value: value)
+        case .put:
+            data[command.key] = command.value
+            return .ok
+        case .append:
+            data[command.key, default: []].append(contentsOf: command.value)
+            return .ok
+        case .delete:
+            return data.removeValue(forKey: command.key) == nil ? .noKey : .ok
+        default:
+            return .badRequest
+        }
+    }
+}

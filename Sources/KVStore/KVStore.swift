@@ -1,1 +1,0 @@
-// KVStore: under construction
