@@ -1,1 +1,303 @@
-// KVServer: under construction
+import EventLoop
+import KVStore
+import Logging
+import Wire
+
+/// kvd: the key/value state machine of one node, fed by its raftd, serving clients.
+///
+/// Every operation (Get included) is proposed to the log; replies go out when the entry
+/// applies here. kvd is rebuilt from raftd's stream on every start, so it holds nothing
+/// that raftd's log does not.
+public final class KVServer {
+    private let loop: EventLoop
+    private let config: KVServerConfig
+    private let logger: Logger
+    private var machine: KVStateMachine
+    private let raftLink: Dialer
+    private var raftDecoder = FrameDecoder(frameLimit: 64 << 20)
+    private var raftReady = false
+    private var listener: Listener?
+    private var clients: [ObjectIdentifier: ClientLink] = [:]
+    private var pending = PendingRequests()
+    private var flushAction: DeferredAction!
+    private var sweepTimer: Timer!
+    private var nextProposalID: UInt64 = 1
+    private var nextQueryID: UInt64 = 1
+    private var statusQueries: [UInt64: Waiter] = [:]
+    private var stopping = false
+    /// The leadership raftd last reported.
+    private var leadership = Leadership(term: 0, leaderID: 0, isLeader: false)
+    private var scratch: [UInt8] = []
+
+    public init(loop: EventLoop, config: KVServerConfig, logger: Logger) {
+        self.loop = loop
+        self.config = config
+        self.logger = logger
+        machine = KVStateMachine(sessionTimeoutMs: config.sessionTimeoutMs, maxSessions: config.maxSessions)
+        raftLink = Dialer(loop: loop, endpoint: .unix(path: config.raftSocketPath), minBackoffMs: 10, maxBackoffMs: 500)
+        flushAction = DeferredAction(loop: loop) { [weak self] in self?.flushProposals() }
+        sweepTimer = Timer(loop: loop, repeating: true) { [weak self] in self?.sweepDeadlines() }
+    }
+
+    public func start() throws {
+        listener = try Listener(loop: loop, endpoint: config.listen) { [weak self] connection in
+            self?.accept(connection)
+        }
+        raftLink.onConnected = { [weak self] connection in self?.raftConnected(connection) }
+        raftLink.onDisconnected = { [weak self] reason in self?.raftDisconnected(reason) }
+        raftLink.start()
+        sweepTimer.schedule(milliseconds: 50)
+        logger.info("kvd \(config.nodeID) serving clients", metadata: ["listen": "\(config.listen)", "raft": "\(config.raftSocketPath)"])
+    }
+
+    /// Stops accepting, answers every waiting request (UNAVAILABLE: outcome unknown, retry),
+    /// and lets replies drain.
+    public func stop() {
+        guard !stopping else { return }
+        stopping = true
+        listener?.close()
+        failAll(status: .unavailable, message: "kvd is shutting down")
+        raftLink.stop()
+        for client in clients.values { client.connection.closeAfterFlush() }
+        sweepTimer.cancel()
+        logger.info("kvd \(config.nodeID) stopped", metadata: ["applied": "\(machine.appliedIndex)"])
+    }
+
+    /// Connections still sending replies (for a graceful exit).
+    public var hasUnsentReplies: Bool {
+        clients.values.contains { !$0.connection.isClosed && $0.connection.outputBufferedBytes > 0 }
+    }
+
+    public var appliedIndex: UInt64 { machine.appliedIndex }
+
+    // MARK: raftd link
+
+    private func raftConnected(_ connection: Connection) {
+        raftDecoder = FrameDecoder(frameLimit: 64 << 20)
+        connection.onRead = { [weak self] conn in self?.receiveFromRaft(conn) }
+        scratch.removeAll(keepingCapacity: true)
+        KvdToRaft.hello(lastApplied: machine.appliedIndex).appendFrame(to: &scratch)
+        connection.write(scratch)
+        raftReady = true
+        logger.info("attached to raftd", metadata: ["lastApplied": "\(machine.appliedIndex)"])
+    }
+
+    private func raftDisconnected(_ reason: Connection.CloseReason) {
+        if raftReady { logger.warning("lost raftd: \(reason); retrying") }
+        raftReady = false
+        leadership = Leadership(term: leadership.term, leaderID: 0, isLeader: false)
+        failAll(status: .unavailable, message: "raftd unreachable; outcome unknown, retry")
+        for (_, waiter) in statusQueries {
+            waiter.client.reply(KvResponse(requestID: waiter.requestID, status: .ok,
+                                           nodes: [NodeStatus(nodeID: config.nodeID, reachable: true, appliedIndex: machine.appliedIndex,
+                                                              address: "\(config.listen)", error: "raftd unreachable")]))
+        }
+        statusQueries.removeAll()
+    }
+
+    private func receiveFromRaft(_ connection: Connection) {
+        raftDecoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
+        do {
+            while let frame = try raftDecoder.nextFrame() {
+                handle(try RaftToKvd(serialized: frame))
+            }
+        } catch {
+            logger.error("bad frame from raftd: \(error); reconnecting")
+            raftLink.reset()
+            raftDisconnected(.error("\(error)"))
+        }
+    }
+
+    private func handle(_ message: RaftToKvd) {
+        switch message {
+        case let .committed(entries):
+            for entry in entries { apply(entry) }
+        case let .results(results):
+            for result in results { proposalResult(result) }
+        case let .leadership(new):
+            leadershipChanged(new)
+        case let .status(queryID, status):
+            guard let waiter = statusQueries.removeValue(forKey: queryID) else { return }
+            var node = status
+            node.appliedIndex = machine.appliedIndex
+            waiter.client.reply(KvResponse(requestID: waiter.requestID, status: .ok, nodes: [node]))
+        }
+    }
+
+    private func apply(_ entry: LogEntry) {
+        guard entry.index == machine.appliedIndex + 1 else {
+            if entry.index <= machine.appliedIndex { return }  // already applied: a replay after reconnect
+            logger.critical("raftd skipped entries: got \(entry.index) after \(machine.appliedIndex); reconnecting")
+            raftLink.reset()
+            raftDisconnected(.error("gap in the committed stream"))
+            return
+        }
+        var results: [CommandResult] = []
+        if entry.isNoop || entry.data.isEmpty {
+            machine.applyNoop(index: entry.index)
+        } else {
+            do {
+                let batch = try CommandBatch(serialized: entry.data)
+                results = machine.apply(batch: batch, index: entry.index)
+            } catch {
+                // Deterministic on every replica: the same bytes fail everywhere.
+                logger.error("log entry \(entry.index) is not a command batch (\(error)); skipped")
+                machine.applyNoop(index: entry.index)
+            }
+        }
+        guard let proposal = pending.awaitingApply.removeValue(forKey: entry.index) else { return }
+        pending.finished(proposal)
+        if proposal.term == entry.term && results.count == proposal.waiters.count {
+            for (waiter, result) in zip(proposal.waiters, results) {
+                waiter.client.reply(KvResponse(requestID: waiter.requestID, status: result.status, value: result.value))
+            }
+        } else {
+            // Another leader's entry took this position: ours was never applied.
+            answer(proposal.waiters, status: .wrongLeader, message: "log position taken by another leader's entry")
+        }
+    }
+
+    private func proposalResult(_ result: ProposeResult) {
+        guard let proposal = pending.awaitingResult.removeValue(forKey: result.proposalID) else { return }
+        if result.accepted && result.term == leadership.term && leadership.isLeader {
+            proposal.index = result.index
+            proposal.term = result.term
+            if let displaced = pending.awaitingApply.updateValue(proposal, forKey: result.index) {
+                pending.finished(displaced)
+                answer(displaced.waiters, status: .wrongLeader, message: "log position reused")
+            }
+        } else {
+            pending.finished(proposal)
+            if result.leaderID != 0 && !result.accepted {
+                leadership = Leadership(term: leadership.term, leaderID: result.leaderID, isLeader: false)
+            }
+            answer(proposal.waiters, status: .wrongLeader, message: "not the leader")
+        }
+    }
+
+    private func leadershipChanged(_ new: Leadership) {
+        let old = leadership
+        leadership = new
+        if old.isLeader && (!new.isLeader || new.term != old.term) {
+            // Our term is over: whatever we proposed may or may not commit; the client retries
+            // with the same session numbers and gets the original reply if it did.
+            failAll(status: .wrongLeader, message: "leadership lost in term \(old.term)")
+        }
+        if new.isLeader != old.isLeader || new.leaderID != old.leaderID {
+            logger.info(new.isLeader ? "this node leads" : "leader is \(new.leaderID == 0 ? "unknown" : String(new.leaderID))",
+                        metadata: ["term": "\(new.term)"])
+        }
+    }
+
+    // MARK: Clients
+
+    private func accept(_ connection: Connection) {
+        guard !stopping else { return connection.close() }
+        let client = ClientLink(connection: connection, frameLimit: config.frameLimit)
+        clients[ObjectIdentifier(connection)] = client
+        connection.onRead = { [weak self] conn in self?.receiveFromClient(conn) }
+        connection.onWritable = { conn in conn.resumeReading() }
+        connection.onClose = { [weak self] conn, _ in self?.clients[ObjectIdentifier(conn)] = nil }
+    }
+
+    private func receiveFromClient(_ connection: Connection) {
+        guard let client = clients[ObjectIdentifier(connection)] else { return connection.close() }
+        client.decoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
+        do {
+            while let frame = try client.decoder.nextFrame() {
+                handle(try KvRequest(serialized: frame), from: client)
+                if connection.isReadingPaused { break }
+            }
+        } catch {
+            client.reply(KvResponse(requestID: 0, status: .badRequest, message: "\(error); closing connection"))
+            connection.closeAfterFlush()
+            clients[ObjectIdentifier(connection)] = nil
+        }
+    }
+
+    private func handle(_ request: KvRequest, from client: ClientLink) {
+        if request.op == .status { return queryStatus(request, from: client) }
+        if let problem = RequestValidation.problem(with: request, config: config) {
+            return client.reply(KvResponse(requestID: request.requestID, status: .badRequest, message: problem))
+        }
+        guard raftReady else {
+            return client.reply(KvResponse(requestID: request.requestID, status: .unavailable, message: "raftd unreachable"))
+        }
+        guard leadership.isLeader else {
+            return client.reply(KvResponse(requestID: request.requestID, status: .wrongLeader,
+                                           leaderHint: leadership.leaderID == 0 ? "" : String(leadership.leaderID)))
+        }
+        guard pending.count < config.maxPendingRequests else {
+            return client.reply(KvResponse(requestID: request.requestID, status: .unavailable, message: "overloaded; retry later"))
+        }
+        let command = Command(clientID: request.clientID, seq: request.seq, op: request.op, key: request.key, value: request.value)
+        let size = request.key.count + request.value.count + 32
+        if pending.batchBytes + size > config.maxProposalBytes && !pending.batchCommands.isEmpty {
+            flushProposals()
+        }
+        pending.batchCommands.append(command)
+        pending.batchWaiters.append(Waiter(client: client, requestID: request.requestID))
+        pending.batchBytes += size
+        pending.count += 1
+        flushAction.schedule()
+    }
+
+    private func queryStatus(_ request: KvRequest, from client: ClientLink) {
+        guard raftReady, let connection = raftLink.connection else {
+            return client.reply(KvResponse(requestID: request.requestID, status: .ok, nodes: [
+                NodeStatus(nodeID: config.nodeID, reachable: true, appliedIndex: machine.appliedIndex,
+                           address: "\(config.listen)", error: "raftd unreachable"),
+            ]))
+        }
+        let queryID = nextQueryID
+        nextQueryID += 1
+        statusQueries[queryID] = Waiter(client: client, requestID: request.requestID)
+        scratch.removeAll(keepingCapacity: true)
+        KvdToRaft.statusQuery(queryID: queryID).appendFrame(to: &scratch)
+        connection.write(scratch)
+    }
+
+    /// Sends everything batched since the last flush as one proposal (one log entry).
+    private func flushProposals() {
+        guard !pending.batchCommands.isEmpty else { return }
+        let commands = pending.batchCommands
+        let waiters = pending.batchWaiters
+        pending.batchCommands.removeAll(keepingCapacity: true)
+        pending.batchWaiters.removeAll(keepingCapacity: true)
+        pending.batchBytes = 0
+        guard raftReady, leadership.isLeader, let connection = raftLink.connection else {
+            pending.count -= waiters.count
+            return answer(waiters, status: .wrongLeader, message: "leadership changed before proposing")
+        }
+        let id = nextProposalID
+        nextProposalID += 1
+        let deadline = EventLoop.monotonicNanos() + UInt64(config.requestTimeoutMs * 1_000_000)
+        let proposal = ProposalInFlight(id: id, waiters: waiters, deadline: deadline)
+        pending.awaitingResult[id] = proposal
+        pending.byAge.append(proposal)
+        let batch = CommandBatch(timestampMs: EventLoop.wallClockMillis(), commands: commands)
+        scratch.removeAll(keepingCapacity: true)
+        KvdToRaft.propose([Proposal(proposalID: id, data: batch.serialized())]).appendFrame(to: &scratch)
+        connection.write(scratch)
+    }
+
+    private func sweepDeadlines() {
+        for proposal in pending.takeExpired(now: EventLoop.monotonicNanos()) {
+            answer(proposal.waiters, status: .timeout, message: "not applied within \(Int(config.requestTimeoutMs)) ms; outcome unknown, retry")
+        }
+    }
+
+    private func failAll(status: Status, message: String) {
+        let hint = leadership.leaderID == 0 || leadership.isLeader ? "" : String(leadership.leaderID)
+        for waiter in pending.takeAll() {
+            waiter.client.reply(KvResponse(requestID: waiter.requestID, status: status, leaderHint: hint, message: message))
+        }
+    }
+
+    private func answer(_ waiters: [Waiter], status: Status, message: String) {
+        let hint = leadership.leaderID == 0 || leadership.isLeader ? "" : String(leadership.leaderID)
+        for waiter in waiters {
+            waiter.client.reply(KvResponse(requestID: waiter.requestID, status: status, leaderHint: hint, message: message))
+        }
+    }
+}

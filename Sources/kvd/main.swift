@@ -1,1 +1,80 @@
-print("under construction")
+import ArgumentParser
+import EventLoop
+import KVServer
+import Logging
+import ServiceSupport
+
+/// kvd: one node's key/value state machine, fed by its raftd, serving the client protocol.
+struct Kvd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kvd",
+        abstract: "The kvraft key/value state machine of one node: applies the Raft log, serves clients.",
+        discussion: """
+        kvd connects to its node's raftd on --raft-socket (retrying for as long as it takes), rebuilds its state \
+        from raftd's stream of committed entries, and serves the client protocol (proto/kv.proto) on --listen. \
+        Only the leader's kvd completes requests; the others answer WRONG_LEADER with the leader's id.
+        Example: kvd --id 1 --listen 127.0.0.1:9001 --raft-socket /tmp/kv1.sock
+        """)
+
+    @Option(help: "This node's id (the same as its raftd's --id).")
+    var id: UInt64
+
+    @Option(help: "HOST:PORT to serve the client protocol on (e.g. 0.0.0.0:9001).")
+    var listen: String
+
+    @Option(help: "Path of this node's raftd apply socket (raftd's --apply-socket).")
+    var raftSocket: String
+
+    @Option(help: "Milliseconds a request may wait to be applied before it is answered TIMEOUT.")
+    var requestTimeoutMs: Double = 3000
+
+    @Option(help: "Seconds a client session may stay idle (in the leader's log time) before it expires.")
+    var sessionTimeoutS: UInt64 = 3600
+
+    @Option(help: "Largest value accepted, in bytes.")
+    var maxValueBytes: Int = 4 * 1024 * 1024
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        guard id > 0 else { throw ValidationError("--id must be positive") }
+        guard Endpoint.parseHostPort(listen) != nil else { throw ValidationError("--listen '\(listen)' is not HOST:PORT") }
+        guard !raftSocket.isEmpty else { throw ValidationError("--raft-socket must be a path") }
+        guard requestTimeoutMs >= 10 else { throw ValidationError("--request-timeout-ms must be at least 10") }
+        guard sessionTimeoutS >= 1 else { throw ValidationError("--session-timeout-s must be at least 1") }
+        guard (1...(15 * 1024 * 1024)).contains(maxValueBytes) else { throw ValidationError("--max-value-bytes must be between 1 and 15 MiB") }
+    }
+
+    func run() throws {
+        ProcessLogging.bootstrap(process: "kvd[\(id)]", level: logLevel)
+        let logger = Logger(label: "kvd")
+        var config = KVServerConfig(nodeID: id, listen: Endpoint.parseHostPort(listen)!, raftSocketPath: raftSocket)
+        config.requestTimeoutMs = requestTimeoutMs
+        config.sessionTimeoutMs = sessionTimeoutS * 1000
+        config.maxValueBytes = maxValueBytes
+        let loop = EventLoop()
+        let server = KVServer(loop: loop, config: config, logger: logger)
+        do {
+            try server.start()
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        let drainTimer = Timer(loop: loop, repeating: true) {
+            if !server.hasUnsentReplies { loop.stop() }
+        }
+        let deadline = Timer(loop: loop) { loop.stop() }
+        let signals = SignalWatcher(loop: loop) { signal in
+            logger.info("signal \(signal): shutting down")
+            server.stop()
+            // Let replies drain for up to a second, then go.
+            drainTimer.schedule(milliseconds: 10)
+            deadline.schedule(milliseconds: 1000)
+        }
+        loop.run()
+        withExtendedLifetime((signals, drainTimer, deadline)) {}
+    }
+}
+
+Kvd.main()

@@ -1,0 +1,26 @@
+import EventLoop
+
+/// Everything a kvd process is told on its command line.
+public struct KVServerConfig: Sendable {
+    public var nodeID: UInt64
+    public var listen: Endpoint
+    public var raftSocketPath: String
+    /// A request not applied within this long is answered TIMEOUT.
+    public var requestTimeoutMs: Double = 3000
+    /// Client sessions idle longer than this (in log time) expire.
+    public var sessionTimeoutMs: UInt64 = 3_600_000
+    public var maxSessions: Int = 1_000_000
+    public var maxKeyBytes: Int = 64 * 1024
+    public var maxValueBytes: Int = 4 * 1024 * 1024
+    public var frameLimit: Int = 16 * 1024 * 1024
+    /// Requests waiting for the log, summed over all clients; beyond it new ones get UNAVAILABLE.
+    public var maxPendingRequests: Int = 200_000
+    /// Upper bound of one proposal (one log entry) in bytes of commands.
+    public var maxProposalBytes: Int = 1 << 20
+
+    public init(nodeID: UInt64, listen: Endpoint, raftSocketPath: String) {
+        self.nodeID = nodeID
+        self.listen = listen
+        self.raftSocketPath = raftSocketPath
+    }
+}
