@@ -1,1 +1,0 @@
-// KVClient: under construction
