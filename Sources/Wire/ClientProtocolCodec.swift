@@ -8,7 +8,7 @@ extension KvRequest: WireMessage {
         m.pointee.request_id = requestID
         m.pointee.client_id = clientID
         m.pointee.seq = seq
-        m.pointee.op = Kvraft__Op(rawValue: numericCast(op.rawValue))
+        m.pointee.op = Kvraft__Op(rawValue: .init(truncatingIfNeeded: op.rawValue))
         m.pointee.key = arena.bytes(key)
         m.pointee.value = arena.bytes(value)
         appendPacked(m, size: kvraft__kv_request__get_packed_size, pack: kvraft__kv_request__pack, framed: framed, to: &out)
@@ -64,7 +64,7 @@ extension KvResponse: WireMessage {
         let m = arena.make(Kvraft__KvResponse.self)
         kvraft__kv_response__init(m)
         m.pointee.request_id = requestID
-        m.pointee.status = Kvraft__Status(rawValue: numericCast(status.rawValue))
+        m.pointee.status = Kvraft__Status(rawValue: .init(truncatingIfNeeded: status.rawValue))
         m.pointee.value = arena.bytes(value)
         m.pointee.leader_hint = arena.string(leaderHint)
         m.pointee.message = arena.string(message)

@@ -41,7 +41,7 @@ extension CommandBatch: WireMessage {
             kvraft__apply__command__init(c)
             c.pointee.client_id = command.clientID
             c.pointee.seq = command.seq
-            c.pointee.op = Kvraft__Op(rawValue: numericCast(command.op.rawValue))
+            c.pointee.op = Kvraft__Op(rawValue: .init(truncatingIfNeeded: command.op.rawValue))
             c.pointee.key = arena.bytes(command.key)
             c.pointee.value = arena.bytes(command.value)
             list[i] = c
