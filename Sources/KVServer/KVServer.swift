@@ -120,6 +120,7 @@ public final class KVServer {
             guard let waiter = statusQueries.removeValue(forKey: queryID) else { return }
             var node = status
             node.appliedIndex = machine.appliedIndex
+            node.address = "\(config.listen)"
             waiter.client.reply(KvResponse(requestID: waiter.requestID, status: .ok, nodes: [node]))
         }
     }

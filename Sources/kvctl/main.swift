@@ -57,14 +57,16 @@ func run(_ op: Op, key: String, value: String = "", options: GatewayOptions) thr
 
 struct Get: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the value of KEY (exit 1 if it does not exist).")
-    @OptionGroup var options: GatewayOptions
+    @ParentCommand var root: Kvctl
+    var options: GatewayOptions { root.options }
     @Argument(help: "The key.") var key: String
     func run() throws { try kvctl.run(.get, key: key, options: options) }
 }
 
 struct Put: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Set KEY to VALUE.")
-    @OptionGroup var options: GatewayOptions
+    @ParentCommand var root: Kvctl
+    var options: GatewayOptions { root.options }
     @Argument(help: "The key.") var key: String
     @Argument(help: "The value.") var value: String
     func run() throws { try kvctl.run(.put, key: key, value: value, options: options) }
@@ -72,7 +74,8 @@ struct Put: ParsableCommand {
 
 struct Append: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Append VALUE to KEY (creating it if missing).")
-    @OptionGroup var options: GatewayOptions
+    @ParentCommand var root: Kvctl
+    var options: GatewayOptions { root.options }
     @Argument(help: "The key.") var key: String
     @Argument(help: "The value to append.") var value: String
     func run() throws { try kvctl.run(.append, key: key, value: value, options: options) }
@@ -80,14 +83,16 @@ struct Append: ParsableCommand {
 
 struct Delete: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Delete KEY (exit 1 if it did not exist).")
-    @OptionGroup var options: GatewayOptions
+    @ParentCommand var root: Kvctl
+    var options: GatewayOptions { root.options }
     @Argument(help: "The key.") var key: String
     func run() throws { try kvctl.run(.delete, key: key, options: options) }
 }
 
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "Show every node: reachable, role, term, leader, commit and applied index.")
-    @OptionGroup var options: GatewayOptions
+    @ParentCommand var root: Kvctl
+    var options: GatewayOptions { root.options }
 
     func run() throws {
         let clerk = try options.clerk()
@@ -124,6 +129,8 @@ struct Kvctl: ParsableCommand {
         3 no answer in time (for a write: outcome unknown); 64 usage error.
         """,
         subcommands: [Get.self, Put.self, Append.self, Delete.self, StatusCommand.self])
+
+    @OptionGroup var options: GatewayOptions
 }
 
 Kvctl.main()

@@ -1,1 +1,69 @@
-print("under construction")
+import ArgumentParser
+import EventLoop
+import Gateway
+import Logging
+import ServiceSupport
+
+/// kvgateway: a stateless front door that finds the leader and forwards client requests.
+struct Kvgateway: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kvgateway",
+        abstract: "Stateless kvraft gateway: takes client requests and forwards them to the leader's kvd, retrying until a deadline.",
+        discussion: """
+        Run as many as you like; clients may use any of them. Requests are forwarded unchanged (same client_id \
+        and seq), so retries stay exactly-once; requests with client_id 0 get a gateway-owned session.
+        Example: kvgateway --listen 0.0.0.0:8000 --nodes 1=10.0.0.1:9001,2=10.0.0.2:9001,3=10.0.0.3:9001
+        """)
+
+    @Option(help: "HOST:PORT to serve clients on.")
+    var listen: String
+
+    @Option(help: "Each node's kvd client address by node id: ID=HOST:PORT,ID=HOST:PORT,…")
+    var nodes: NodeAddresses
+
+    @Option(help: "Milliseconds to keep retrying a request (leader changes, timeouts) before answering UNAVAILABLE.")
+    var requestDeadlineMs: Double = 5000
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        guard Endpoint.parseHostPort(listen) != nil else { throw ValidationError("--listen '\(listen)' is not HOST:PORT") }
+        for (node, address) in nodes.byID where Endpoint.parseHostPort(address) == nil {
+            throw ValidationError("--nodes: node \(node) address '\(address)' is not HOST:PORT")
+        }
+        guard requestDeadlineMs >= 10 else { throw ValidationError("--request-deadline-ms must be at least 10") }
+    }
+
+    func run() throws {
+        ProcessLogging.bootstrap(process: "kvgateway", level: logLevel)
+        let logger = Logger(label: "kvgateway")
+        var endpoints: [UInt64: Endpoint] = [:]
+        for (node, address) in nodes.byID { endpoints[node] = Endpoint.parseHostPort(address)! }
+        var config = GatewayConfig(listen: Endpoint.parseHostPort(listen)!, nodes: endpoints)
+        config.requestDeadlineMs = requestDeadlineMs
+        let loop = EventLoop()
+        let gateway = Gateway(loop: loop, config: config, logger: logger)
+        do {
+            try gateway.start()
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        let drain = Timer(loop: loop, repeating: true) {
+            if gateway.isDrained { loop.stop() }
+        }
+        let deadline = Timer(loop: loop) { loop.stop() }
+        let signals = SignalWatcher(loop: loop) { signal in
+            logger.info("signal \(signal): draining and shutting down")
+            gateway.stop()
+            drain.schedule(milliseconds: 10)
+            deadline.schedule(milliseconds: 1500)
+        }
+        loop.run()
+        logger.info("kvgateway stopped")
+        withExtendedLifetime((signals, drain, deadline)) {}
+    }
+}
+
+Kvgateway.main()

@@ -1,0 +1,20 @@
+import EventLoop
+
+/// Everything a kvgateway process is told on its command line.
+public struct GatewayConfig: Sendable {
+    public var listen: Endpoint
+    /// Each node's kvd client address by node id (leader hints are node ids).
+    public var nodes: [UInt64: Endpoint]
+    /// How long the gateway keeps retrying a request before answering UNAVAILABLE.
+    public var requestDeadlineMs: Double = 5000
+    /// Requests forwarded and not yet answered, over all clients; beyond it, UNAVAILABLE.
+    public var maxInFlight: Int = 200_000
+    public var frameLimit: Int = 16 * 1024 * 1024
+    /// Idle gateway-owned sessions kept for client_id = 0 requests.
+    public var maxIdleSessions: Int = 4096
+
+    public init(listen: Endpoint, nodes: [UInt64: Endpoint]) {
+        self.listen = listen
+        self.nodes = nodes
+    }
+}
