@@ -98,7 +98,6 @@ public final class Gateway {
         } catch {
             client.reply(KvResponse(requestID: 0, status: .badRequest, message: "\(error); closing connection"))
             connection.closeAfterFlush()
-            clients[ObjectIdentifier(connection)] = nil
         }
     }
 

@@ -212,7 +212,6 @@ public final class KVServer {
         } catch {
             client.reply(KvResponse(requestID: 0, status: .badRequest, message: "\(error); closing connection"))
             connection.closeAfterFlush()
-            clients[ObjectIdentifier(connection)] = nil
         }
     }
 
