@@ -76,7 +76,7 @@ let package = Package(
         // Tests.
         .target(name: "ClusterTestSupport", dependencies: ["KVClient", "Wire", "EventLoop"], path: "Tests/ClusterTestSupport"),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "Wire"]),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "Wire", "ClusterTestSupport"]),
         .testTarget(name: "RaftTests", dependencies: ["Raft"]),
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "Raft"]),
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "Wire"]),

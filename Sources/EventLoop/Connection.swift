@@ -46,6 +46,8 @@ public final class Connection {
     }
 
     private var bev: OpaquePointer?
+    /// Keeps the event base alive as long as the bufferevent exists.
+    private let loop: EventLoop
     public let limits: Limits
     public let peer: String
     private var closingAfterFlush = false
@@ -64,7 +66,8 @@ public final class Connection {
     /// Free for the owner (e.g. a session object or id).
     public var userID: UInt64 = 0
 
-    init(bev: OpaquePointer, peer: String, connected: Bool, limits: Limits) {
+    init(loop: EventLoop, bev: OpaquePointer, peer: String, connected: Bool, limits: Limits) {
+        self.loop = loop
         self.bev = bev
         self.peer = peer
         self.limits = limits
@@ -100,7 +103,7 @@ public final class Connection {
             bufferevent_free(bev)
             throw EventLoopError.errno("connect to \(endpoint)", code: code)
         }
-        return Connection(bev: bev, peer: endpoint.description, connected: false, limits: limits)
+        return Connection(loop: loop, bev: bev, peer: endpoint.description, connected: false, limits: limits)
     }
 
     /// Lower latency for small frames; keep dead TCP peers from hanging forever.

@@ -7,9 +7,12 @@ public final class DeferredAction {
     private var event: OpaquePointer?
     private let action: () -> Void
     public private(set) var isScheduled = false
+    /// Keeps the event base alive as long as this event exists.
+    private let loop: EventLoop
 
     public init(loop: EventLoop, action: @escaping () -> Void) {
         self.action = action
+        self.loop = loop
         let ctx = Unmanaged.passUnretained(self).toOpaque()
         event = event_new(loop.base, -1, 0, { _, _, ctx in
             let deferred = Unmanaged<DeferredAction>.fromOpaque(ctx!).takeUnretainedValue()

@@ -22,7 +22,7 @@ public final class Listener {
         self.onAccept = onAccept
         self.limits = limits
         self.endpoint = endpoint
-        self.base = loop.base
+        self.loop = loop
         let address = try SocketAddress.resolve(endpoint)
         var previousMask: mode_t?
         if case let .unix(path) = endpoint {
@@ -48,6 +48,7 @@ public final class Listener {
             throw EventLoopError.errno("cannot listen on \(endpoint)", code: bindErrno)
         }
         listener = created
+        ownsUnixPath = unixPath != nil
         evconnlistener_set_error_cb(created) { listener, ctx in
             // EMFILE and friends: keep listening; the backlog waits until descriptors free up.
             _ = listener
@@ -58,11 +59,14 @@ public final class Listener {
         }
     }
 
-    private let base: OpaquePointer
+    /// Keeps the event base alive as long as the listener and its connections exist.
+    private let loop: EventLoop
+    /// Set once bind created the socket file: only then is it ours to unlink.
+    private var ownsUnixPath = false
 
     deinit {
         if let listener { evconnlistener_free(listener) }
-        if let unixPath { unlink(unixPath) }
+        if ownsUnixPath, let unixPath { unlink(unixPath) }
     }
 
     /// Stops accepting (already accepted connections are unaffected).
@@ -73,13 +77,13 @@ public final class Listener {
 
     private func accepted(fd: Int32) {
         evutil_make_socket_nonblocking(fd)
-        guard let bev = bufferevent_socket_new(base, fd, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
+        guard let bev = bufferevent_socket_new(loop.base, fd, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
             Glibc.close(fd)
             return
         }
         let peer: String
         if let unixPath { peer = "unix:\(unixPath)" } else { peer = Listener.peerName(fd) }
-        onAccept(Connection(bev: bev, peer: peer, connected: true, limits: limits))
+        onAccept(Connection(loop: loop, bev: bev, peer: peer, connected: true, limits: limits))
     }
 
     private static func string(_ chars: [CChar]) -> String {

@@ -7,9 +7,12 @@ import Glibc
 public final class SignalWatcher {
     private var events: [OpaquePointer] = []
     private let handler: (Int32) -> Void
+    /// Keeps the event base alive as long as these events exist.
+    private let loop: EventLoop
 
     public init(loop: EventLoop, signals: [Int32] = [SIGINT, SIGTERM], handler: @escaping (Int32) -> Void) {
         self.handler = handler
+        self.loop = loop
         let ctx = Unmanaged.passUnretained(self).toOpaque()
         for signal in signals {
             guard let event = event_new(loop.base, signal, Int16(EV_SIGNAL | EV_PERSIST), { fd, _, ctx in

@@ -6,10 +6,13 @@ public final class Timer {
     private let action: () -> Void
     private let repeating: Bool
     private var intervalMicros: Int64 = 0
+    /// Keeps the event base alive as long as this event exists.
+    private let loop: EventLoop
 
     public init(loop: EventLoop, repeating: Bool = false, action: @escaping () -> Void) {
         self.action = action
         self.repeating = repeating
+        self.loop = loop
         let ctx = Unmanaged.passUnretained(self).toOpaque()
         let flags = Int16(repeating ? EV_PERSIST : 0)
         event = event_new(loop.base, -1, flags, { _, _, ctx in
