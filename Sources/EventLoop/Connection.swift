@@ -82,6 +82,9 @@ public final class Connection {
         }, ctx)
         bufferevent_setwatermark(bev, Int16(EV_WRITE), limits.lowWater, 0)
         bufferevent_setwatermark(bev, Int16(EV_READ), 0, limits.readChunk)
+        // libevent otherwise reads and writes at most a few KiB per callback.
+        bufferevent_set_max_single_read(bev, min(limits.readChunk, 1 << 20))
+        bufferevent_set_max_single_write(bev, 1 << 20)
         bufferevent_enable(bev, Int16(EV_READ | EV_WRITE))
         if connected { Connection.tuneSocket(bufferevent_getfd(bev)) }
     }
@@ -158,14 +161,18 @@ public final class Connection {
         let input = bufferevent_get_input(bev)
         let available = evbuffer_get_length(input)
         guard available > 0 else { return 0 }
-        let start = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: available))
-        let removed = buffer.withUnsafeMutableBytes { raw in
-            evbuffer_remove(input, raw.baseAddress! + start, available)
+        // Copy straight out of libevent's chunks (no zero-fill, no intermediate buffer).
+        let chunks = Int(evbuffer_peek(input, -1, nil, nil, 0))
+        var vectors = [iovec](repeating: iovec(), count: max(chunks, 1))
+        let filled = Int(evbuffer_peek(input, -1, nil, &vectors, Int32(vectors.count)))
+        buffer.reserveCapacity(buffer.count + available)
+        var copied = 0
+        for vector in vectors.prefix(min(filled, vectors.count)) where vector.iov_len > 0 {
+            buffer.append(contentsOf: UnsafeRawBufferPointer(start: vector.iov_base, count: vector.iov_len))
+            copied += vector.iov_len
         }
-        let got = max(0, Int(removed))
-        if got < available { buffer.removeLast(available - got) }
-        return got
+        evbuffer_drain(input, copied)
+        return copied
     }
 
     /// Stops reading from the socket (the kernel then pushes back on the sender).

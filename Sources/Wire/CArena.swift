@@ -65,11 +65,10 @@ func appendPacked<M>(
     let length = size(message)
     if framed { Framing.appendHeader(length: length, to: &out) }
     guard length > 0 else { return }
-    let start = out.count
-    out.append(contentsOf: repeatElement(0, count: length))
-    out.withUnsafeMutableBufferPointer { buffer in
-        let written = pack(message, buffer.baseAddress! + start)
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length) { scratch in
+        let written = pack(message, scratch.baseAddress!)
         precondition(written == length, "protobuf-c packed \(written) bytes, announced \(length)")
+        out.append(contentsOf: UnsafeBufferPointer(scratch))
     }
 }
 

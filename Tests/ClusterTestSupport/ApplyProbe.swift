@@ -1,0 +1,115 @@
+import EventLoop
+import Wire
+
+/// Stands in for kvd on raftd apply sockets, for tests of raftd alone: records every
+/// committed entry each raftd streams, and proposes commands. One loop, driven by the test.
+public final class ApplyProbe {
+    public final class Link {
+        public let node: Int
+        let path: String
+        var connection: Connection?
+        var decoder = FrameDecoder(frameLimit: 64 << 20)
+        /// Every entry received, in order, across reconnects.
+        public private(set) var applied: [LogEntry] = []
+        public private(set) var leadership: Leadership?
+        /// Proposal results by proposal id.
+        public var results: [UInt64: ProposeResult] = [:]
+        /// Set when raftd streamed an entry that did not follow the previous one.
+        public private(set) var streamErrors: [String] = []
+
+        init(node: Int, path: String) {
+            self.node = node
+            self.path = path
+        }
+
+        public var lastApplied: UInt64 { applied.last?.index ?? 0 }
+        public var isConnected: Bool { connection.map { !$0.isClosed && $0.isConnected } ?? false }
+
+        func receive(_ message: RaftToKvd) {
+            switch message {
+            case let .committed(entries):
+                for entry in entries {
+                    if entry.index != lastApplied + 1 {
+                        streamErrors.append("node \(node): entry \(entry.index) after \(lastApplied)")
+                    }
+                    applied.append(entry)
+                }
+            case let .leadership(l): leadership = l
+            case let .results(list): for r in list { results[r.proposalID] = r }
+            case .status: break
+            }
+        }
+    }
+
+    let loop = EventLoop()
+    public private(set) var links: [Int: Link] = [:]
+    private var nextProposalID: UInt64 = 1
+
+    public init(sockets: [Int: String]) {
+        for (node, path) in sockets { links[node] = Link(node: node, path: path) }
+    }
+
+    /// (Re)connects every disconnected link, saying hello with what it already has.
+    public func connectAll() {
+        for link in links.values where !link.isConnected { connect(link) }
+    }
+
+    private func connect(_ link: Link) {
+        guard let connection = try? Connection.connect(loop: loop, to: .unix(path: link.path)) else { return }
+        link.connection = connection
+        link.decoder = FrameDecoder(frameLimit: 64 << 20)
+        connection.onRead = { [weak link] conn in
+            guard let link else { return }
+            link.decoder.withAppendableBuffer { _ = conn.readAvailable(appendingTo: &$0) }
+            while let frame = try? link.decoder.nextFrame(), let message = try? RaftToKvd(serialized: frame) {
+                link.receive(message)
+            }
+        }
+        connection.onClose = { [weak link] _, _ in link?.connection = nil }
+        connection.write(KvdToRaft.hello(lastApplied: link.lastApplied).framed())
+    }
+
+    public func disconnect(_ node: Int) {
+        links[node]?.connection?.close()
+        links[node]?.connection = nil
+    }
+
+    /// Proposes `commands` through node's raftd; returns the proposal ids.
+    @discardableResult
+    public func propose(on node: Int, _ commands: [[UInt8]]) -> [UInt64] {
+        guard let link = links[node], let connection = link.connection else { return [] }
+        let proposals = commands.map { data -> Proposal in
+            defer { nextProposalID += 1 }
+            return Proposal(proposalID: nextProposalID, data: data)
+        }
+        connection.write(KvdToRaft.propose(proposals).framed())
+        return proposals.map(\.proposalID)
+    }
+
+    /// Runs the loop until `done` holds or `timeoutMs` passes; reconnects dropped links
+    /// along the way. Returns whether `done` held.
+    @discardableResult
+    public func run(timeoutMs: Double, until done: () -> Bool) -> Bool {
+        let deadline = EventLoop.monotonicNanos() + UInt64(timeoutMs * 1_000_000)
+        let tick = Timer(loop: loop, repeating: true) {}
+        tick.schedule(milliseconds: 5)
+        defer { tick.cancel() }
+        var lastReconnect: UInt64 = 0
+        while !done() {
+            let now = EventLoop.monotonicNanos()
+            if now >= deadline { return false }
+            if now - lastReconnect > 50_000_000 {
+                connectAll()
+                lastReconnect = now
+            }
+            loop.runOnce(blocking: true)
+        }
+        return true
+    }
+
+    /// The node whose raftd says it leads, if any.
+    public var leader: Int? {
+        links.values.filter { $0.isConnected && $0.leadership?.isLeader == true }
+            .max { ($0.leadership?.term ?? 0) < ($1.leadership?.term ?? 0) }?.node
+    }
+}
