@@ -71,6 +71,26 @@ final class SimulatedCluster {
         return best?.id
     }
 
+    /// 6.824's `checkOneLeader`: waits until the connected live nodes have exactly one leader in
+    /// their highest term, and returns it (nil if none within `maxTicks`).
+    func awaitOneLeader(maxTicks: Int = 60) -> UInt64? {
+        var found: UInt64?
+        run(upTo: maxTicks) {
+            let connectedLeaders = connectedUpIDs.filter { nodes[$0]!.status.role == .leader }
+            let topTerm = connectedLeaders.map { nodes[$0]!.status.term }.max()
+            let top = connectedLeaders.filter { nodes[$0]!.status.term == topTerm }
+            found = top.count == 1 ? top[0] : nil
+            return found != nil
+        }
+        return found
+    }
+
+    /// The term all connected live nodes agree on, or nil if they disagree.
+    var agreedTerm: UInt64? {
+        let terms = Set(connectedUpIDs.map { nodes[$0]!.status.term })
+        return terms.count == 1 ? terms.first : nil
+    }
+
     /// Live nodes that currently believe they lead (possibly in different terms).
     var leaders: [UInt64] { upIDs.filter { nodes[$0]!.status.role == .leader } }
 
@@ -212,15 +232,21 @@ final class SimulatedCluster {
         drainReady(id)
     }
 
+    /// Nodes cut off from everyone by `disconnect` (6.824's `cfg.disconnect`).
+    private(set) var disconnected: Set<UInt64> = []
+    var connectedUpIDs: [UInt64] { upIDs.filter { !disconnected.contains($0) } }
+
     /// Cuts `id` off from everyone (both directions).
     func disconnect(_ id: UInt64) {
+        disconnected.insert(id)
         for other in ids where other != id { network.cutLink(id, other) }
         transcript.record(step, .note("disconnect \(id)"))
     }
 
-    /// Restores every link of `id` to nodes that are not themselves disconnected... simply: to all.
+    /// Restores the links between `id` and every node that is not itself disconnected.
     func reconnect(_ id: UInt64) {
-        for other in ids where other != id { network.healLink(id, other) }
+        disconnected.remove(id)
+        for other in ids where other != id && !disconnected.contains(other) { network.healLink(id, other) }
         transcript.record(step, .note("reconnect \(id)"))
     }
 
@@ -234,6 +260,7 @@ final class SimulatedCluster {
     }
 
     func healNetwork() {
+        disconnected.removeAll()
         network.healAll()
         transcript.record(step, .note("heal all links"))
     }

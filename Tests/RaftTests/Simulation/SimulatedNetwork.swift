@@ -30,6 +30,8 @@ struct SimulatedNetwork {
     private var inFlight: [Int: [Message]] = [:]
     private(set) var sentCount = 0
     private(set) var sentCountByType: [MessageType: Int] = [:]
+    /// Rejected appends, i.e. backtracking round trips.
+    private(set) var rejectedAppendCount = 0
 
     func isCut(_ from: UInt64, _ to: UInt64) -> Bool {
         cut.contains(Link(from: from, to: to))
@@ -57,6 +59,7 @@ struct SimulatedNetwork {
     mutating func send(_ message: Message, now: Int, random: inout SeededGenerator) {
         sentCount += 1
         sentCountByType[message.type, default: 0] += 1
+        if message.type == .appendResponse && message.reject { rejectedAppendCount += 1 }
         if isCut(message.from, message.to) || random.chance(faults.dropRate) { return }
         let copies = random.chance(faults.duplicateRate) ? 2 : 1
         for _ in 0..<copies {
