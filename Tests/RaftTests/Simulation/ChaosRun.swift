@@ -32,10 +32,15 @@ struct ChaosRun {
 
     /// Runs the schedule; returns nil on success or a failure report.
     mutating func run() -> String? {
-        let cluster = SimulatedCluster(seed: seed, nodeCount: nodeCount)
         var random = SeededGenerator(seed: seed ^ 0xC4A0_5C4A_05C4_A05C)
         let profile = random.element(of: Profile.allCases)
-        cluster.note("profile \(profile)")
+        // One entry per append and a short pipeline expose orderings that big batches hide
+        // (e.g. Figure 8: an old-term entry replicated without the new leader's no-op).
+        let maxAppendBytes = random.element(of: [1, 100, 1 << 20])
+        let maxInflight = random.element(of: [1, 4, 64])
+        let cluster = SimulatedCluster(seed: seed, nodeCount: nodeCount,
+                                       maxInflightAppends: maxInflight, maxAppendBytes: maxAppendBytes)
+        cluster.note("profile \(profile) maxAppendBytes=\(maxAppendBytes) maxInflight=\(maxInflight)")
         var schedule = FaultState(profile: profile, ids: cluster.ids)
         var proposalCounter = 0
 
@@ -64,7 +69,7 @@ struct ChaosRun {
             return cluster.report("liveness: no proposal applied on all \(nodeCount) nodes within \(Self.livenessTicks) ticks after healing (profile \(profile))")
         }
         if cluster.failed { return cluster.report("safety violation after healing (profile \(profile))") }
-        summary = "seed=\(seed) nodes=\(nodeCount) profile=\(profile) ticks=\(cluster.tick) committed=\(cluster.checker.committed.count) "
+        summary = "seed=\(seed) nodes=\(nodeCount) profile=\(profile) maxAppendBytes=\(maxAppendBytes) maxInflight=\(maxInflight) ticks=\(cluster.tick) committed=\(cluster.checker.committed.count) "
             + "terms-with-leader=\(cluster.checker.leaderOfTerm.count) messages=\(cluster.network.sentCount)"
         return nil
     }

@@ -37,7 +37,7 @@ final class SimulatedCluster {
     private(set) var crashedDuringReady: [UInt64] = []
 
     init(seed: UInt64, nodeCount: Int, electionTicks: Int = 10, preVote: Bool = true, checkQuorum: Bool = true,
-         maxInflightAppends: Int = 64, maxAppendBytes: Int = 1 << 20) {
+         maxInflightAppends: Int = 64, maxAppendBytes: Int = 1 << 20, disks: [UInt64: Disk] = [:]) {
         self.seed = seed
         ids = (1...UInt64(nodeCount)).map { $0 }
         random = SeededGenerator(seed: seed)
@@ -47,7 +47,7 @@ final class SimulatedCluster {
         self.maxInflightAppends = maxInflightAppends
         self.maxAppendBytes = maxAppendBytes
         for id in ids {
-            disks[id] = Disk()
+            self.disks[id] = disks[id] ?? Disk()
             start(id)
         }
     }

@@ -25,6 +25,8 @@ struct SimulatedNetwork {
     }
 
     var faults = Faults.reliable
+    /// Scripted scenarios drop exactly the messages this returns true for.
+    var dropFilter: ((Message) -> Bool)?
     private(set) var cut: Set<Link> = []
     /// Messages in flight, bucketed by the step they arrive at.
     private var inFlight: [Int: [Message]] = [:]
@@ -60,7 +62,7 @@ struct SimulatedNetwork {
         sentCount += 1
         sentCountByType[message.type, default: 0] += 1
         if message.type == .appendResponse && message.reject { rejectedAppendCount += 1 }
-        if isCut(message.from, message.to) || random.chance(faults.dropRate) { return }
+        if isCut(message.from, message.to) || dropFilter?(message) == true || random.chance(faults.dropRate) { return }
         let copies = random.chance(faults.duplicateRate) ? 2 : 1
         for _ in 0..<copies {
             var delay = random.int(in: faults.minDelay...faults.maxDelay)
