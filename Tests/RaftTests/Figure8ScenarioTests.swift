@@ -36,6 +36,7 @@ import Testing
         cluster.run(upTo: 20) { (3...4).allSatisfy { cluster.node($0)!.entry(at: 2)?.term == 2 } }
         #expect(cluster.node(3)!.entry(at: 2)?.term == 2 && cluster.node(4)!.entry(at: 2)?.term == 2,
                 "S3 and S4 should hold (2, t2)\n\(cluster.report())")
+        cluster.run(ticks: 3)  // S3's and S4's acknowledgements reach S1
         #expect(cluster.node(1)!.status.commitIndex == 1,
                 "S1 committed index 2 of term 2 by counting replicas (Figure 8)\n\(cluster.report())")
 
