@@ -11,7 +11,7 @@ import Testing
 /// A failure prints `seed=S nodes=N`, the violation and the last events; the seed replays bit for bit.
 @Suite struct SeedSweepTests {
     static let defaultSeedCount = 2_100
-    static let defaultChaosTicks = 100
+    static let defaultChaosTicks = 80
     static let chunkCount = 6
 
     static var environment: [String: String] { ProcessInfo.processInfo.environment }

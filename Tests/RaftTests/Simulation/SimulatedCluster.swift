@@ -33,6 +33,9 @@ final class SimulatedCluster {
     /// Probability that a node crashes in the middle of handling a `Ready` (before or right after
     /// its fsync), to exercise exactly what is and is not durable at those points.
     var crashDuringReadyRate = 0.0
+    /// When set, each fsync takes this many steps, during which the node keeps receiving messages.
+    var fsyncDelay: ClosedRange<Int>?
+    private var pendingFsync: [UInt64: (ready: Ready, doneAt: Int)] = [:]
     /// Nodes that crashed during a `Ready`; they stay down until `restart`.
     private(set) var crashedDuringReady: [UInt64] = []
 
@@ -131,6 +134,7 @@ final class SimulatedCluster {
 
     func runOneTick() {
         for _ in 0..<Self.stepsPerTick {
+            completeDueFsyncs()
             deliverDueMessages()
             step += 1
         }
@@ -151,10 +155,12 @@ final class SimulatedCluster {
         }
     }
 
-    /// The shell loop: send what may go early, persist, send the rest, apply, advance.
+    /// The shell loop: send what may go early, persist, send the rest, apply, advance. With
+    /// `fsyncDelay` set the fsync takes time, and the node keeps stepping messages meanwhile
+    /// (between `ready()` and `advance()`), as a shell with an asynchronous disk does.
     private func drainReady(_ id: UInt64) {
         var rounds = 0
-        while let node = nodes[id], node.hasReady {
+        while let node = nodes[id], node.hasReady, pendingFsync[id] == nil {
             rounds += 1
             precondition(rounds < 100, "seed=\(seed): node \(id) keeps producing Ready without input")
             checker.observeCommit(node)
@@ -169,18 +175,37 @@ final class SimulatedCluster {
                 crashedDuringReady.append(id)
                 return
             }
-            persist(id, ready)
-            if random.chance(crashDuringReadyRate) {
-                crash(id, reason: "after fsync, before sending")
-                crashedDuringReady.append(id)
+            if let fsyncDelay {
+                pendingFsync[id] = (ready, step + random.int(in: fsyncDelay))
                 return
             }
-            for message in ready.messagesAfterPersist { network.send(message, now: step, random: &random) }
-            checker.observeCommit(node)
-            checker.observeApply(id, ready.committedEntries)
-            appliedData[id, default: []].append(contentsOf: ready.committedEntries.map(\.data))
-            node.advance(ready)
-            checker.observeCommit(node)
+            completeReady(id, ready)
+        }
+    }
+
+    /// Finishes a `Ready` once its fsync is done.
+    private func completeReady(_ id: UInt64, _ ready: Ready) {
+        guard let node = nodes[id] else { return }
+        persist(id, ready)
+        if random.chance(crashDuringReadyRate) {
+            crash(id, reason: "after fsync, before sending")
+            crashedDuringReady.append(id)
+            return
+        }
+        for message in ready.messagesAfterPersist { network.send(message, now: step, random: &random) }
+        checker.observeCommit(node)
+        checker.observeApply(id, ready.committedEntries)
+        appliedData[id, default: []].append(contentsOf: ready.committedEntries.map(\.data))
+        node.advance(ready)
+        checker.observeCommit(node)
+    }
+
+    private func completeDueFsyncs() {
+        for id in ids {
+            guard let pending = pendingFsync[id], pending.doneAt <= step else { continue }
+            pendingFsync[id] = nil
+            completeReady(id, pending.ready)
+            drainReady(id)
         }
     }
 
@@ -208,6 +233,7 @@ final class SimulatedCluster {
     func crash(_ id: UInt64, reason: String = "") {
         guard nodes[id] != nil else { return }
         nodes[id] = nil
+        pendingFsync[id] = nil
         appliedData[id] = []
         checker.forgetIncarnation(id)
         transcript.record(step, .crash(id, reason))
