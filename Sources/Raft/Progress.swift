@@ -19,8 +19,12 @@ struct Progress {
     /// `maxInflight`; when full the follower is paused until acknowledgements free room.
     private(set) var inflight: [UInt64] = []
     let maxInflight: Int
-    /// Heard from this follower since the last check-quorum round.
-    var recentActive = false
+    /// Heartbeat answers received in replicate mode while appends were in flight and `match` did
+    /// not move: the follower is alive, so those appends were probably lost.
+    var stalledHeartbeats = 0
+    /// Ticks since this follower last answered us; check quorum counts it live while below the
+    /// election timeout.
+    var ticksSinceHeard = 0
 
     init(next: UInt64, maxInflight: Int) {
         self.next = next
@@ -57,6 +61,7 @@ struct Progress {
         match = index
         next = max(next, index + 1)
         probeSent = false
+        stalledHeartbeats = 0
         inflight.removeAll { $0 <= index }
         if mode == .probe { becomeReplicate() }
         return true
@@ -84,13 +89,25 @@ struct Progress {
         inflight.removeAll()
     }
 
-    /// A heartbeat response: the follower is alive, so unblock sending to it. Replicate mode frees
-    /// the oldest in-flight slot, in case that append was lost, so a stalled pipeline probes again.
-    mutating func heartbeatAnswered() {
-        recentActive = true
+    /// A heartbeat response from a follower whose `match` is behind `lastIndex`. Returns whether
+    /// to send it an append now: always in probe mode (the probe may have been lost); in replicate
+    /// mode only once two heartbeat rounds passed without progress, falling back to probing from
+    /// `match + 1` (appends still in flight on a healthy link would make a resend redundant).
+    mutating func heartbeatAnswered(lastIndex: UInt64) -> Bool {
         switch mode {
-        case .probe: probeSent = false
-        case .replicate: if inflight.count >= maxInflight { inflight.removeFirst() }
+        case .probe:
+            probeSent = false
+            return true
+        case .replicate:
+            if inflight.isEmpty { return next <= lastIndex }
+            stalledHeartbeats += 1
+            guard stalledHeartbeats >= 2 else { return false }
+            stalledHeartbeats = 0
+            mode = .probe
+            probeSent = false
+            inflight.removeAll()
+            next = match + 1
+            return true
         }
     }
 }

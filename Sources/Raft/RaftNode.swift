@@ -195,9 +195,13 @@ public final class RaftNode {
         }
     }
 
-    /// A follower that heard from its leader within the minimum election timeout trusts it.
+    /// With check quorum, a leader (which steps down once it loses touch with a quorum) and a
+    /// follower that heard from its leader within the minimum election timeout trust that leader,
+    /// and ignore candidates trying to depose it.
     var inLeaderLease: Bool {
-        config.checkQuorum && leader != 0 && electionElapsed < config.electionTicks
+        guard config.checkQuorum else { return false }
+        if case .leader = role { return true }
+        return leader != 0 && electionElapsed < config.electionTicks
     }
 
     func becomeFollower(term newTerm: UInt64, leader newLeader: UInt64) {

@@ -4,6 +4,12 @@ public struct SoftState: Sendable, Hashable {
     public var leader: UInt64
     public var role: RaftRole
     public var term: UInt64
+
+    public init(leader: UInt64, role: RaftRole, term: UInt64) {
+        self.leader = leader
+        self.role = role
+        self.term = term
+    }
 }
 
 /// Everything a node wants done, handed out by `RaftNode.ready()`.

@@ -2,15 +2,12 @@
 extension RaftNode {
     func tickLeader(_ state: LeaderState) {
         heartbeatElapsed += 1
-        electionElapsed += 1
-        if electionElapsed >= config.electionTicks {
-            electionElapsed = 0
-            if config.checkQuorum && !heardFromQuorum(state) {
-                // We may be on the minority side of a partition: stop serving as leader so clients
-                // go elsewhere, and so the lease followers grant us expires.
-                becomeFollower(term: term, leader: 0)
-                return
-            }
+        for id in state.followers { state.progress[id]!.ticksSinceHeard += 1 }
+        if config.checkQuorum && !heardFromQuorum(state) {
+            // We may be on the minority side of a partition: stop serving as leader within one
+            // election timeout, so clients go elsewhere before the majority elects someone new.
+            becomeFollower(term: term, leader: 0)
+            return
         }
         if heartbeatElapsed >= config.heartbeatTicks {
             heartbeatElapsed = 0
@@ -18,12 +15,11 @@ extension RaftNode {
         }
     }
 
-    /// Counts followers heard from since the last check (plus ourselves), and starts a new round.
+    /// Whether a quorum (ourselves included) answered within the last election timeout.
     private func heardFromQuorum(_ state: LeaderState) -> Bool {
         var active = 1
-        for id in state.followers where state.progress[id]!.recentActive {
+        for id in state.followers where state.progress[id]!.ticksSinceHeard < config.electionTicks {
             active += 1
-            state.progress[id]!.recentActive = false
         }
         return active >= quorum
     }
@@ -32,7 +28,7 @@ extension RaftNode {
         guard state.progress[message.from] != nil else { return }
         switch message.type {
         case .appendResponse:
-            state.progress[message.from]!.recentActive = true
+            state.progress[message.from]!.ticksSinceHeard = 0
             if message.reject {
                 let suggested = nextIndexAfterRejection(message)
                 if state.progress[message.from]!.reject(rejectedIndex: message.index, suggestedNext: suggested) {
@@ -46,12 +42,12 @@ extension RaftNode {
                 }
             }
         case .heartbeatResponse:
-            state.progress[message.from]!.heartbeatAnswered()
-            if state.progress[message.from]!.match < log.lastIndex {
-                // Lagging or lost appends: (re)start replication; an empty append probes.
-                if sendAppend(to: message.from, state, includeEmpty: true) {
-                    sendAppends(to: message.from, state)
-                }
+            state.progress[message.from]!.ticksSinceHeard = 0
+            guard state.progress[message.from]!.match < log.lastIndex else { return }
+            // Lagging, or its appends were lost: (re)start replication; an empty append probes.
+            if state.progress[message.from]!.heartbeatAnswered(lastIndex: log.lastIndex),
+               sendAppend(to: message.from, state, includeEmpty: true) {
+                sendAppends(to: message.from, state)
             }
         case .preVote, .vote, .preVoteResponse, .voteResponse, .append, .heartbeat, .timeoutNow:
             break

@@ -1,0 +1,180 @@
+import Raft
+
+/// One seeded run of random faults followed by a liveness check: the building block of the seed
+/// sweep. Everything (fault kinds, timing, node seeds, message fates) comes from the seed.
+struct ChaosRun {
+    enum Profile: CaseIterable {
+        /// Clean partitions: random minority/majority splits and an isolated leader.
+        case partitions
+        /// FoundationDB swizzle-clogging: cut links one at a time, heal them in another order.
+        case swizzle
+        /// Drops, duplicates, delays and reorders.
+        case unreliable
+        /// Crashes (also in the middle of a Ready) and restarts.
+        case crashes
+        /// All of the above at lower rates.
+        case mixed
+    }
+
+    let seed: UInt64
+    let nodeCount: Int
+    let chaosTicks: Int
+    /// After healing, a leader must be elected and a proposal applied everywhere within this bound.
+    static let livenessTicks = 80
+
+    /// The cluster size a seed runs with, so that a seed alone replays a run.
+    static func nodeCount(forSeed seed: UInt64) -> Int {
+        [3, 5, 7][Int(seed % 3)]
+    }
+
+    /// One line about a finished run, for replays and sanity checks of the sweep itself.
+    private(set) var summary = ""
+
+    /// Runs the schedule; returns nil on success or a failure report.
+    mutating func run() -> String? {
+        var random = SeededGenerator(seed: seed ^ 0xC4A0_5C4A_05C4_A05C)
+        let profile = random.element(of: Profile.allCases)
+        // One entry per append and a short pipeline expose orderings that big batches hide
+        // (e.g. Figure 8: an old-term entry replicated without the new leader's no-op).
+        let maxAppendBytes = random.element(of: [1, 100, 1 << 20])
+        let maxInflight = random.element(of: [1, 4, 64])
+        let cluster = SimulatedCluster(seed: seed, nodeCount: nodeCount,
+                                       maxInflightAppends: maxInflight, maxAppendBytes: maxAppendBytes)
+        // Half the runs fsync asynchronously: nodes step messages between ready() and advance().
+        let asyncFsync = random.chance(0.5)
+        if asyncFsync { cluster.fsyncDelay = 1...4 }
+        cluster.note("profile \(profile) maxAppendBytes=\(maxAppendBytes) maxInflight=\(maxInflight) asyncFsync=\(asyncFsync)")
+        var schedule = FaultState(profile: profile, ids: cluster.ids)
+        var proposalCounter = 0
+
+        for _ in 0..<chaosTicks where !cluster.failed {
+            schedule.apply(to: cluster, random: &random)
+            if random.chance(0.4) {
+                proposalCounter += 1
+                let data: [UInt8] = [0xC0, UInt8(truncatingIfNeeded: proposalCounter), UInt8(truncatingIfNeeded: proposalCounter >> 8)]
+                // Mostly at the leader; sometimes at a random node, which must refuse politely.
+                let target = cluster.leader.flatMap { random.chance(0.8) ? $0 : nil } ?? random.element(of: cluster.ids)
+                if let outcome = cluster.propose(data, at: target), case .notLeader(let named) = outcome {
+                    if named == target { return cluster.report("node \(target) refused a proposal naming itself leader") }
+                }
+            }
+            cluster.runOneTick()
+        }
+        if cluster.failed { return cluster.report("safety violation during faults (profile \(profile))") }
+
+        // Heal everything; the cluster must recover on its own.
+        cluster.healNetwork()
+        cluster.network.faults = .reliable
+        cluster.crashDuringReadyRate = 0
+        for id in cluster.ids { cluster.restart(id) }
+        let marker: [UInt8] = [0xFF, UInt8(truncatingIfNeeded: seed), UInt8(truncatingIfNeeded: seed >> 8)]
+        // Without batching a lagging node fetches one entry per round trip (under a tick each) per
+        // pipeline slot; allow for that on top of the election and agreement bound.
+        let longestLog = cluster.upIDs.map { cluster.node($0)!.status.lastIndex }.max() ?? 0
+        let catchUpTicks = maxAppendBytes == 1 ? 2 * Int(longestLog) / maxInflight : 0
+        let bound = Self.livenessTicks + catchUpTicks
+        if cluster.one(marker, expectedNodes: nodeCount, maxTicks: bound) == nil {
+            return cluster.report("liveness: no proposal applied on all \(nodeCount) nodes within \(bound) ticks after healing (profile \(profile))")
+        }
+        if cluster.failed { return cluster.report("safety violation after healing (profile \(profile))") }
+        summary = "seed=\(seed) nodes=\(nodeCount) profile=\(profile) maxAppendBytes=\(maxAppendBytes) maxInflight=\(maxInflight) asyncFsync=\(asyncFsync) ticks=\(cluster.tick) committed=\(cluster.checker.committed.count) "
+            + "terms-with-leader=\(cluster.checker.leaderOfTerm.count) messages=\(cluster.network.sentCount)"
+        return nil
+    }
+}
+
+/// The evolving fault state of a chaos run: which links are cut, which nodes are down and when they
+/// come back, and the swizzle plan.
+private struct FaultState {
+    let profile: ChaosRun.Profile
+    let ids: [UInt64]
+    var downUntilTick: [UInt64: Int] = [:]
+    var swizzleCuts: [(UInt64, UInt64)] = []
+    var swizzleHeals: [(UInt64, UInt64)] = []
+    var nextSwizzleTick = 0
+
+    init(profile: ChaosRun.Profile, ids: [UInt64]) {
+        self.profile = profile
+        self.ids = ids
+    }
+
+    mutating func apply(to cluster: SimulatedCluster, random: inout SeededGenerator) {
+        let mixed = profile == .mixed
+        if cluster.tick == 0 {
+            if profile == .unreliable || (mixed && random.chance(0.5)) {
+                cluster.network.faults = .unreliable
+            }
+            if profile == .crashes || mixed {
+                cluster.crashDuringReadyRate = mixed ? 0.002 : 0.005
+            }
+        }
+        if profile == .partitions || (mixed && random.chance(0.5)) {
+            partitionStep(cluster, &random)
+        }
+        if profile == .swizzle || mixed {
+            swizzleStep(cluster, &random)
+        }
+        if profile == .crashes || mixed {
+            crashStep(cluster, &random, rate: mixed ? 0.02 : 0.04)
+        }
+    }
+
+    private func partitionStep(_ cluster: SimulatedCluster, _ random: inout SeededGenerator) {
+        guard random.chance(0.07) else { return }
+        switch random.int(in: 0...2) {
+        case 0:
+            cluster.healNetwork()
+        case 1:
+            // Random split: a shuffled prefix is one side.
+            let shuffled = random.shuffled(ids)
+            let cut = random.int(in: 1...(ids.count - 1))
+            cluster.healNetwork()
+            cluster.partition(Array(shuffled[..<cut]), Array(shuffled[cut...]))
+        default:
+            if let leader = cluster.leader {
+                cluster.healNetwork()
+                cluster.disconnect(leader)
+            }
+        }
+    }
+
+    private mutating func swizzleStep(_ cluster: SimulatedCluster, _ random: inout SeededGenerator) {
+        guard cluster.tick >= nextSwizzleTick else { return }
+        if let link = swizzleCuts.first {
+            swizzleCuts.removeFirst()
+            cluster.network.cutLink(link.0, link.1)
+            cluster.note("swizzle: cut \(link.0)-\(link.1)")
+            nextSwizzleTick = cluster.tick + random.int(in: 1...4)
+            if swizzleCuts.isEmpty { nextSwizzleTick += random.int(in: 5...20) }
+        } else if let link = swizzleHeals.first {
+            swizzleHeals.removeFirst()
+            cluster.network.healLink(link.0, link.1)
+            cluster.note("swizzle: heal \(link.0)-\(link.1)")
+            nextSwizzleTick = cluster.tick + random.int(in: 1...4)
+        } else if random.chance(0.1) {
+            // A new round: a random subset of links, cut one at a time, healed in another order.
+            var links: [(UInt64, UInt64)] = []
+            for a in ids { for b in ids where a < b { links.append((a, b)) } }
+            let chosen = Array(random.shuffled(links).prefix(random.int(in: 1...links.count)))
+            swizzleCuts = chosen
+            swizzleHeals = random.shuffled(chosen)
+        }
+    }
+
+    private mutating func crashStep(_ cluster: SimulatedCluster, _ random: inout SeededGenerator, rate: Double) {
+        for id in ids where !cluster.isUp(id) {
+            let until = downUntilTick[id] ?? cluster.tick
+            if cluster.tick >= until {
+                cluster.restart(id)
+                downUntilTick[id] = nil
+            } else if downUntilTick[id] == nil {
+                downUntilTick[id] = cluster.tick + random.int(in: 1...20)
+            }
+        }
+        guard random.chance(rate) else { return }
+        let victim = random.chance(0.5) ? (cluster.leader ?? random.element(of: ids)) : random.element(of: ids)
+        guard cluster.isUp(victim) else { return }
+        cluster.crash(victim, reason: "scheduled")
+        downUntilTick[victim] = cluster.tick + random.int(in: 1...20)
+    }
+}

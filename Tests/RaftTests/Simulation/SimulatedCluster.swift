@@ -1,0 +1,337 @@
+import Raft
+
+/// N Raft nodes on a simulated clock, network and disk, all driven by one seeded generator, with
+/// the safety checker run after every step. Given a seed, a run replays bit for bit.
+final class SimulatedCluster {
+    /// What survives a crash: exactly what `Ready`s handed to the simulated fsync.
+    struct Disk {
+        var hardState = HardState()
+        var entries: [Entry] = []
+    }
+
+    /// Simulation steps per Raft tick: message delays are a few steps, so a round trip is well
+    /// under a heartbeat interval on a healthy network.
+    static let stepsPerTick = 5
+
+    let seed: UInt64
+    let ids: [UInt64]
+    var random: SeededGenerator
+    var network = SimulatedNetwork()
+    private(set) var checker = SafetyChecker()
+    private(set) var transcript = Transcript()
+    private let electionTicks: Int
+    private let preVote: Bool
+    private let checkQuorum: Bool
+    private let maxInflightAppends: Int
+    private let maxAppendBytes: Int
+
+    private var nodes: [UInt64: RaftNode] = [:]
+    private(set) var disks: [UInt64: Disk] = [:]
+    /// Data of every entry each node applied in its current incarnation.
+    private(set) var appliedData: [UInt64: [[UInt8]]] = [:]
+    private(set) var step = 0
+    /// Probability that a node crashes in the middle of handling a `Ready` (before or right after
+    /// its fsync), to exercise exactly what is and is not durable at those points.
+    var crashDuringReadyRate = 0.0
+    /// When set, each fsync takes this many steps, during which the node keeps receiving messages.
+    var fsyncDelay: ClosedRange<Int>?
+    private var pendingFsync: [UInt64: (ready: Ready, doneAt: Int)] = [:]
+    /// Nodes that crashed during a `Ready`; they stay down until `restart`.
+    private(set) var crashedDuringReady: [UInt64] = []
+
+    init(seed: UInt64, nodeCount: Int, electionTicks: Int = 10, preVote: Bool = true, checkQuorum: Bool = true,
+         maxInflightAppends: Int = 64, maxAppendBytes: Int = 1 << 20, disks: [UInt64: Disk] = [:]) {
+        self.seed = seed
+        ids = (1...UInt64(nodeCount)).map { $0 }
+        random = SeededGenerator(seed: seed)
+        self.electionTicks = electionTicks
+        self.preVote = preVote
+        self.checkQuorum = checkQuorum
+        self.maxInflightAppends = maxInflightAppends
+        self.maxAppendBytes = maxAppendBytes
+        for id in ids {
+            self.disks[id] = disks[id] ?? Disk()
+            start(id)
+        }
+    }
+
+    // MARK: Observation
+
+    var violations: [String] { checker.violations }
+    var failed: Bool { !checker.violations.isEmpty }
+    var tick: Int { step / Self.stepsPerTick }
+    func node(_ id: UInt64) -> RaftNode? { nodes[id] }
+    func isUp(_ id: UInt64) -> Bool { nodes[id] != nil }
+    var upIDs: [UInt64] { ids.filter { nodes[$0] != nil } }
+
+    /// The live leader with the highest term, if any.
+    var leader: UInt64? {
+        var best: (id: UInt64, term: UInt64)?
+        for id in upIDs {
+            let status = nodes[id]!.status
+            if status.role == .leader, status.term > best?.term ?? 0 { best = (id, status.term) }
+        }
+        return best?.id
+    }
+
+    /// 6.824's `checkOneLeader`: waits until the connected live nodes have exactly one leader in
+    /// their highest term, and returns it (nil if none within `maxTicks`).
+    func awaitOneLeader(maxTicks: Int = 60) -> UInt64? {
+        var found: UInt64?
+        run(upTo: maxTicks) {
+            let connectedLeaders = connectedUpIDs.filter { nodes[$0]!.status.role == .leader }
+            let topTerm = connectedLeaders.map { nodes[$0]!.status.term }.max()
+            let top = connectedLeaders.filter { nodes[$0]!.status.term == topTerm }
+            found = top.count == 1 ? top[0] : nil
+            return found != nil
+        }
+        return found
+    }
+
+    /// The term all connected live nodes agree on, or nil if they disagree.
+    var agreedTerm: UInt64? {
+        let terms = Set(connectedUpIDs.map { nodes[$0]!.status.term })
+        return terms.count == 1 ? terms.first : nil
+    }
+
+    /// Live nodes that currently believe they lead (possibly in different terms).
+    var leaders: [UInt64] { upIDs.filter { nodes[$0]!.status.role == .leader } }
+
+    /// A report for a failure: seed, violations, then the last events.
+    func report(_ headline: String = "") -> String {
+        var text = "seed=\(seed) nodes=\(ids.count) tick=\(tick) \(headline)\n"
+        for violation in violations { text += "VIOLATION: \(violation)\n" }
+        for id in ids {
+            if let status = nodes[id]?.status {
+                text += "  node \(id): \(status.role) term=\(status.term) leader=\(status.leader) commit=\(status.commitIndex) applied=\(status.appliedIndex) last=\(status.lastIndex)\n"
+            } else {
+                text += "  node \(id): down (disk: term=\(disks[id]!.hardState.term) last=\(disks[id]!.entries.count))\n"
+            }
+        }
+        text += "last events:\n" + transcript.render()
+        return text
+    }
+
+    // MARK: Driving time
+
+    /// Runs `ticks` ticks (or until a safety violation).
+    func run(ticks: Int) {
+        for _ in 0..<ticks where !failed {
+            runOneTick()
+        }
+    }
+
+    /// Runs until `condition` holds, checking after every tick; returns whether it did within `maxTicks`.
+    @discardableResult
+    func run(upTo maxTicks: Int, until condition: () -> Bool) -> Bool {
+        for _ in 0..<maxTicks {
+            if condition() { return true }
+            if failed { return false }
+            runOneTick()
+        }
+        return condition()
+    }
+
+    func runOneTick() {
+        for _ in 0..<Self.stepsPerTick {
+            completeDueFsyncs()
+            deliverDueMessages()
+            step += 1
+        }
+        for id in ids {
+            guard let node = nodes[id] else { continue }
+            node.tick()
+            drainReady(id)
+        }
+    }
+
+    private func deliverDueMessages() {
+        for message in network.deliveries(at: step) {
+            guard let node = nodes[message.to] else { continue }
+            transcript.record(step, .deliver(message))
+            node.step(message)
+            drainReady(message.to)
+            if failed { return }
+        }
+    }
+
+    /// The shell loop: send what may go early, persist, send the rest, apply, advance. With
+    /// `fsyncDelay` set the fsync takes time, and the node keeps stepping messages meanwhile
+    /// (between `ready()` and `advance()`), as a shell with an asynchronous disk does.
+    private func drainReady(_ id: UInt64) {
+        var rounds = 0
+        while let node = nodes[id], node.hasReady, pendingFsync[id] == nil {
+            rounds += 1
+            precondition(rounds < 100, "seed=\(seed): node \(id) keeps producing Ready without input")
+            checker.observeCommit(node)
+            let ready = node.ready()
+            if let soft = ready.softState {
+                transcript.record(step, .role(id, soft))
+                if soft.role == .leader { checker.observeLeader(node) }
+            }
+            for message in ready.messages { network.send(message, now: step, random: &random) }
+            if random.chance(crashDuringReadyRate) {
+                crash(id, reason: "before fsync")
+                crashedDuringReady.append(id)
+                return
+            }
+            if let fsyncDelay {
+                pendingFsync[id] = (ready, step + random.int(in: fsyncDelay))
+                return
+            }
+            completeReady(id, ready)
+        }
+    }
+
+    /// Finishes a `Ready` once its fsync is done.
+    private func completeReady(_ id: UInt64, _ ready: Ready) {
+        guard let node = nodes[id] else { return }
+        persist(id, ready)
+        if random.chance(crashDuringReadyRate) {
+            crash(id, reason: "after fsync, before sending")
+            crashedDuringReady.append(id)
+            return
+        }
+        for message in ready.messagesAfterPersist { network.send(message, now: step, random: &random) }
+        checker.observeCommit(node)
+        checker.observeApply(id, ready.committedEntries)
+        appliedData[id, default: []].append(contentsOf: ready.committedEntries.map(\.data))
+        node.advance(ready)
+        checker.observeCommit(node)
+    }
+
+    private func completeDueFsyncs() {
+        for id in ids {
+            guard let pending = pendingFsync[id], pending.doneAt <= step else { continue }
+            pendingFsync[id] = nil
+            completeReady(id, pending.ready)
+            drainReady(id)
+        }
+    }
+
+    /// The simulated fsync: storage truncates a conflicting suffix, then appends.
+    private func persist(_ id: UInt64, _ ready: Ready) {
+        var disk = disks[id]!
+        if let first = ready.entries.first {
+            precondition(first.index >= 1 && first.index <= UInt64(disk.entries.count) + 1,
+                         "seed=\(seed): Ready entries start at \(first.index), beyond disk end \(disk.entries.count) + 1")
+            disk.entries.removeSubrange(Int(first.index - 1)...)
+            disk.entries.append(contentsOf: ready.entries)
+        }
+        if let hardState = ready.hardState {
+            disk.hardState = hardState
+            checker.observeDurableCommit(id, hardState.commit)
+        }
+        precondition(disk.hardState.commit <= UInt64(disk.entries.count),
+                     "seed=\(seed): node \(id) durable commit \(disk.hardState.commit) beyond its durable log \(disk.entries.count)")
+        disks[id] = disk
+    }
+
+    // MARK: Faults
+
+    /// Loses the node's memory: whatever was not persisted is gone.
+    func crash(_ id: UInt64, reason: String = "") {
+        guard nodes[id] != nil else { return }
+        nodes[id] = nil
+        pendingFsync[id] = nil
+        appliedData[id] = []
+        checker.forgetIncarnation(id)
+        transcript.record(step, .crash(id, reason))
+    }
+
+    /// Restarts a crashed node from its disk, with a fresh election-timeout seed.
+    func restart(_ id: UInt64) {
+        guard nodes[id] == nil else { return }
+        crashedDuringReady.removeAll { $0 == id }
+        start(id)
+        transcript.record(step, .restart(id))
+    }
+
+    private func start(_ id: UInt64) {
+        let disk = disks[id]!
+        let config = RaftConfig(id: id, peers: ids, electionTicks: electionTicks,
+                                maxInflightAppends: maxInflightAppends, maxAppendBytes: maxAppendBytes,
+                                preVote: preVote, checkQuorum: checkQuorum, randomSeed: random.next())
+        nodes[id] = RaftNode(config: config, hardState: disk.hardState, entries: disk.entries)
+        appliedData[id] = []
+        checker.observeCommit(nodes[id]!)
+        drainReady(id)
+    }
+
+    /// Nodes cut off from everyone by `disconnect` (6.824's `cfg.disconnect`).
+    private(set) var disconnected: Set<UInt64> = []
+    var connectedUpIDs: [UInt64] { upIDs.filter { !disconnected.contains($0) } }
+
+    /// Cuts `id` off from everyone (both directions).
+    func disconnect(_ id: UInt64) {
+        disconnected.insert(id)
+        for other in ids where other != id { network.cutLink(id, other) }
+        transcript.record(step, .note("disconnect \(id)"))
+    }
+
+    /// Restores the links between `id` and every node that is not itself disconnected.
+    func reconnect(_ id: UInt64) {
+        disconnected.remove(id)
+        for other in ids where other != id && !disconnected.contains(other) { network.healLink(id, other) }
+        transcript.record(step, .note("reconnect \(id)"))
+    }
+
+    func partition(_ sideA: [UInt64], _ sideB: [UInt64]) {
+        network.partition(sideA, sideB)
+        transcript.record(step, .note("partition \(sideA) | \(sideB)"))
+    }
+
+    func note(_ text: String) {
+        transcript.record(step, .note(text))
+    }
+
+    func healNetwork() {
+        disconnected.removeAll()
+        network.healAll()
+        transcript.record(step, .note("heal all links"))
+    }
+
+    // MARK: Clients
+
+    /// Proposes at `id` if it is up; records the outcome in the transcript.
+    @discardableResult
+    func propose(_ data: [UInt8], at id: UInt64) -> ProposeOutcome? {
+        guard let node = nodes[id] else { return nil }
+        let outcome = node.propose(data)
+        transcript.record(step, .propose(id, data, outcome))
+        drainReady(id)
+        return outcome
+    }
+
+    /// How many live nodes applied `data` at `index`, judged from their applied state machines.
+    func appliedCount(of data: [UInt8]) -> Int {
+        upIDs.filter { appliedData[$0]!.contains(data) }.count
+    }
+
+    /// 6.824's `cfg.one`: keeps proposing `data` at whoever leads until at least `expectedNodes` live
+    /// nodes applied it, for up to `maxTicks`. Returns the index it committed at, or nil.
+    func one(_ data: [UInt8], expectedNodes: Int, retry: Bool = true, maxTicks: Int = 100) -> UInt64? {
+        var proposedAt: (index: UInt64, term: UInt64)?
+        var ticksSinceProposal = 0
+        for _ in 0..<maxTicks where !failed {
+            if let found = committedIndex(of: data), appliedCount(of: data) >= expectedNodes {
+                return found
+            }
+            if proposedAt == nil || (retry && ticksSinceProposal > 2 * electionTicks) {
+                if let leader, case .accepted(let index, let term)? = propose(data, at: leader) {
+                    proposedAt = (index, term)
+                    ticksSinceProposal = 0
+                }
+            }
+            runOneTick()
+            ticksSinceProposal += 1
+        }
+        if let found = committedIndex(of: data), appliedCount(of: data) >= expectedNodes { return found }
+        return nil
+    }
+
+    /// Index at which `data` is in the cluster's committed log.
+    func committedIndex(of data: [UInt8]) -> UInt64? {
+        checker.committed.first { $0.data == data && $0.kind == .normal }?.index
+    }
+}
