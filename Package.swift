@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "RaftTests", dependencies: ["Raft"]),
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "Raft"]),
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "Wire"]),
-        .testTarget(name: "ClusterTests", dependencies: ["ClusterTestSupport", "KVClient", "Wire"]),
+        .testTarget(name: "ClusterTests", dependencies: ["ClusterTestSupport", "KVClient", "Wire", "EventLoop"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,7 @@
 import EventLoop
 import Foundation
+import KVClient
+import Wire
 import Synchronization
 
 /// Shape and timing of a test cluster.
@@ -165,6 +167,13 @@ public final class LocalCluster {
         }
     }
 
+    /// Lets gateway `number` reach only the kvds of `nodes` (others are cut).
+    public func setGatewayReach(_ number: Int, nodes: [Int]) {
+        for (j, proxy) in gatewayProxies[number] ?? [:] {
+            if nodes.contains(j) { proxy.heal() } else { proxy.partition() }
+        }
+    }
+
     /// Restores every link and removes delays and drops.
     public func heal() {
         for proxy in allProxies {
@@ -189,6 +198,37 @@ public final class LocalCluster {
 
     private var allProxies: [FaultProxy] {
         peerProxies.values.flatMap(\.values) + gatewayProxies.values.flatMap(\.values)
+    }
+
+    // MARK: Observation
+
+    /// Each reachable kvd's view of its node (role, term, leader, commit, applied).
+    public func nodeStatuses(timeoutMs: Double = 500) -> [Int: NodeStatus] {
+        var statuses: [Int: NodeStatus] = [:]
+        for id in 1...options.nodes where kvd(id).isRunning {
+            let connection = KVConnection(endpoint: .tcp(host: "127.0.0.1", port: kvdPorts[id]!))
+            if let response = try? connection.call(KvRequest(op: .status), timeoutMs: timeoutMs), let node = response.nodes.first {
+                statuses[id] = node
+            }
+            connection.close()
+        }
+        return statuses
+    }
+
+    /// The node whose raftd leads in the highest term, as its kvd reports.
+    public func leaderID() -> Int? {
+        nodeStatuses().filter { $0.value.role == "leader" }.max { $0.value.term < $1.value.term }?.key
+    }
+
+    /// Waits until some node leads and its kvd is attached.
+    @discardableResult
+    public func waitForLeader(timeoutMs: Double = 10_000) -> Int? {
+        let deadline = Date().addingTimeInterval(timeoutMs / 1000)
+        while Date() < deadline {
+            if let leader = leaderID() { return leader }
+            usleep(20_000)
+        }
+        return nil
     }
 
     // MARK: Binaries

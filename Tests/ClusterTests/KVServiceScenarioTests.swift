@@ -1,0 +1,173 @@
+import ClusterTestSupport
+import Foundation
+import Synchronization
+import KVClient
+import Testing
+import Wire
+
+/// The 6.824 kvraft (3A) suite with its intent, plus what a real deployment adds: real
+/// processes, a fault proxy on every link, kill -9, SIGSTOP. Every scenario checks
+/// linearizability and exactly-once appends.
+@Suite(.serialized)
+struct KVServiceScenarioTests {
+    @Test func oneClient() throws { try Scenario(clients: 1).run("one client") }
+    @Test func manyClients() throws { try Scenario(clients: 5).run("many clients") }
+    @Test func unreliableNetwork() throws { try Scenario(clients: 5, unreliable: true).run("unreliable") }
+    @Test func concurrentAppendsToOneKeyUnreliable() throws {
+        try Scenario(clients: 5, randomKeys: 1, unreliable: true, readFraction: 0.1).run("concurrent appends, one key, unreliable")
+    }
+    @Test func partitionsOneClient() throws { try Scenario(clients: 1, partitions: true).run("partitions, one client") }
+    @Test func partitionsManyClients() throws { try Scenario(clients: 5, partitions: true).run("partitions, many clients") }
+    @Test func restartsOneClient() throws {
+        try Scenario(clients: 1, crash: [.raftd, .kvd, .gateway]).run("kill -9 and restart, one client")
+    }
+    @Test func restartsManyClients() throws {
+        try Scenario(clients: 5, crash: [.raftd, .kvd, .gateway]).run("kill -9 and restart, many clients")
+    }
+    @Test func unreliableRestarts() throws {
+        try Scenario(clients: 5, unreliable: true, crash: [.raftd, .kvd]).run("unreliable + restarts")
+    }
+    @Test func restartsPartitions() throws {
+        try Scenario(clients: 5, crash: [.raftd, .kvd], partitions: true).run("restarts + partitions")
+    }
+    @Test func unreliableRestartsPartitions() throws {
+        try Scenario(clients: 5, unreliable: true, crash: [.raftd, .kvd], partitions: true).run("unreliable + restarts + partitions")
+    }
+    @Test func sevenNodesFifteenClientsEverything() throws {
+        try Scenario(nodes: 7, clients: 15, randomKeys: 10, unreliable: true, crash: [.raftd, .kvd], partitions: true)
+            .run("7 nodes, 15 clients, random keys, unreliable + restarts + partitions")
+    }
+    @Test func killOnlyKvds() throws { try Scenario(clients: 5, crash: [.kvd]).run("kill -9 kvds only") }
+    @Test func killOnlyRaftds() throws { try Scenario(clients: 5, crash: [.raftd]).run("kill -9 raftds only") }
+
+    /// The 6.824 speed check: 1,000 sequential Appends by one client, reported in ms/op.
+    @Test func thousandSequentialAppends() throws {
+        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 1))
+        defer { cluster.shutdown() }
+        try cluster.start()
+        #expect(cluster.waitForLeader() != nil)
+        let clerk = Clerk(endpoints: cluster.gatewayEndpoints)
+        let started = Date()
+        var expected: [UInt8] = []
+        for i in 0..<1000 {
+            let element = Array("x 0 \(i) y".utf8)
+            expected += element
+            guard case let .completed(response) = clerk.append(Array("speed".utf8), element), response.status == .ok else {
+                Issue.record("append \(i) failed\n\(cluster.logs())")
+                return
+            }
+        }
+        let msPerOp = Date().timeIntervalSince(started) * 1000 / 1000
+        print("1,000 sequential appends: \(String(format: "%.2f", msPerOp)) ms/op (6.824's bar: 33 ms/op)")
+        guard case let .completed(final) = clerk.get(Array("speed".utf8)) else { Issue.record("final get failed"); return }
+        #expect(final.value == expected)
+    }
+
+    /// A majority partition keeps serving; a gateway that reaches only the minority
+    /// completes nothing (Gets included) until the partition heals, and then completes.
+    @Test func progressInMajorityNoneInMinorityCompletionAfterHeal() throws {
+        let cluster = try LocalCluster(ClusterOptions(nodes: 5, gateways: 2))
+        defer { cluster.shutdown() }
+        try cluster.start()
+        let leader = try #require(cluster.waitForLeader())
+        // The old leader goes to the minority with one other node.
+        let others = (1...5).filter { $0 != leader }
+        let minority = [leader, others[0]]
+        let majority = Array(others.dropFirst())
+        cluster.partition([minority, majority])
+        cluster.setGatewayReach(1, nodes: majority)
+        cluster.setGatewayReach(2, nodes: minority)
+
+        let majorityClerk = Clerk(endpoints: [cluster.gatewayEndpoints[0]], operationTimeoutMs: 10_000)
+        guard case let .completed(put) = majorityClerk.put(Array("k".utf8), Array("majority".utf8)), put.status == .ok else {
+            Issue.record("the majority made no progress\n\(cluster.logs())")
+            return
+        }
+
+        // A Put and a Get through the minority-only gateway must not complete while partitioned.
+        let minorityPut = BackgroundOperation(endpoint: cluster.gatewayEndpoints[1], op: .put, key: "k", value: "minority")
+        let minorityGet = BackgroundOperation(endpoint: cluster.gatewayEndpoints[1], op: .get, key: "k")
+        usleep(1_500_000)
+        #expect(!minorityPut.isDone, "a Put completed in the minority")
+        #expect(!minorityGet.isDone, "a Get completed in the minority")
+        guard case let .completed(read) = majorityClerk.get(Array("k".utf8)) else { Issue.record("majority get failed"); return }
+        #expect(read.value == Array("majority".utf8), "the minority's Put took effect while partitioned")
+
+        // After the heal, the waiting operations complete.
+        cluster.heal()
+        cluster.setGatewayReach(2, nodes: Array(1...5))
+        #expect(minorityPut.wait(seconds: 15) == .ok, "the minority's Put did not complete after the heal\n\(cluster.logs())")
+        #expect(minorityGet.wait(seconds: 15) != nil)
+        guard case let .completed(after) = majorityClerk.get(Array("k".utf8)) else { Issue.record("get after heal failed"); return }
+        #expect(after.value == Array("minority".utf8))
+    }
+
+    /// Clients keep going through a second gateway when the first is killed mid-load.
+    @Test func gatewayKilledMidLoad() throws {
+        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 2))
+        defer { cluster.shutdown() }
+        try cluster.start()
+        #expect(cluster.waitForLeader() != nil)
+        let workload = Workload(endpoints: cluster.gatewayEndpoints, options: Workload.Options(clients: 4))
+        workload.start()
+        usleep(700_000)
+        cluster.kill9(cluster.gateway(1))
+        let before = workload.completed
+        usleep(1_500_000)
+        #expect(workload.completed > before, "clients stopped making progress after a gateway died")
+        workload.stop()
+        let problems = workload.verify()
+        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
+    }
+
+    /// A leader whose raftd freezes beyond an election timeout is replaced; when it thaws it
+    /// must not serve stale data or depose the new leader with its old term.
+    @Test func leaderRaftdStoppedThenContinued() throws {
+        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 1))
+        defer { cluster.shutdown() }
+        try cluster.start()
+        let leader = try #require(cluster.waitForLeader())
+        let workload = Workload(endpoints: cluster.gatewayEndpoints, options: Workload.Options(clients: 3))
+        workload.start()
+        usleep(500_000)
+        cluster.pause(cluster.raftd(leader))
+        usleep(UInt32(cluster.options.electionMs * 4 * 1000))
+        let during = workload.completed
+        usleep(1_000_000)
+        #expect(workload.completed > during, "no progress while the old leader was frozen")
+        cluster.resume(cluster.raftd(leader))
+        usleep(1_000_000)
+        workload.stop()
+        let problems = workload.verify()
+        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
+    }
+}
+
+/// One operation run on its own thread, so a test can watch whether it completes.
+final class BackgroundOperation: Sendable {
+    private let result = Mutex<Status?>(nil)
+
+    init(endpoint: Endpoint, op: Op, key: String, value: String = "") {
+        let thread = Thread { [result] in
+            let clerk = Clerk(endpoints: [endpoint], attemptTimeoutMs: 500, operationTimeoutMs: 30_000)
+            if case let .completed(response) = clerk.perform(op, Array(key.utf8), Array(value.utf8)) {
+                result.withLock { $0 = response.status }
+            } else {
+                result.withLock { $0 = .unavailable }
+            }
+        }
+        thread.start()
+    }
+
+    var isDone: Bool { result.withLock { $0 } != nil }
+
+    /// The final status, or nil if still running after `seconds`.
+    func wait(seconds: Double) -> Status? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if let status = result.withLock({ $0 }) { return status }
+            usleep(10_000)
+        }
+        return nil
+    }
+}
