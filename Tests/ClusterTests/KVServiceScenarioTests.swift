@@ -1,4 +1,5 @@
 import ClusterTestSupport
+import EventLoop
 import Foundation
 import Synchronization
 import KVClient
@@ -148,7 +149,7 @@ final class BackgroundOperation: Sendable {
     private let result = Mutex<Status?>(nil)
 
     init(endpoint: Endpoint, op: Op, key: String, value: String = "") {
-        let thread = Thread { [result] in
+        let thread = Thread { [self] in
             let clerk = Clerk(endpoints: [endpoint], attemptTimeoutMs: 500, operationTimeoutMs: 30_000)
             if case let .completed(response) = clerk.perform(op, Array(key.utf8), Array(value.utf8)) {
                 result.withLock { $0 = response.status }
