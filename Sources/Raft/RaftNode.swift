@@ -138,6 +138,8 @@ public final class RaftNode {
         log.cutReady()
         let hard = hardState
         let soft = softState
+        precondition(hard.term >= reportedHardState.term && hard.commit >= reportedHardState.commit,
+                     "raft: hard state moves back from \(reportedHardState) to \(hard)")
         let ready = Ready(
             hardState: hard != reportedHardState ? hard : nil,
             softState: soft != reportedSoftState ? soft : nil,

@@ -23,7 +23,7 @@ public struct SoftState: Sendable, Hashable {
 /// 3. send `messagesAfterPersist` (votes, vote and append responses: they promise durable state);
 /// 4. apply `committedEntries` in order;
 /// 5. call `advance(ready)`.
-public struct Ready: Sendable {
+public struct Ready: Sendable, Hashable {
     /// Present only when term, vote or commit changed since the last `Ready`.
     public var hardState: HardState?
     /// Present only when leader, role or term changed since the last `Ready`.
