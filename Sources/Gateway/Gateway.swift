@@ -130,13 +130,16 @@ public final class Gateway {
     // MARK: Forwarding
 
     /// The node to try next: the known leader, else the next reachable node in turn.
-    private func pickNode() -> Upstream? {
-        if leaderID != 0, let leader = upstreams[leaderID], leader.isUsable { return leader }
+    private func pickNode(avoiding avoided: UInt64) -> Upstream? {
+        if leaderID != 0, leaderID != avoided, let leader = upstreams[leaderID], leader.isUsable { return leader }
+        var fallback: Upstream?
         for _ in 0..<nodeOrder.count {
             roundRobin = (roundRobin + 1) % nodeOrder.count
-            if let upstream = upstreams[nodeOrder[roundRobin]], upstream.isUsable { return upstream }
+            guard let upstream = upstreams[nodeOrder[roundRobin]], upstream.isUsable else { continue }
+            if upstream.nodeID != avoided { return upstream }
+            fallback = upstream
         }
-        return nil
+        return fallback
     }
 
     private func dispatch(_ forward: Forward) {
@@ -144,7 +147,8 @@ public final class Gateway {
         guard EventLoop.monotonicNanos() < forward.deadline else {
             return finish(forward, KvResponse(status: .unavailable, message: "no leader answered within \(Int(config.requestDeadlineMs)) ms; outcome unknown, retry with the same client_id/seq"))
         }
-        guard let upstream = pickNode() else { return retryLater(forward, afterMs: 20) }
+        guard let upstream = pickNode(avoiding: forward.avoid) else { return retryLater(forward, afterMs: 20) }
+        forward.avoid = 0
         forward.attempts += 1
         forward.node = upstream.nodeID
         forward.upstreamID = nextUpstreamID
@@ -207,7 +211,10 @@ public final class Gateway {
                 retryLater(forward, afterMs: 10)
             }
         case .timeout, .unavailable:
-            if leaderID == upstream.nodeID && response.status == .unavailable { leaderID = 0 }
+            // The node we took for leader could not commit in time: it may be cut off or
+            // frozen. Ask the others (a follower's WRONG_LEADER hint names the new leader).
+            if leaderID == upstream.nodeID { leaderID = 0 }
+            forward.avoid = upstream.nodeID
             retryLater(forward, afterMs: 10)
         case .sessionExpired where forward.session != nil:
             // Our own session expired: the request was not applied; go again under a new one.

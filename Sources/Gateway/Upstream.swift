@@ -39,6 +39,8 @@ final class Forward {
     var attempts = 0
     var upstreamID: UInt64 = 0
     var node: UInt64 = 0
+    /// A node not to try next (it just timed out).
+    var avoid: UInt64 = 0
     /// For client_id = 0: the gateway session lent to this request.
     var session: SessionPool.Session?
     var done = false

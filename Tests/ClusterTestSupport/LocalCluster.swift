@@ -52,9 +52,11 @@ public final class LocalCluster {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
 
         let n = options.nodes
-        let raftPorts = try FreePort.allocate(count: n)
-        let kvPorts = try FreePort.allocate(count: n)
-        gatewayPorts = try FreePort.allocate(count: options.gateways)
+        let reservation = try PortReservation(count: 2 * n + options.gateways)
+        defer { reservation.release() }
+        let raftPorts = Array(reservation.ports[0..<n])
+        let kvPorts = Array(reservation.ports[n..<(2 * n)])
+        gatewayPorts = Array(reservation.ports[(2 * n)...])
         for i in 1...n {
             kvdPorts[i] = kvPorts[i - 1]
             var proxies: [Int: FaultProxy] = [:]

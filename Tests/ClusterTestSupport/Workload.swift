@@ -18,7 +18,9 @@ public final class Workload: Sendable {
         public var attemptTimeoutMs = 500.0
         public var operationTimeoutMs = 3000.0
         /// Most operations per client (bounds the history the checker must search).
-        public var maxOpsPerClient = 400
+        public var maxOpsPerClient = 1000
+        /// Pause between a client's operations, so load spreads over the whole scenario.
+        public var thinkTimeMs = 6.0
         public var seed: UInt64 = 1
 
         public init(clients: Int = 3, randomKeys: Int? = nil) {
@@ -71,6 +73,7 @@ public final class Workload: Sendable {
         var ops = 0
         while !stopFlag.load(ordering: .relaxed) && ops < options.maxOpsPerClient {
             ops += 1
+            if options.thinkTimeMs > 0 { usleep(UInt32(Double.random(in: 0...options.thinkTimeMs, using: &random) * 1000)) }
             let key = options.randomKeys.map { "key-\(Int.random(in: 0..<$0, using: &random))" } ?? Workload.key(client: client)
             let keyBytes = Array(key.utf8)
             if Double.random(in: 0..<1, using: &random) < options.readFraction {
