@@ -81,6 +81,7 @@ let package = Package(
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "Raft"]),
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "Wire"]),
         .testTarget(name: "ClusterTests", dependencies: ["ClusterTestSupport", "KVClient", "Wire", "EventLoop"]),
+        .testTarget(name: "DeploymentTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]
 )
