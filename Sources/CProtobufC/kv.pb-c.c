@@ -245,7 +245,7 @@ const ProtobufCMessageDescriptor kvraft__kv_request__descriptor =
   (ProtobufCMessageInit) kvraft__kv_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__node_status__field_descriptors[9] =
+static const ProtobufCFieldDescriptor kvraft__node_status__field_descriptors[11] =
 {
   {
     "node_id",
@@ -355,12 +355,38 @@ static const ProtobufCFieldDescriptor kvraft__node_status__field_descriptors[9] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "fsyncs",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__NodeStatus, fsyncs),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_index",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__NodeStatus, last_index),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__node_status__field_indices_by_name[] = {
   7,   /* field[7] = address */
   6,   /* field[6] = applied_index */
   5,   /* field[5] = commit_index */
   8,   /* field[8] = error */
+  9,   /* field[9] = fsyncs */
+  10,   /* field[10] = last_index */
   4,   /* field[4] = leader_id */
   0,   /* field[0] = node_id */
   1,   /* field[1] = reachable */
@@ -370,7 +396,7 @@ static const unsigned kvraft__node_status__field_indices_by_name[] = {
 static const ProtobufCIntRange kvraft__node_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor kvraft__node_status__descriptor =
 {
@@ -380,7 +406,7 @@ const ProtobufCMessageDescriptor kvraft__node_status__descriptor =
   "Kvraft__NodeStatus",
   "kvraft",
   sizeof(Kvraft__NodeStatus),
-  9,
+  11,
   kvraft__node_status__field_descriptors,
   kvraft__node_status__field_indices_by_name,
   1,  kvraft__node_status__number_ranges,

@@ -154,6 +154,14 @@ public final class Connection {
         return true
     }
 
+    /// Writes queued output to the socket now instead of on the loop's next pass (e.g. right
+    /// before a blocking fsync). Whatever the socket does not take stays queued.
+    public func flushNow() {
+        guard let bev, !isClosed else { return }
+        let output = bufferevent_get_output(bev)
+        if evbuffer_get_length(output) > 0 { _ = evbuffer_write(output, bufferevent_getfd(bev)) }
+    }
+
     /// Moves every received byte to the end of `buffer`; returns how many.
     @discardableResult
     public func readAvailable(appendingTo buffer: inout [UInt8]) -> Int {

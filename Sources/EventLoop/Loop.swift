@@ -11,7 +11,12 @@ public final class EventLoop {
     public init() {
         // A peer that goes away mid-write must not kill the process.
         signal(SIGPIPE, SIG_IGN)
-        guard let base = event_base_new() else { fatalError("event_base_new failed") }
+        // The epoll changelist folds the enable/disable pairs a bufferevent makes around each
+        // write into one epoll_ctl per pass (or none).
+        let config = event_config_new()
+        event_config_set_flag(config, Int32(EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST.rawValue))
+        guard let base = event_base_new_with_config(config) else { fatalError("event_base_new failed") }
+        event_config_free(config)
         self.base = base
     }
 

@@ -30,7 +30,7 @@ public final class Gateway {
         self.logger = logger
         nodeOrder = config.nodes.keys.sorted()
         sessions = SessionPool(maxIdle: config.maxIdleSessions)
-        retryTimer = Timer(loop: loop, repeating: true) { [weak self] in self?.runRetries() }
+        retryTimer = Timer(loop: loop) { [weak self] in self?.runRetries() }
     }
 
     public func start() throws {
@@ -54,7 +54,6 @@ public final class Gateway {
             }
             upstream.dialer.start()
         }
-        retryTimer.schedule(milliseconds: 5)
         logger.info("kvgateway serving", metadata: ["listen": "\(config.listen)", "nodes": "\(nodeOrder.map { "\($0)=\(config.nodes[$0]!)" }.joined(separator: ","))"])
     }
 
@@ -165,9 +164,12 @@ public final class Gateway {
     private func retryLater(_ forward: Forward, afterMs: Double) {
         let backoff = min(200, afterMs * Double(max(1, forward.attempts)))
         retryQueue.append((EventLoop.monotonicNanos() + UInt64(backoff * 1_000_000), forward))
+        // An idle gateway runs no timer; one is armed only while retries wait.
+        if !retryTimer.isScheduled { retryTimer.schedule(milliseconds: 5) }
     }
 
     private func runRetries() {
+        defer { if !retryQueue.isEmpty { retryTimer.schedule(milliseconds: 5) } }
         guard !retryQueue.isEmpty else { return }
         let now = EventLoop.monotonicNanos()
         var due: [Forward] = []

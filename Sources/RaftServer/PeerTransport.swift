@@ -46,13 +46,18 @@ final class PeerTransport {
         incoming.removeAll()
     }
 
-    /// Queues messages; they leave when the loop next writes.
-    func send(_ messages: [Message]) {
+    /// Queues messages; they leave when the loop next writes, or at once with `flushNow`
+    /// (before a blocking fsync, so followers work in parallel with it).
+    func send(_ messages: [Message], flushNow: Bool = false) {
+        guard !messages.isEmpty else { return }
         for message in messages {
             guard let peer = outgoing[message.to] else { continue }
             peer.enqueue(PeerMessage(message, clusterID: config.clusterID), isHeartbeat: message.type == .heartbeat)
         }
-        for peer in outgoing.values { peer.flush() }
+        for peer in outgoing.values {
+            peer.flush()
+            if flushNow { peer.dialer.connection?.flushNow() }
+        }
     }
 
     private func accept(_ connection: Connection) {

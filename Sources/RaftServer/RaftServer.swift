@@ -29,6 +29,9 @@ public final class RaftServer {
     /// Highest index known committed and durable here: what may be streamed to kvd.
     private var committedIndex: UInt64
     private var stopped = false
+    /// Term and vote as last written to the log (they must be fsynced before use).
+    private var syncedTerm: UInt64 = 0
+    private var syncedVote: UInt64 = 0
 
     public init(loop: EventLoop, config: RaftServerConfig, logger: Logger) throws {
         self.loop = loop
@@ -50,6 +53,8 @@ public final class RaftServer {
         let durableCommit = min(storage.hardState.commit, storage.lastIndex)
         node = RaftNode(config: raftConfig, hardState: storage.hardState, entries: storage.entries, applied: durableCommit)
         committedIndex = durableCommit
+        syncedTerm = storage.hardState.term
+        syncedVote = storage.hardState.vote
         transport = PeerTransport(loop: loop, config: config, logger: logger) { [weak self] message in
             self?.node.step(message)
             self?.readyAction.schedule()
@@ -95,11 +100,23 @@ public final class RaftServer {
         guard !stopped else { return }
         while node.hasReady {
             let ready = node.ready()
-            transport.send(ready.messages)
+            // The leader's appends hit the wire before its own fsync starts (thesis §10.2.1).
+            transport.send(ready.messages, flushNow: !ready.entries.isEmpty)
             do {
+                if let first = ready.entries.first, first.index <= storage.lastIndex {
+                    logger.notice("replacing log entries from index \(first.index) (last was \(storage.lastIndex)) with the leader's")
+                }
                 if !ready.entries.isEmpty { try storage.append(ready.entries) }
-                if let hardState = ready.hardState { try storage.save(hardState: hardState) }
-                if !ready.entries.isEmpty || ready.hardState != nil { try storage.sync() }
+                var mustSync = !ready.entries.isEmpty
+                if let hardState = ready.hardState {
+                    try storage.save(hardState: hardState)
+                    // A new commit index alone need not be durable (it is relearned from the
+                    // leader after a restart); a new term or vote must be, before anyone hears of it.
+                    mustSync = mustSync || hardState.term != syncedTerm || hardState.vote != syncedVote
+                    syncedTerm = hardState.term
+                    syncedVote = hardState.vote
+                }
+                if mustSync { try storage.sync() }
             } catch {
                 // Continuing could acknowledge data that is not on disk.
                 logger.critical("cannot persist the log: \(error); stopping")
@@ -198,7 +215,8 @@ public final class RaftServer {
             let status = node.status
             session.send(.status(queryID: queryID, NodeStatus(
                 nodeID: config.nodeID, reachable: true, role: status.role.name, term: status.term, leaderID: status.leader,
-                commitIndex: status.commitIndex, appliedIndex: committedIndex, address: "\(config.listen)")))
+                commitIndex: status.commitIndex, appliedIndex: committedIndex, address: "\(config.listen)",
+                fsyncs: storage.syncCount, lastIndex: status.lastIndex)))
         }
     }
 

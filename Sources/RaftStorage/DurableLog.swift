@@ -28,6 +28,9 @@ public final class DurableLog {
     /// Index of the last entry, 0 when the log is empty.
     public var lastIndex: UInt64 { UInt64(entries.count) }
 
+    /// fdatasyncs of the log so far (for status and benchmarks: group commit shows here).
+    public private(set) var syncCount: UInt64 = 0
+
     private enum State {
         case open
         /// An I/O failure left the disk in an unknown state (a failed fdatasync may have dropped
@@ -233,6 +236,7 @@ public final class DurableLog {
         try checkUsable()
         try flush()
         do {
+            if writer.hasUnsyncedWrites { syncCount += 1 }
             try writer.sync()
         } catch {
             state = .failed("\(error)")

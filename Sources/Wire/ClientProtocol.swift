@@ -84,9 +84,13 @@ public struct NodeStatus: Hashable, Sendable {
     public var appliedIndex: UInt64
     public var address: String
     public var error: String
+    /// raftd's log fdatasyncs since it started.
+    public var fsyncs: UInt64
+    public var lastIndex: UInt64
 
     public init(nodeID: UInt64 = 0, reachable: Bool = false, role: String = "", term: UInt64 = 0, leaderID: UInt64 = 0,
-                commitIndex: UInt64 = 0, appliedIndex: UInt64 = 0, address: String = "", error: String = "") {
+                commitIndex: UInt64 = 0, appliedIndex: UInt64 = 0, address: String = "", error: String = "",
+                fsyncs: UInt64 = 0, lastIndex: UInt64 = 0) {
         self.nodeID = nodeID
         self.reachable = reachable
         self.role = role
@@ -96,6 +100,8 @@ public struct NodeStatus: Hashable, Sendable {
         self.appliedIndex = appliedIndex
         self.address = address
         self.error = error
+        self.fsyncs = fsyncs
+        self.lastIndex = lastIndex
     }
 }
 

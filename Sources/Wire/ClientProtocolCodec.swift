@@ -30,13 +30,15 @@ extension NodeStatus: WireMessage {
         kvraft__node_status__init(m)
         m.pointee.node_id = nodeID
         m.pointee.reachable = reachable ? 1 : 0
-        m.pointee.role = arena.string(role)
+        if !role.isEmpty { m.pointee.role = arena.string(role) }
         m.pointee.term = term
         m.pointee.leader_id = leaderID
         m.pointee.commit_index = commitIndex
         m.pointee.applied_index = appliedIndex
-        m.pointee.address = arena.string(address)
-        m.pointee.error = arena.string(error)
+        if !address.isEmpty { m.pointee.address = arena.string(address) }
+        if !error.isEmpty { m.pointee.error = arena.string(error) }
+        m.pointee.fsyncs = fsyncs
+        m.pointee.last_index = lastIndex
         return m
     }
 
@@ -44,7 +46,7 @@ extension NodeStatus: WireMessage {
         self.init(nodeID: m.pointee.node_id, reachable: m.pointee.reachable != 0, role: CValue.string(m.pointee.role),
                   term: m.pointee.term, leaderID: m.pointee.leader_id, commitIndex: m.pointee.commit_index,
                   appliedIndex: m.pointee.applied_index, address: CValue.string(m.pointee.address),
-                  error: CValue.string(m.pointee.error))
+                  error: CValue.string(m.pointee.error), fsyncs: m.pointee.fsyncs, lastIndex: m.pointee.last_index)
     }
 
     public func append(to out: inout [UInt8], framed: Bool) {
@@ -66,8 +68,8 @@ extension KvResponse: WireMessage {
         m.pointee.request_id = requestID
         m.pointee.status = Kvraft__Status(rawValue: .init(truncatingIfNeeded: status.rawValue))
         m.pointee.value = arena.bytes(value)
-        m.pointee.leader_hint = arena.string(leaderHint)
-        m.pointee.message = arena.string(message)
+        if !leaderHint.isEmpty { m.pointee.leader_hint = arena.string(leaderHint) }
+        if !message.isEmpty { m.pointee.message = arena.string(message) }
         if !nodes.isEmpty {
             let list = arena.pointerArray(of: Kvraft__NodeStatus.self, count: nodes.count)
             for (i, node) in nodes.enumerated() { list[i] = node.makeC(in: arena) }

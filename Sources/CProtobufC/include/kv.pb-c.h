@@ -84,10 +84,18 @@ struct  Kvraft__NodeStatus
   uint64_t applied_index;
   char *address;
   char *error;
+  /*
+   * raftd's log fdatasyncs since it started
+   */
+  uint64_t fsyncs;
+  /*
+   * last index in this node's log
+   */
+  uint64_t last_index;
 };
 #define KVRAFT__NODE_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__node_status__descriptor) \
-    , 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Kvraft__KvResponse
