@@ -4,11 +4,21 @@ import Foundation
 
 extension WorkloadOp: ExpressibleByArgument {}
 
-/// kvbench: a closed-loop load generator for kvraft's client protocol.
+/// kvbench: `kv` (the default: `kvbench --target …` means `kvbench kv --target …`) drives
+/// kvraft's client protocol; `raft` drives raftd's apply socket directly.
 struct Kvbench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kvbench",
-        abstract: "Load generator for kvraft: many session clients, one operation outstanding each, on one event loop.",
+        abstract: "Load generator for kvraft.",
+        subcommands: [Kv.self, Raft.self],
+        defaultSubcommand: Kv.self)
+}
+
+/// kvbench kv: a closed-loop load generator for kvraft's client protocol.
+struct Kv: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kv",
+        abstract: "Load generator for kvraft: many session clients, one operation outstanding each, on one event loop (the default subcommand).",
         discussion: """
         Each client has its own random client_id and seq from 1 and retries WRONG_LEADER, TIMEOUT and \
         UNAVAILABLE with the same seq (exactly-once on); SESSION_EXPIRED starts a new client_id. \
