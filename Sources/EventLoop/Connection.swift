@@ -159,7 +159,12 @@ public final class Connection {
     public func flushNow() {
         guard let bev, !isClosed else { return }
         let output = bufferevent_get_output(bev)
-        if evbuffer_get_length(output) > 0 { _ = evbuffer_write(output, bufferevent_getfd(bev)) }
+        guard isConnected, evbuffer_get_length(output) > 0 else { return }
+        // A socket bufferevent freezes the front of its output buffer so only its own write
+        // callback drains it; that callback does exactly this unfreeze-write-freeze.
+        evbuffer_unfreeze(output, 1)
+        _ = evbuffer_write(output, bufferevent_getfd(bev))
+        evbuffer_freeze(output, 1)
     }
 
     /// Moves every received byte to the end of `buffer`; returns how many.

@@ -123,7 +123,8 @@ public final class RaftServer {
                 stop()
                 exit(1)
             }
-            transport.send(ready.messagesAfterPersist)
+            // Votes and append acknowledgements leave at once: the leader is waiting on them.
+            transport.send(ready.messagesAfterPersist, flushNow: true)
             if let soft = ready.softState { announce(soft) }
             if let last = ready.committedEntries.last { committedIndex = max(committedIndex, last.index) }
             node.advance(ready)

@@ -413,7 +413,7 @@ final class BenchDriver {
             retryQueue.append(contentsOf: later)
         }
         let timeout = UInt64(config.attemptTimeoutMs * 1_000_000)
-        for client in clients where client.busy && now - client.lastSentNanos > timeout {
+        for client in clients where client.busy && now > client.lastSentNanos && now - client.lastSentNanos > timeout {
             count("CLIENT_TIMEOUT", error: true)
             send(client)
         }
