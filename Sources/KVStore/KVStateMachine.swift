@@ -30,25 +30,22 @@ import Wire
 /// GETs are sessioned too: a retried GET gets its original reply.
 ///
 /// ## Sessions: opening, expiry, eviction
-/// - A client with no session opens one only with `seq == 1`, and only if it holds no
-///   tombstone. Every client numbers its requests from 1; seq 0 from a nonzero client is
-///   BAD_REQUEST.
+/// - A client with no session opens one with its first command that reaches the log, at
+///   whatever seq it carries (gaps are allowed: its seq 1 may have been lost before the
+///   log). From then on the session fences every lower seq, so a late retry of an
+///   operation the client gave up on can never be applied after a later one.
 /// - Before each batch, sessions idle for more than `sessionTimeoutMs` of log time are
 ///   removed. When opening a session would exceed `maxSessions`, the least recently
 ///   active session is evicted (ties broken by log order, earlier first). Either way the
 ///   client leaves a tombstone.
-/// - A command from a client with no session gets SESSION_EXPIRED, with no effect, if the
-///   client is tombstoned or its `seq > 1`. A client that sees SESSION_EXPIRED knows the
-///   request was not applied, and must take a new client ID and start again from seq 1.
-///   (So a client whose first request never reached the log, and who moved on to seq 2,
-///   also gets SESSION_EXPIRED: safe, and cured the same way.)
-/// - Tombstones are removed after `tombstoneTimeoutMs` of log time, or oldest first
-///   beyond `maxTombstones`. Since a session-less request with `seq > 1` is refused
-///   whether or not a tombstone remains, a tombstone only guards seq 1. Residual risk: a
-///   copy of a client's seq-1 request that reaches the log after the client's session
-///   *and* its tombstone are gone (more than `sessionTimeoutMs + tombstoneTimeoutMs` of
-///   log time after the client was last active, or after more than `maxTombstones` later
-///   removals) is applied a second time.
+/// - A command from a tombstoned client gets SESSION_EXPIRED, with no effect. A client
+///   that sees SESSION_EXPIRED knows the request was not applied, and must take a new
+///   client ID and start again from seq 1.
+/// - Tombstones are removed after `tombstoneTimeoutMs` of log time (default 24 h), or
+///   oldest first beyond `maxTombstones`. Residual risk, documented: a retry from a
+///   client whose session *and* tombstone are both gone (idle for more than
+///   `sessionTimeoutMs + tombstoneTimeoutMs` of log time, or pushed out by more than
+///   `maxTombstones` later removals) would open a new session and be applied again.
 ///
 /// Nothing observable depends on Dictionary iteration order.
 public struct KVStateMachine: Equatable, Sendable {
@@ -127,7 +124,7 @@ public struct KVStateMachine: Equatable, Sendable {
             }
         } else {
             if command.seq == 0 { return .badRequest }
-            if command.seq > 1 || sessions.isTombstoned(clientID) { return .sessionExpired }
+            if sessions.isTombstoned(clientID) { return .sessionExpired }
         }
         let result = perform(command)
         sessions.record(clientID, seq: command.seq, result: result, nowMs: clockMs)

@@ -128,8 +128,8 @@ struct ReferenceStore {
             if let s = sessions[c.clientID] {
                 if c.seq == s.seq { return s.result }
                 if c.seq < s.seq { return .badRequest }
-            } else if c.seq != 1 {
-                return c.seq == 0 ? .badRequest : .sessionExpired
+            } else if c.seq == 0 {
+                return .badRequest
             }
         }
         let result: CommandResult
