@@ -38,6 +38,7 @@ struct KVServiceScenarioTests {
         try Scenario(nodes: 7, clients: 15, randomKeys: 10, unreliable: true, crash: [.raftd, .kvd], partitions: true)
             .run("7 nodes, 15 clients, random keys, unreliable + restarts + partitions")
     }
+    @Test func swizzledLinks() throws { try Scenario(clients: 5, swizzle: true).run("swizzle-clogged raftd links") }
     @Test func killOnlyKvds() throws { try Scenario(clients: 5, crash: [.kvd]).run("kill -9 kvds only") }
     @Test func killOnlyRaftds() throws { try Scenario(clients: 5, crash: [.raftd]).run("kill -9 raftds only") }
 

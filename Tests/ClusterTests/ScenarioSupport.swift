@@ -15,6 +15,8 @@ struct Scenario {
     /// kill -9 and restart random processes (of the kinds listed).
     var crash: [ClusterProcess.Kind] = []
     var partitions = false
+    /// FoundationDB-style swizzle: cut raftd links one at a time, heal them in another order.
+    var swizzle = false
     var readFraction = 0.4
 
     /// Seconds of faults and load; KVRAFT_DEEP=1 runs five times longer.
@@ -64,7 +66,11 @@ struct Scenario {
                     killed.append(process)
                 }
             }
-            usleep(UInt32(Double.random(in: 0.4...0.9, using: &random) * 1_000_000))
+            if swizzle {
+                FaultSchedule.swizzle(cluster.raftLinks.map(\.proxy), seed: random.next(), stepMs: 60)
+            } else {
+                usleep(UInt32(Double.random(in: 0.4...0.9, using: &random) * 1_000_000))
+            }
             for process in killed { try process.start() }
             if partitions || unreliable { cluster.heal() }
         }
