@@ -37,6 +37,7 @@ let package = Package(
         // Processes' logic, in libraries so tests can reach it.
         .target(name: "KVStore", dependencies: ["Wire"]),
         .target(name: "ServiceSupport", dependencies: [
+            "Wire", "EventLoop",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -1,5 +1,6 @@
 import EventLoop
 import Logging
+import ServiceSupport
 import Wire
 
 /// kvgateway: takes client requests, forwards each unchanged (same client_id and seq) to
@@ -79,25 +80,10 @@ public final class Gateway {
 
     private func accept(_ connection: Connection) {
         guard !stopping else { return connection.close() }
-        let client = ClientLink(connection: connection, frameLimit: config.frameLimit)
-        clients[ObjectIdentifier(connection)] = client
-        connection.onRead = { [weak self] conn in self?.receive(from: conn) }
-        connection.onWritable = { conn in conn.resumeReading() }
-        connection.onClose = { [weak self] conn, _ in self?.clients[ObjectIdentifier(conn)] = nil }
-    }
-
-    private func receive(from connection: Connection) {
-        guard let client = clients[ObjectIdentifier(connection)] else { return connection.close() }
-        client.decoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
-        do {
-            while let frame = try client.decoder.nextFrame() {
-                handle(try KvRequest(serialized: frame), from: client)
-                if connection.isReadingPaused { break }
-            }
-        } catch {
-            client.reply(KvResponse(requestID: 0, status: .badRequest, message: "\(error); closing connection"))
-            connection.closeAfterFlush()
-        }
+        let client = ClientLink(connection: connection, frameLimit: config.frameLimit,
+                                onRequest: { [weak self] request, client in self?.handle(request, from: client) },
+                                onClose: { [weak self] client in self?.clients[ObjectIdentifier(client)] = nil })
+        clients[ObjectIdentifier(client)] = client
     }
 
     private func handle(_ request: KvRequest, from client: ClientLink) {

@@ -1,4 +1,5 @@
 import EventLoop
+import ServiceSupport
 import Wire
 
 /// The gateway's pooled link to one node's kvd: one connection carrying many requests in
@@ -50,25 +51,5 @@ final class Forward {
         self.clientRequestID = request.requestID
         self.request = request
         self.deadline = deadline
-    }
-}
-
-/// A client connection to the gateway.
-final class ClientLink {
-    let connection: Connection
-    var decoder: FrameDecoder
-    private var scratch: [UInt8] = []
-
-    init(connection: Connection, frameLimit: Int) {
-        self.connection = connection
-        decoder = FrameDecoder(frameLimit: frameLimit)
-    }
-
-    func reply(_ response: KvResponse) {
-        guard !connection.isClosed else { return }
-        scratch.removeAll(keepingCapacity: true)
-        response.appendFrame(to: &scratch)
-        connection.write(scratch)
-        if !connection.isWritable { connection.pauseReading() }
     }
 }

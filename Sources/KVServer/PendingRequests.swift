@@ -1,3 +1,4 @@
+import ServiceSupport
 import Wire
 
 /// A client request waiting for its command to be applied.
