@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(name: "RaftTests", dependencies: ["Raft"]),
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "Raft"]),
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "Wire"]),
-        .testTarget(name: "ClusterTests", dependencies: ["ClusterTestSupport", "KVClient", "Wire", "EventLoop"]),
+        .testTarget(name: "ClusterTests", dependencies: ["ClusterTestSupport", "KVClient", "Wire", "EventLoop", "ServiceSupport"]),
         .testTarget(name: "DeploymentTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]

@@ -40,6 +40,8 @@ public final class LocalCluster {
     private var gatewayProxies: [Int: [Int: FaultProxy]] = [:]
     public private(set) var gatewayPorts: [Int] = []
     public private(set) var kvdPorts: [Int: Int] = [:]
+    /// Each raftd's own peer listening port (not behind a proxy).
+    public private(set) var raftdPorts: [Int: Int] = [:]
     public var keepFiles = false
 
     public static let packageRoot = URL(fileURLWithPath: #filePath)
@@ -59,6 +61,7 @@ public final class LocalCluster {
         gatewayPorts = Array(reservation.ports[(2 * n)...])
         for i in 1...n {
             kvdPorts[i] = kvPorts[i - 1]
+            raftdPorts[i] = raftPorts[i - 1]
             var proxies: [Int: FaultProxy] = [:]
             for j in 1...n where j != i {
                 proxies[j] = try FaultProxy(target: .tcp(host: "127.0.0.1", port: raftPorts[j - 1]))

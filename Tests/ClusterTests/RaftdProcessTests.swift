@@ -1,5 +1,8 @@
 import ClusterTestSupport
 import Foundation
+import EventLoop
+import KVClient
+import ServiceSupport
 import Testing
 import Wire
 
@@ -59,5 +62,41 @@ struct RaftdProcessTests {
         for link in probe.links.values { #expect(link.streamErrors.isEmpty, "\(link.streamErrors)") }
         let commands = streams[0].filter { !$0.isNoop }.map(\.data)
         #expect(commands == expected, "commands applied out of order, twice, or lost")
+    }
+
+    /// Garbage, foreign clusters and unknown senders on raftd's peer port, and garbage on
+    /// its apply socket: each such connection is closed, and the node keeps replicating.
+    @Test func badInputOnPeerPortAndApplySocket() throws {
+        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 0))
+        defer { cluster.shutdown() }
+        try cluster.start(raftdsOnly: true)
+        let probe = ApplyProbe(sockets: Dictionary(uniqueKeysWithValues: (1...3).map { ($0, cluster.applySocket($0)) }))
+        #expect(probe.run(timeoutMs: 10_000) { probe.leader != nil }, "no leader\n\(cluster.logs())")
+        let leader = try #require(probe.leader)
+        let peerPort = Endpoint.tcp(host: "127.0.0.1", port: cluster.raftdPorts[leader]!)
+
+        var foreignCluster: [UInt8] = []
+        PeerMessage(clusterID: 12345, from: 2, to: UInt64(leader), type: .heartbeat, term: 99).appendFrame(to: &foreignCluster)
+        var unknownSender: [UInt8] = []
+        PeerMessage(clusterID: ClusterID.hash("kvraft"), from: 77, to: UInt64(leader), type: .vote, term: 1_000).appendFrame(to: &unknownSender)
+        let attacks: [[UInt8]] = [[0xff, 0xff, 0xff, 0xff, 1, 2], [0, 0, 0, 3, 0xff, 0xff, 0xff], foreignCluster, unknownSender]
+        for bytes in attacks {
+            let connection = KVConnection(endpoint: peerPort)
+            _ = try? connection.sendRaw(bytes, timeoutMs: 300)
+            #expect(connection.waitForClose(timeoutMs: 3000), "raftd kept a bad peer connection open")
+        }
+        // Garbage on the apply socket of a follower: that connection is dropped, the probe reconnects.
+        let follower = (1...3).first { $0 != leader }!
+        let applyGarbage = KVConnection(endpoint: .unix(path: cluster.applySocket(follower)))
+        _ = try? applyGarbage.sendRaw([0, 0, 0, 2, 0xff, 0xff], timeoutMs: 300)
+        #expect(applyGarbage.waitForClose(timeoutMs: 3000))
+
+        // The cluster still commits, with the same leader (no term bump from the fake vote).
+        let term = probe.links[leader]!.leadership!.term
+        probe.propose(on: leader, (0..<100).map { Array("after-\($0)".utf8) })
+        let applied: () -> Bool = { probe.links.values.allSatisfy { $0.applied.contains { $0.data == Array("after-99".utf8) } } }
+        #expect(probe.run(timeoutMs: 10_000, until: applied), "no progress after bad input\n\(cluster.logs())")
+        #expect(probe.links[leader]!.leadership!.term == term)
+        for process in cluster.raftds { #expect(process.isRunning, "\(process.name) died") }
     }
 }
