@@ -90,7 +90,7 @@ struct Delete: ParsableCommand {
 }
 
 struct StatusCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show every node: reachable, role, term, leader, commit and applied index.")
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show every node: reachable, role, term, leader, last/commit/applied index, and raftd's fsync count.")
     @ParentCommand var root: Kvctl
     var options: GatewayOptions { root.options }
 
@@ -102,13 +102,13 @@ struct StatusCommand: ParsableCommand {
         } catch {
             throw fail("gateway unreachable: \(error)", code: KvctlExit.unavailable)
         }
-        let header = ["NODE", "ADDRESS", "STATE", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED"]
+        let header = ["NODE", "ADDRESS", "STATE", "ROLE", "TERM", "LEADER", "LAST", "COMMIT", "APPLIED", "FSYNCS"]
         var rows = [header]
         for node in response.nodes.sorted(by: { $0.nodeID < $1.nodeID }) {
             let state = node.reachable ? (node.error.isEmpty ? "up" : node.error) : "down: \(node.error)"
             rows.append([String(node.nodeID), node.address, state, node.role.isEmpty ? "-" : node.role,
                          String(node.term), node.leaderID == 0 ? "-" : String(node.leaderID),
-                         String(node.commitIndex), String(node.appliedIndex)])
+                         String(node.lastIndex), String(node.commitIndex), String(node.appliedIndex), String(node.fsyncs)])
         }
         let widths = header.indices.map { column in rows.map { $0[column].count }.max()! }
         for row in rows {
