@@ -23,6 +23,9 @@ public final class Gateway {
     /// Forwards waiting for a retry slot, by due time.
     private var retryQueue: [(due: UInt64, forward: Forward)] = []
     private var retryTimer: Timer!
+    private var attempts: [Attempt] = []
+    private var attemptsHead = 0
+    private var attemptTimer: Timer!
     private var stopping = false
 
     public init(loop: EventLoop, config: GatewayConfig, logger: Logger) {
@@ -32,6 +35,7 @@ public final class Gateway {
         nodeOrder = config.nodes.keys.sorted()
         sessions = SessionPool(maxIdle: config.maxIdleSessions)
         retryTimer = Timer(loop: loop) { [weak self] in self?.runRetries() }
+        attemptTimer = Timer(loop: loop) { [weak self] in self?.expireAttempts() }
     }
 
     public func start() throws {
@@ -88,6 +92,9 @@ public final class Gateway {
 
     private func handle(_ request: KvRequest, from client: ClientLink) {
         if request.op == .status { return StatusCollector.collect(for: request, client: client, gateway: self) }
+        if let problem = RequestValidation.problem(with: request, maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes) {
+            return client.reply(KvResponse(requestID: request.requestID, status: .badRequest, message: problem))
+        }
         guard inFlightCount < config.maxInFlight else {
             return client.reply(KvResponse(requestID: request.requestID, status: .unavailable, message: "gateway overloaded; retry later"))
         }
@@ -144,7 +151,41 @@ public final class Gateway {
         if !upstream.send(request) {
             upstream.inFlight[forward.upstreamID] = nil
             retryLater(forward, afterMs: 5)
+            return
         }
+        let attemptDeadline = min(forward.deadline, EventLoop.monotonicNanos() + UInt64(config.attemptTimeoutMs * 1_000_000))
+        attempts.append(Attempt(deadline: attemptDeadline, upstreamID: forward.upstreamID, node: upstream.nodeID))
+        if !attemptTimer.isScheduled { attemptTimer.schedule(milliseconds: 20) }
+    }
+
+    /// An attempt sent to a kvd that has not answered: a frozen process or a black-holed link
+    /// keeps its TCP connection open, so silence is the only sign. Attempt deadlines grow with
+    /// send time, so the oldest are at the front.
+    private struct Attempt {
+        let deadline: UInt64
+        let upstreamID: UInt64
+        let node: UInt64
+    }
+
+    private func expireAttempts() {
+        let now = EventLoop.monotonicNanos()
+        var expired = 0
+        while attemptsHead < attempts.count, attempts[attemptsHead].deadline <= now {
+            let attempt = attempts[attemptsHead]
+            attemptsHead += 1
+            guard let upstream = upstreams[attempt.node],
+                  let forward = upstream.inFlight.removeValue(forKey: attempt.upstreamID) else { continue }
+            expired += 1
+            if leaderID == attempt.node { leaderID = 0 }
+            forward.avoid = attempt.node
+            dispatch(forward)
+        }
+        if expired > 0 { logger.debug("\(expired) attempts got no answer in \(Int(config.attemptTimeoutMs)) ms; retried elsewhere") }
+        if attemptsHead > 1024 && attemptsHead * 2 > attempts.count {
+            attempts.removeFirst(attemptsHead)
+            attemptsHead = 0
+        }
+        if attemptsHead < attempts.count { attemptTimer.schedule(milliseconds: 20) }
     }
 
     private func retryLater(_ forward: Forward, afterMs: Double) {

@@ -1,4 +1,5 @@
 import EventLoop
+import ServiceSupport
 
 /// Everything a kvgateway process is told on its command line.
 public struct GatewayConfig: Sendable {
@@ -7,6 +8,13 @@ public struct GatewayConfig: Sendable {
     public var nodes: [UInt64: Endpoint]
     /// How long the gateway keeps retrying a request before answering UNAVAILABLE.
     public var requestDeadlineMs: Double = 5000
+    /// How long one attempt at a kvd may go unanswered before it is retried at another node
+    /// (a kvd answers TIMEOUT itself after its own --request-timeout-ms; silence means it is
+    /// frozen or cut off without its connection dropping).
+    public var attemptTimeoutMs: Double = 3500
+    /// Requests refused at the gateway (BAD_REQUEST) without a hop; keep equal to kvd's limits.
+    public var maxKeyBytes: Int = RequestValidation.defaultMaxKeyBytes
+    public var maxValueBytes: Int = RequestValidation.defaultMaxValueBytes
     /// Requests forwarded and not yet answered, over all clients; beyond it, UNAVAILABLE.
     public var maxInFlight: Int = 200_000
     public var frameLimit: Int = 16 * 1024 * 1024

@@ -203,7 +203,7 @@ public final class KVServer {
 
     private func handle(_ request: KvRequest, from client: ClientLink) {
         if request.op == .status { return queryStatus(request, from: client) }
-        if let problem = RequestValidation.problem(with: request, config: config) {
+        if let problem = RequestValidation.problem(with: request, maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes) {
             return client.reply(KvResponse(requestID: request.requestID, status: .badRequest, message: problem))
         }
         guard raftReady else {

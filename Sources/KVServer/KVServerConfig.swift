@@ -1,4 +1,5 @@
 import EventLoop
+import ServiceSupport
 
 /// Everything a kvd process is told on its command line.
 public struct KVServerConfig: Sendable {
@@ -10,8 +11,8 @@ public struct KVServerConfig: Sendable {
     /// Client sessions idle longer than this (in log time) expire.
     public var sessionTimeoutMs: UInt64 = 3_600_000
     public var maxSessions: Int = 1_000_000
-    public var maxKeyBytes: Int = 64 * 1024
-    public var maxValueBytes: Int = 4 * 1024 * 1024
+    public var maxKeyBytes: Int = RequestValidation.defaultMaxKeyBytes
+    public var maxValueBytes: Int = RequestValidation.defaultMaxValueBytes
     public var frameLimit: Int = 16 * 1024 * 1024
     /// Requests waiting for the log, summed over all clients; beyond it new ones get UNAVAILABLE.
     public var maxPendingRequests: Int = 200_000

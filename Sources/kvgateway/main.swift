@@ -24,6 +24,12 @@ struct Kvgateway: ParsableCommand {
     @Option(help: "Milliseconds to keep retrying a request (leader changes, timeouts) before answering UNAVAILABLE.")
     var requestDeadlineMs: Double = 5000
 
+    @Option(help: "Milliseconds one attempt at a kvd may go unanswered before the request is retried at another node.")
+    var attemptTimeoutMs: Double = 3500
+
+    @Option(help: "Largest value accepted, in bytes (keep equal to kvd's --max-value-bytes).")
+    var maxValueBytes: Int = RequestValidation.defaultMaxValueBytes
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -33,6 +39,8 @@ struct Kvgateway: ParsableCommand {
             throw ValidationError("--nodes: node \(node) address '\(address)' is not HOST:PORT")
         }
         guard requestDeadlineMs >= 10 else { throw ValidationError("--request-deadline-ms must be at least 10") }
+        guard (1...(15 * 1024 * 1024)).contains(maxValueBytes) else { throw ValidationError("--max-value-bytes must be between 1 and 15 MiB") }
+        guard attemptTimeoutMs >= 10 else { throw ValidationError("--attempt-timeout-ms must be at least 10") }
     }
 
     func run() throws {
@@ -42,6 +50,8 @@ struct Kvgateway: ParsableCommand {
         for (node, address) in nodes.byID { endpoints[node] = Endpoint.parseHostPort(address)! }
         var config = GatewayConfig(listen: Endpoint.parseHostPort(listen)!, nodes: endpoints)
         config.requestDeadlineMs = requestDeadlineMs
+        config.attemptTimeoutMs = attemptTimeoutMs
+        config.maxValueBytes = maxValueBytes
         let loop = EventLoop()
         let gateway = Gateway(loop: loop, config: config, logger: logger)
         do {

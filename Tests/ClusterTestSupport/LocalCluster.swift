@@ -95,7 +95,8 @@ public final class LocalCluster {
             gateways.append(ClusterProcess(
                 kind: .gateway, number: g + 1, executable: binaries.appendingPathComponent("kvgateway"),
                 arguments: ["--listen", "127.0.0.1:\(gatewayPorts[g])", "--nodes", nodes,
-                            "--request-deadline-ms", "\(options.gatewayDeadlineMs)", "--log-level", options.logLevel],
+                            "--request-deadline-ms", "\(options.gatewayDeadlineMs)",
+                            "--attempt-timeout-ms", "\(options.requestTimeoutMs + 200)", "--log-level", options.logLevel],
                 logURL: directory.appendingPathComponent("gateway-\(g + 1).log")))
         }
     }

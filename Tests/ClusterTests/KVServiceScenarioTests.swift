@@ -145,6 +145,34 @@ struct KVServiceScenarioTests {
     }
 }
 
+extension KVServiceScenarioTests {
+    /// The leader's kvd freezes (its raftd keeps leading): requests must not hang past the
+    /// gateway's deadline, and everything works again once it thaws.
+    @Test func leaderKvdStoppedThenContinued() throws {
+        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 1))
+        defer { cluster.shutdown() }
+        try cluster.start()
+        let leader = try #require(cluster.waitForLeader())
+        let workload = Workload(endpoints: cluster.gatewayEndpoints, options: Workload.Options(clients: 3))
+        workload.start()
+        usleep(400_000)
+        cluster.pause(cluster.kvd(leader))
+        // A request sent now is answered (UNAVAILABLE) by the gateway's deadline, not left hanging.
+        let connection = KVConnection(endpoint: cluster.gatewayEndpoints[0])
+        let started = Date()
+        let frozen = try connection.call(KvRequest(op: .put, key: Array("frozen".utf8), value: [1]), timeoutMs: 10_000)
+        #expect(frozen.status == .unavailable, "\(frozen.status) \(frozen.message)")
+        #expect(Date().timeIntervalSince(started) < 8, "the gateway held a request far past its deadline")
+        cluster.resume(cluster.kvd(leader))
+        let before = workload.completed
+        usleep(1_500_000)
+        #expect(workload.completed > before, "no progress after the kvd thawed\n\(cluster.logs())")
+        workload.stop()
+        let problems = workload.verify()
+        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
+    }
+}
+
 /// One operation run on its own thread, so a test can watch whether it completes.
 final class BackgroundOperation: Sendable {
     private let result = Mutex<Status?>(nil)

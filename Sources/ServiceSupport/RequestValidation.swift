@@ -1,0 +1,23 @@
+import Wire
+
+/// Why a request is refused before it reaches the log (`STATUS_BAD_REQUEST`), or nil.
+/// kvd checks every request; a gateway checks too, so a doomed request costs no hop.
+public enum RequestValidation {
+    public static let defaultMaxKeyBytes = 64 * 1024
+    public static let defaultMaxValueBytes = 4 * 1024 * 1024
+
+    public static func problem(with request: KvRequest, maxKeyBytes: Int, maxValueBytes: Int) -> String? {
+        guard request.op.isKnown, request.op != .status else {
+            return "op \(request.op.rawValue) is not one of OP_GET, OP_PUT, OP_APPEND, OP_DELETE, OP_STATUS"
+        }
+        if request.key.isEmpty { return "key is empty" }
+        if request.clientID != 0 && request.seq == 0 { return "seq must start at 1 for a nonzero client_id" }
+        if request.key.count > maxKeyBytes {
+            return "key of \(request.key.count) bytes exceeds the limit of \(maxKeyBytes)"
+        }
+        if request.value.count > maxValueBytes {
+            return "value of \(request.value.count) bytes exceeds the limit of \(maxValueBytes)"
+        }
+        return nil
+    }
+}
