@@ -35,6 +35,24 @@ enum SystemFile {
         }
     }
 
+    /// Writes all of `bytes` at `offset`, looping over short writes.
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int, path: String) throws {
+        var written = 0
+        while written < bytes.count {
+            let n = try retrying("pwrite", path) {
+                pwrite(fd, bytes.baseAddress! + written, bytes.count - written, off_t(offset + written))
+            }
+            written += n
+        }
+    }
+
+    /// Reserves disk blocks for the first `length` bytes (the file reads as zeros there), so
+    /// later writes inside them change no file size and an fdatasync flushes data only.
+    static func preallocate(_ fd: Int32, length: Int, path: String) throws {
+        let status = posix_fallocate(fd, 0, off_t(length))
+        if status != 0 { throw StorageError.io(operation: "posix_fallocate", path: path, errno: status) }
+    }
+
     /// Reads the whole file into memory with large `pread`s; recovery parses from this buffer.
     static func readAll(_ fd: Int32, size: Int, path: String) throws -> [UInt8] {
         let chunk = 8 << 20

@@ -33,6 +33,20 @@ struct WALSegment: Comparable {
 
     static func < (lhs: WALSegment, rhs: WALSegment) -> Bool { lhs.sequence < rhs.sequence }
 
+    /// True when every byte from `offset` on is zero (compared a page at a time with memcmp).
+    static func isAllZero(_ raw: UnsafeRawBufferPointer, from offset: Int) -> Bool {
+        let page = [UInt8](repeating: 0, count: 4096)
+        return page.withUnsafeBytes { zeros in
+            var position = offset
+            while position < raw.count {
+                let count = min(zeros.count, raw.count - position)
+                if memcmp(raw.baseAddress! + position, zeros.baseAddress!, count) != 0 { return false }
+                position += count
+            }
+            return true
+        }
+    }
+
     // MARK: Replay
 
     /// How a segment ended.
@@ -65,6 +79,10 @@ struct WALSegment: Comparable {
                     }
                     offset = next
                 case let .damaged(reason):
+                    // Preallocated space nothing was written to yet: the segment ends here.
+                    if WALSegment.isAllZero(raw, from: offset) {
+                        return ReplayOutcome(validLength: offset, fileSize: raw.count, tailDamage: nil)
+                    }
                     if let valid = WALRecord.firstValidRecord(in: raw, after: offset) {
                         throw StorageError.corruptRecord(
                             path: path, offset: offset, reason: "\(reason); a valid record follows at offset \(valid)")
@@ -97,10 +115,15 @@ final class WALSegmentWriter {
 
     deinit { closeDescriptor() }
 
-    /// Creates a new, empty segment and makes its directory entry durable.
-    static func create(_ segment: WALSegment, directory: String) throws -> WALSegmentWriter {
-        let fd = try SystemFile.open(segment.path, flags: O_WRONLY | O_CREAT | O_EXCL | O_APPEND)
+    /// Creates a new, empty segment with `preallocate` bytes reserved (zeros) and makes it and
+    /// its directory entry durable.
+    static func create(_ segment: WALSegment, directory: String, preallocate: Int) throws -> WALSegmentWriter {
+        let fd = try SystemFile.open(segment.path, flags: O_WRONLY | O_CREAT | O_EXCL)
         do {
+            if preallocate > 0 {
+                try SystemFile.preallocate(fd, length: preallocate, path: segment.path)
+                try SystemFile.fullSync(fd, path: segment.path)
+            }
             try SystemFile.syncDirectory(directory)
         } catch {
             SystemFile.close(fd)
@@ -109,14 +132,20 @@ final class WALSegmentWriter {
         return WALSegmentWriter(segment: segment, fd: fd, size: 0)
     }
 
-    /// Opens an existing segment for appending after its `validLength` bytes, cutting off (and syncing
-    /// away) anything beyond them so a later append cannot sit behind garbage.
-    static func resume(_ segment: WALSegment, validLength: Int) throws -> WALSegmentWriter {
-        let fd = try SystemFile.open(segment.path, flags: O_WRONLY | O_APPEND)
+    /// Opens an existing segment for appending after its `validLength` bytes. Damaged bytes
+    /// beyond them are cut off (and that is synced) so a later append cannot sit behind
+    /// garbage; then the segment's preallocation is restored. Zeros beyond them are kept:
+    /// they are preallocated space.
+    static func resume(_ segment: WALSegment, validLength: Int, damagedTail: Bool, preallocate: Int) throws -> WALSegmentWriter {
+        let fd = try SystemFile.open(segment.path, flags: O_WRONLY)
         do {
-            if try SystemFile.size(fd, path: segment.path) != validLength {
+            if damagedTail {
                 try SystemFile.truncate(fd, to: validLength, path: segment.path)
                 try SystemFile.fullSync(fd, path: segment.path)
+                if preallocate > validLength {
+                    try SystemFile.preallocate(fd, length: preallocate, path: segment.path)
+                    try SystemFile.fullSync(fd, path: segment.path)
+                }
             }
         } catch {
             SystemFile.close(fd)
@@ -125,9 +154,10 @@ final class WALSegmentWriter {
         return WALSegmentWriter(segment: segment, fd: fd, size: validLength)
     }
 
-    /// One write() of the whole buffer (looping only on short writes); not durable until `sync`.
+    /// One pwrite() of the whole buffer at the end of the valid bytes (looping only on short
+    /// writes); not durable until `sync`.
     func write(_ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { try SystemFile.writeAll(fd, $0, path: segment.path) }
+        try bytes.withUnsafeBytes { try SystemFile.writeAll(fd, $0, at: size, path: segment.path) }
         size += bytes.count
         hasUnsyncedWrites = true
     }

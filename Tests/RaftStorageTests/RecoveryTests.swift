@@ -50,7 +50,9 @@ import Testing
         }
     }
 
-    @Test func zeroFilledTailIsATornWrite() throws {
+    /// Zeros after the last record are preallocated space nothing was written to: the log
+    /// ends there, nothing is truncated, and appends continue inside them.
+    @Test func zeroFilledTailIsPreallocatedSpace() throws {
         let dir = TemporaryDirectory()
         let entries = makeEntries(1...3, term: 1)
         let sizes = try writeBatches(dir, [entries])
@@ -58,8 +60,15 @@ import Testing
         try writeFile(path, try readFile(path) + [UInt8](repeating: 0, count: 4096))
         let log = try openLog(dir)
         #expect(log.entries == entries)
-        #expect(log.recovery.truncatedBytes == 4096)
-        #expect(try fileSize(path) == sizes[0])
+        #expect(log.recovery.truncatedBytes == 0)
+        #expect(try fileSize(path) == sizes[0] + 4096)
+        try log.append(makeEntries(4...4, term: 1))
+        try log.sync()
+        log.close()
+        let reopened = try openLog(dir)
+        #expect(reopened.entries == makeEntries(1...4, term: 1))
+        #expect(try fileSize(path) == sizes[0] + 4096)
+        reopened.close()
     }
 
     @Test func flippedBitInTailRecordIsTruncatedAndLogged() throws {

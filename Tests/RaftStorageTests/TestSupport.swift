@@ -56,8 +56,12 @@ struct CapturingHandler: LogHandler {
 let testCluster: UInt64 = 0x7f3a_0000_0000_00a1
 let testNode: UInt64 = 2
 
-func openLog(_ dir: TemporaryDirectory, segmentSize: Int = DurableLog.defaultSegmentSize, capture: LogCapture = LogCapture()) throws -> DurableLog {
-    try DurableLog.open(directory: dir.dataDir, clusterID: testCluster, nodeID: testNode, segmentSize: segmentSize, logger: capture.logger)
+/// Opens the test log. Most tests inspect segment files byte by byte, so segments are not
+/// preallocated unless asked (PreallocationTests cover that mode).
+func openLog(_ dir: TemporaryDirectory, segmentSize: Int = DurableLog.defaultSegmentSize, preallocate: Bool = false,
+             capture: LogCapture = LogCapture()) throws -> DurableLog {
+    try DurableLog.open(directory: dir.dataDir, clusterID: testCluster, nodeID: testNode, segmentSize: segmentSize,
+                        preallocateSegments: preallocate, logger: capture.logger)
 }
 
 /// Entries `indexes` of `term`, each carrying data that names its index and term.
