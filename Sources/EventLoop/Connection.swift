@@ -52,6 +52,8 @@ public final class Connection {
     public let peer: String
     private var closingAfterFlush = false
     private var readingPaused = false
+    /// Queued with the loop for a flush at the end of this pass.
+    private var awaitingFlush = false
     public private(set) var isConnected: Bool
     public private(set) var isClosed = false
 
@@ -151,20 +153,37 @@ public final class Connection {
             return false
         }
         bytes.withUnsafeBytes { raw in _ = bufferevent_write(bev, raw.baseAddress, raw.count) }
+        if !awaitingFlush {
+            awaitingFlush = true
+            loop.needsFlush(self)
+        }
         return true
+    }
+
+    func flushQueuedWrites() {
+        awaitingFlush = false
+        flushNow()
     }
 
     /// Writes queued output to the socket now instead of on the loop's next pass (e.g. right
     /// before a blocking fsync). Whatever the socket does not take stays queued.
     public func flushNow() {
-        guard let bev, !isClosed else { return }
+        guard let bev, !isClosed, isConnected else { return }
         let output = bufferevent_get_output(bev)
-        guard isConnected, evbuffer_get_length(output) > 0 else { return }
+        let before = evbuffer_get_length(output)
+        guard before > 0 else { return }
         // A socket bufferevent freezes the front of its output buffer so only its own write
         // callback drains it; that callback does exactly this unfreeze-write-freeze.
         evbuffer_unfreeze(output, 1)
         _ = evbuffer_write(output, bufferevent_getfd(bev))
         evbuffer_freeze(output, 1)
+        // libevent calls the write callback only for bytes it wrote itself: when this write
+        // is what drained the queue below the low-water mark, say so here, or a producer
+        // waiting for `onWritable` would wait forever.
+        let after = evbuffer_get_length(output)
+        if before > limits.lowWater, after <= limits.lowWater {
+            handleWritable()
+        }
     }
 
     /// Moves every received byte to the end of `buffer`; returns how many.

@@ -7,6 +7,12 @@ import Glibc
 /// this module belongs to the loop it was created with and is used only on its thread.
 public final class EventLoop {
     let base: OpaquePointer
+    /// Connections written to during this pass, flushed once each when the pass's callbacks
+    /// are done: one write per connection per pass, without waiting for epoll to report it
+    /// writable first.
+    private var unflushed: [Connection] = []
+    private var flushEvent: OpaquePointer?
+    private var flushScheduled = false
 
     public init() {
         // A peer that goes away mid-write must not kill the process.
@@ -18,10 +24,29 @@ public final class EventLoop {
         guard let base = event_base_new_with_config(config) else { fatalError("event_base_new failed") }
         event_config_free(config)
         self.base = base
+        let ctx = Unmanaged.passUnretained(self).toOpaque()
+        flushEvent = event_new(base, -1, 0, { _, _, ctx in
+            Unmanaged<EventLoop>.fromOpaque(ctx!).takeUnretainedValue().flushWrites()
+        }, ctx)
     }
 
     deinit {
+        if let flushEvent { event_free(flushEvent) }
         event_base_free(base)
+    }
+
+    func needsFlush(_ connection: Connection) {
+        unflushed.append(connection)
+        guard !flushScheduled, let flushEvent else { return }
+        flushScheduled = true
+        event_active(flushEvent, EV_TIMEOUT, 0)
+    }
+
+    private func flushWrites() {
+        flushScheduled = false
+        let connections = unflushed
+        unflushed.removeAll(keepingCapacity: true)
+        for connection in connections { connection.flushQueuedWrites() }
     }
 
     /// Runs callbacks until `stop()` is called or nothing is left to wait for.
