@@ -22,7 +22,7 @@ struct LatencySummary: Codable, Sendable {
 }
 
 /// What a run measured; `--json` prints exactly this.
-struct BenchResult: Codable, Sendable {
+struct BenchResult: Codable, Sendable, JSONReport {
     var label: String
     var target: String
     var op: String
@@ -48,12 +48,6 @@ struct BenchResult: Codable, Sendable {
     var maxRssMB: Double?
     /// kvbench's own CPU seconds in the window.
     var benchCpuSeconds: Double
-
-    func json() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
-    }
 
     /// The human-readable summary.
     func table() -> String {

@@ -16,7 +16,7 @@ struct RaftNodeUsage: Codable, Sendable {
 }
 
 /// What a `kvbench raft` run measured; `--json` prints exactly this.
-struct RaftBenchResult: Codable, Sendable {
+struct RaftBenchResult: Codable, Sendable, JSONReport {
     var label: String
     var sockets: String
     var inflight: Int
@@ -48,12 +48,6 @@ struct RaftBenchResult: Codable, Sendable {
     /// CPU seconds of the listed processes, summed, per committed proposal, in µs.
     var cpuMicrosPerProposal: Double?
     var benchCpuSeconds: Double
-
-    func json() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
-    }
 
     /// The human-readable summary.
     func table() -> String {
