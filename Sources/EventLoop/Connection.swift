@@ -54,6 +54,9 @@ public final class Connection {
     private var readingPaused = false
     /// Queued with the loop for a flush at the end of this pass.
     private var awaitingFlush = false
+    /// libevent's write event: on while connecting and while output waits for the socket;
+    /// off once a flush sent everything.
+    private var writeEventEnabled = true
     public private(set) var isConnected: Bool
     public private(set) var isClosed = false
 
@@ -166,7 +169,8 @@ public final class Connection {
     }
 
     /// Writes queued output to the socket now instead of on the loop's next pass (e.g. right
-    /// before a blocking fsync). Whatever the socket does not take stays queued.
+    /// before a blocking fsync). Whatever the socket does not take stays queued, and
+    /// libevent's write event sends it when the socket drains.
     public func flushNow() {
         guard let bev, !isClosed, isConnected else { return }
         let output = bufferevent_get_output(bev)
@@ -177,10 +181,22 @@ public final class Connection {
         evbuffer_unfreeze(output, 1)
         _ = evbuffer_write(output, bufferevent_getfd(bev))
         evbuffer_freeze(output, 1)
+        let after = evbuffer_get_length(output)
+        if after == 0 {
+            // Everything left: no write event needed (that would cost two epoll_ctl and a
+            // wakeup per write). Later writes are flushed at the end of their pass.
+            if writeEventEnabled {
+                bufferevent_disable(bev, Int16(EV_WRITE))
+                writeEventEnabled = false
+            }
+            if closingAfterFlush { return shutdown(reason: .closedLocally) }
+        } else if !writeEventEnabled {
+            bufferevent_enable(bev, Int16(EV_WRITE))
+            writeEventEnabled = true
+        }
         // libevent calls the write callback only for bytes it wrote itself: when this write
         // is what drained the queue below the low-water mark, say so here, or a producer
         // waiting for `onWritable` would wait forever.
-        let after = evbuffer_get_length(output)
         if before > limits.lowWater, after <= limits.lowWater {
             handleWritable()
         }
@@ -238,7 +254,11 @@ public final class Connection {
         closingAfterFlush = true
         bufferevent_disable(bev, Int16(EV_READ))
         bufferevent_setwatermark(bev, Int16(EV_WRITE), 0, 0)
-        if outputBufferedBytes == 0 { shutdown(reason: .closedLocally) }
+        if outputBufferedBytes == 0 { return shutdown(reason: .closedLocally) }
+        if !writeEventEnabled {
+            bufferevent_enable(bev, Int16(EV_WRITE))
+            writeEventEnabled = true
+        }
     }
 
     private func shutdown(reason: CloseReason) {
