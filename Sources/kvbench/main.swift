@@ -111,7 +111,8 @@ struct Kv: ParsableCommand {
     func run() throws {
         let targets = parsedTargets()!
         let config = BenchConfig(
-            targets: targets, clients: clients, conns: conns ?? min(clients, 8),
+            // At least one connection per target, so a client can follow a leader hint anywhere.
+            targets: targets, clients: clients, conns: max(conns ?? min(clients, 8), targets.count),
             op: readRatio != nil ? .mixed : op, readRatio: readRatio ?? 0.5,
             keySize: keySize, valueSize: valueSize, keys: keys,
             durationSeconds: duration ?? 10, total: total, warmupSeconds: warmup, preload: preload,
