@@ -38,11 +38,6 @@ public final class RaftServer {
         self.config = config
         self.logger = logger
         storage = try DurableLog.open(directory: config.dataDir, clusterID: config.clusterID, nodeID: config.nodeID, logger: logger)
-        let recovery = storage.recovery
-        logger.info("recovered log", metadata: [
-            "entries": "\(recovery.entries)", "segments": "\(recovery.segments)", "term": "\(storage.hardState.term)",
-            "vote": "\(storage.hardState.vote)", "commit": "\(storage.hardState.commit)", "took": "\(recovery.duration)",
-        ])
         var raftConfig = RaftConfig(id: config.nodeID, peers: config.peers.keys.sorted())
         raftConfig.electionTicks = config.electionTicks
         raftConfig.heartbeatTicks = config.heartbeatTicks
