@@ -174,7 +174,7 @@ const ProtobufCMessageDescriptor kvraft__raft__entry__descriptor =
   (ProtobufCMessageInit) kvraft__raft__entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descriptors[12] =
+static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descriptors[13] =
 {
   {
     "cluster_id",
@@ -320,6 +320,18 @@ static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "transfer",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Raft__PeerMessage, transfer),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__raft__peer_message__field_indices_by_name[] = {
   0,   /* field[0] = cluster_id */
@@ -333,12 +345,13 @@ static const unsigned kvraft__raft__peer_message__field_indices_by_name[] = {
   11,   /* field[11] = reject_term */
   4,   /* field[4] = term */
   2,   /* field[2] = to */
+  12,   /* field[12] = transfer */
   3,   /* field[3] = type */
 };
 static const ProtobufCIntRange kvraft__raft__peer_message__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor kvraft__raft__peer_message__descriptor =
 {
@@ -348,7 +361,7 @@ const ProtobufCMessageDescriptor kvraft__raft__peer_message__descriptor =
   "Kvraft__Raft__PeerMessage",
   "kvraft.raft",
   sizeof(Kvraft__Raft__PeerMessage),
-  12,
+  13,
   kvraft__raft__peer_message__field_descriptors,
   kvraft__raft__peer_message__field_indices_by_name,
   1,  kvraft__raft__peer_message__number_ranges,

@@ -22,6 +22,12 @@ public final class SignalWatcher {
             event_add(event, nil)
             events.append(event)
         }
+        // A parent may have started us with these signals blocked (test runners and some
+        // supervisors do); then they would stay pending forever and SIGTERM would do nothing.
+        var set = sigset_t()
+        sigemptyset(&set)
+        for signal in signals { sigaddset(&set, signal) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     deinit {

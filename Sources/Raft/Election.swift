@@ -33,7 +33,9 @@ extension RaftNode {
         }
     }
 
-    func becomeCandidate() {
+    /// `transfer`: the leader handed over (`timeoutNow`), so skip pre-vote and tell voters to
+    /// set their leader lease aside.
+    func becomeCandidate(transfer: Bool = false) {
         term += 1
         vote = config.id
         leader = 0
@@ -47,7 +49,7 @@ extension RaftNode {
         }
         for peer in otherPeers {
             send(Message(type: .vote, from: config.id, to: peer, term: term,
-                         logTerm: log.lastTerm, index: log.lastIndex))
+                         logTerm: log.lastTerm, index: log.lastIndex, transfer: transfer))
         }
     }
 

@@ -10,7 +10,11 @@ extension RaftNode {
             electionElapsed = 0
             leader = message.from
             handleHeartbeat(message)
-        case .preVote, .vote, .preVoteResponse, .voteResponse, .appendResponse, .heartbeatResponse, .timeoutNow:
+        case .timeoutNow:
+            // Our leader hands leadership to us (it checked that our log is complete): campaign now.
+            guard message.from == leader else { return }
+            becomeCandidate(transfer: true)
+        case .preVote, .vote, .preVoteResponse, .voteResponse, .appendResponse, .heartbeatResponse:
             break
         }
     }

@@ -38,6 +38,9 @@ public struct Message: Sendable, Hashable {
     public var rejectHint: UInt64
     /// On a rejected append: the term of the follower's entry at prevLogIndex, 0 if it has none.
     public var rejectTerm: UInt64
+    /// On a vote: the candidate campaigns because the leader handed leadership to it
+    /// (`timeoutNow`), so voters must not refuse it for having heard from that leader lately.
+    public var transfer: Bool
 
     public init(
         type: MessageType,
@@ -50,7 +53,8 @@ public struct Message: Sendable, Hashable {
         entries: [Entry] = [],
         reject: Bool = false,
         rejectHint: UInt64 = 0,
-        rejectTerm: UInt64 = 0
+        rejectTerm: UInt64 = 0,
+        transfer: Bool = false
     ) {
         self.type = type
         self.from = from
@@ -63,6 +67,7 @@ public struct Message: Sendable, Hashable {
         self.reject = reject
         self.rejectHint = rejectHint
         self.rejectTerm = rejectTerm
+        self.transfer = transfer
     }
 }
 

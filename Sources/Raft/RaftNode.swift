@@ -72,7 +72,7 @@ public final class RaftNode {
         guard message.to == config.id, message.from != config.id,
               otherPeers.contains(message.from), message.term > 0 else { return }
         if message.term > term {
-            if message.type == .preVote || message.type == .vote, inLeaderLease {
+            if message.type == .preVote || message.type == .vote, inLeaderLease, !message.transfer {
                 // Check quorum: we heard from a live leader within the election timeout, so this
                 // candidate (e.g. a rejoining partitioned node) must not depose it.
                 return
@@ -112,6 +112,8 @@ public final class RaftNode {
     /// Proposes several commands as consecutive entries; `batch` must not be empty.
     public func propose(batch: [[UInt8]]) -> ProposeOutcome {
         guard case .leader(let state) = role else { return .notLeader(leader: leader) }
+        // While handing over, new entries would only delay the transferee's catching up.
+        if state.transferee != 0 { return .notLeader(leader: state.transferee) }
         precondition(!batch.isEmpty, "raft: propose(batch:) needs at least one command")
         let first = log.lastIndex + 1
         let entries = batch.enumerated().map { offset, data in
@@ -120,6 +122,26 @@ public final class RaftNode {
         log.appendAsLeader(entries)
         broadcastAppend(state, includeEmpty: false)
         return .accepted(firstIndex: first, term: term)
+    }
+
+    /// Hands leadership to `target` (default: the most up-to-date follower), e.g. before a clean
+    /// shutdown, so the cluster need not wait out an election timeout. The leader stops taking
+    /// proposals, brings the target's log up to date, then tells it to campaign at once
+    /// (`timeoutNow`). If that has not happened within an election timeout, the leader resumes.
+    /// Returns false when this node does not lead or `target` is not a follower.
+    @discardableResult
+    public func transferLeadership(to target: UInt64? = nil) -> Bool {
+        guard case .leader(let state) = role else { return false }
+        let chosen = target ?? state.followers.max { state.progress[$0]!.match < state.progress[$1]!.match }
+        guard let chosen, state.progress[chosen] != nil else { return false }
+        state.transferee = chosen
+        state.transferElapsed = 0
+        if state.progress[chosen]!.match == log.lastIndex {
+            send(Message(type: .timeoutNow, from: config.id, to: chosen, term: term))
+        } else {
+            sendAppends(to: chosen, state)
+        }
+        return true
     }
 
     // MARK: Output

@@ -9,6 +9,10 @@ extension RaftNode {
             becomeFollower(term: term, leader: 0)
             return
         }
+        if state.transferee != 0 {
+            state.transferElapsed += 1
+            if state.transferElapsed >= config.electionTicks { state.transferee = 0 }  // gave up: lead on
+        }
         if heartbeatElapsed >= config.heartbeatTicks {
             heartbeatElapsed = 0
             broadcastHeartbeat(state)
@@ -39,6 +43,9 @@ extension RaftNode {
                     broadcastAppend(state, includeEmpty: true)
                 } else {
                     sendAppends(to: message.from, state)
+                }
+                if message.from == state.transferee, state.progress[message.from]!.match == log.lastIndex {
+                    send(Message(type: .timeoutNow, from: config.id, to: message.from, term: term))
                 }
             }
         case .heartbeatResponse:

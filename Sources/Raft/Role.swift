@@ -47,6 +47,9 @@ final class LeaderState {
     var progress: [UInt64: Progress]
     /// Other voters in ascending id order, so that message order never depends on hashing.
     let followers: [UInt64]
+    /// The follower leadership is being handed to (0: none), and ticks since the handover began.
+    var transferee: UInt64 = 0
+    var transferElapsed = 0
 
     init(followers: [UInt64], next: UInt64, maxInflight: Int) {
         self.followers = followers

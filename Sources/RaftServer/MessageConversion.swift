@@ -51,13 +51,14 @@ extension PeerMessage {
         self.init(clusterID: clusterID, from: message.from, to: message.to, type: PeerMessageType(message.type),
                   term: message.term, logTerm: message.logTerm, index: message.index, commit: message.commit,
                   entries: message.entries.map(Wire.LogEntry.init), reject: message.reject,
-                  rejectHint: message.rejectHint, rejectTerm: message.rejectTerm)
+                  rejectHint: message.rejectHint, rejectTerm: message.rejectTerm, transfer: message.transfer)
     }
 
     /// nil for a message type this version does not know.
     var raftMessage: Message? {
         guard let type = type.raftType else { return nil }
         return Message(type: type, from: from, to: to, term: term, logTerm: logTerm, index: index, commit: commit,
-                       entries: entries.map(Raft.Entry.init), reject: reject, rejectHint: rejectHint, rejectTerm: rejectTerm)
+                       entries: entries.map(Raft.Entry.init), reject: reject, rejectHint: rejectHint, rejectTerm: rejectTerm,
+                       transfer: transfer)
     }
 }

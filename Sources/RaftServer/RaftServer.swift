@@ -74,6 +74,36 @@ public final class RaftServer {
         ])
     }
 
+    /// Graceful shutdown: a leader first hands leadership to its most up-to-date follower (so
+    /// the cluster does not wait out an election timeout), for at most `handoverMs`; then
+    /// `stop()`, then `completion`.
+    public func shutdown(handoverMs: Double, completion: @escaping () -> Void) {
+        guard !stopped, node.status.role == .leader, node.transferLeadership() else {
+            stop()
+            return completion()
+        }
+        logger.info("handing leadership over before shutting down")
+        readyAction.schedule()
+        let deadline = EventLoop.monotonicNanos() + UInt64(handoverMs * 1_000_000)
+        let watch = Timer(loop: loop, repeating: true) { [weak self] in
+            guard let self else { return }
+            let handedOver = self.node.status.role != .leader
+            guard handedOver || EventLoop.monotonicNanos() >= deadline else { return }
+            if handedOver {
+                self.logger.info("leadership handed over", metadata: ["to": "\(self.node.status.leader)"])
+            } else {
+                self.logger.warning("leadership handover did not finish in \(Int(handoverMs)) ms; stopping anyway")
+            }
+            self.handoverWatch?.cancel()
+            self.stop()
+            completion()
+        }
+        watch.schedule(milliseconds: 5)
+        handoverWatch = watch
+    }
+
+    private var handoverWatch: Timer?
+
     /// Clean shutdown: stop taking input, make everything written durable, close.
     public func stop() {
         guard !stopped else { return }

@@ -80,10 +80,12 @@ public struct PeerMessage: Hashable, Sendable {
     public var reject: Bool
     public var rejectHint: UInt64
     public var rejectTerm: UInt64
+    /// On a vote: the candidate campaigns because the leader handed leadership to it.
+    public var transfer: Bool
 
     public init(clusterID: UInt64 = 0, from: UInt64 = 0, to: UInt64 = 0, type: PeerMessageType = .none, term: UInt64 = 0,
                 logTerm: UInt64 = 0, index: UInt64 = 0, commit: UInt64 = 0, entries: [LogEntry] = [],
-                reject: Bool = false, rejectHint: UInt64 = 0, rejectTerm: UInt64 = 0) {
+                reject: Bool = false, rejectHint: UInt64 = 0, rejectTerm: UInt64 = 0, transfer: Bool = false) {
         self.clusterID = clusterID
         self.from = from
         self.to = to
@@ -96,6 +98,7 @@ public struct PeerMessage: Hashable, Sendable {
         self.reject = reject
         self.rejectHint = rejectHint
         self.rejectTerm = rejectTerm
+        self.transfer = transfer
     }
 }
 
@@ -116,6 +119,7 @@ extension PeerMessage: WireMessage {
         m.pointee.reject = reject ? 1 : 0
         m.pointee.reject_hint = rejectHint
         m.pointee.reject_term = rejectTerm
+        m.pointee.transfer = transfer ? 1 : 0
         appendPacked(m, size: kvraft__raft__peer_message__get_packed_size, pack: kvraft__raft__peer_message__pack, framed: framed, to: &out)
     }
 
@@ -126,7 +130,8 @@ extension PeerMessage: WireMessage {
                         type: PeerMessageType(rawValue: numericCast(m.pointee.type.rawValue)), term: m.pointee.term,
                         logTerm: m.pointee.log_term, index: m.pointee.index, commit: m.pointee.commit,
                         entries: try LogEntry.fromCList(m.pointee.n_entries, m.pointee.entries),
-                        reject: m.pointee.reject != 0, rejectHint: m.pointee.reject_hint, rejectTerm: m.pointee.reject_term)
+                        reject: m.pointee.reject != 0, rejectHint: m.pointee.reject_hint, rejectTerm: m.pointee.reject_term,
+                        transfer: m.pointee.transfer != 0)
         }
     }
 }

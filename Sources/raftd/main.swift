@@ -72,10 +72,16 @@ struct Raftd: ParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
         }
+        var signalled = false
         let signals = SignalWatcher(loop: loop) { signal in
+            if signalled {
+                // A second signal: no more waiting for the handover.
+                server.stop()
+                return loop.stop()
+            }
+            signalled = true
             logger.info("signal \(signal): shutting down")
-            server.stop()
-            loop.stop()
+            server.shutdown(handoverMs: electionMs * 2) { loop.stop() }
         }
         loop.run()
         withExtendedLifetime(signals) {}

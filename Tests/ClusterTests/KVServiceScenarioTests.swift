@@ -173,6 +173,61 @@ extension KVServiceScenarioTests {
     }
 }
 
+extension KVServiceScenarioTests {
+    /// SIGTERM to the leader's raftd: it hands leadership over first, exits 0, and clients
+    /// barely notice (no election timeout to wait out).
+    @Test func leaderRaftdSIGTERMHandsLeadershipOver() throws {
+        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 1))
+        defer { cluster.shutdown() }
+        try cluster.start()
+        let leader = try #require(cluster.waitForLeader())
+        let term = cluster.nodeStatuses()[leader]!.term
+        let workload = Workload(endpoints: cluster.gatewayEndpoints, options: Workload.Options(clients: 3))
+        workload.start()
+        usleep(400_000)
+        let started = Date()
+        cluster.terminate(cluster.raftd(leader))
+        #expect(cluster.raftd(leader).terminationStatus == 0, "raftd did not exit 0 on SIGTERM")
+        #expect(Date().timeIntervalSince(started) < 2, "raftd took too long to shut down")
+        let next = cluster.waitForLeader(timeoutMs: 5000)
+        #expect(next != nil && next != leader)
+        if let next { #expect(cluster.nodeStatuses()[next]!.term == term + 1, "a handover takes exactly one new term") }
+        #expect(cluster.raftd(leader).logTail(lines: 20).contains("leadership handed over"), "\(cluster.logs())")
+        try cluster.raftd(leader).start()
+        usleep(500_000)
+        workload.stop()
+        let problems = workload.verify()
+        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
+    }
+}
+
+extension KVServiceScenarioTests {
+    /// SIGTERM to any process under load: it finishes or fails its in-flight work and exits 0
+    /// within a second or two.
+    @Test func everyProcessExitsZeroOnSIGTERM() throws {
+        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 2))
+        defer { cluster.shutdown() }
+        try cluster.start()
+        #expect(cluster.waitForLeader() != nil)
+        let workload = Workload(endpoints: cluster.gatewayEndpoints, options: Workload.Options(clients: 3))
+        workload.start()
+        usleep(300_000)
+        for process in [cluster.gateway(1), cluster.kvd(1), cluster.raftd(2), cluster.kvd(3), cluster.raftd(1)] {
+            let started = Date()
+            cluster.terminate(process)
+            #expect(process.terminationStatus == 0, "\(process.name) exited \(process.terminationStatus.map(String.init) ?? "?")")
+            #expect(Date().timeIntervalSince(started) < 2.5, "\(process.name) took too long to stop")
+            try process.start()
+            usleep(200_000)
+        }
+        _ = cluster.waitForLeader()
+        usleep(300_000)
+        workload.stop()
+        let problems = workload.verify()
+        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
+    }
+}
+
 /// One operation run on its own thread, so a test can watch whether it completes.
 final class BackgroundOperation: Sendable {
     private let result = Mutex<Status?>(nil)

@@ -86,10 +86,14 @@ struct  Kvraft__Raft__PeerMessage
    * fast backtracking: the conflicting term, 0 if the follower's log is too short
    */
   uint64_t reject_term;
+  /*
+   * vote: campaigning because the leader handed over (timeout_now)
+   */
+  protobuf_c_boolean transfer;
 };
 #define KVRAFT__RAFT__PEER_MESSAGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__raft__peer_message__descriptor) \
-    , 0, 0, 0, KVRAFT__RAFT__MESSAGE_TYPE__MSG_NONE, 0, 0, 0, 0, 0,NULL, 0, 0, 0 }
+    , 0, 0, 0, KVRAFT__RAFT__MESSAGE_TYPE__MSG_NONE, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0 }
 
 
 /* Kvraft__Raft__Entry methods */
