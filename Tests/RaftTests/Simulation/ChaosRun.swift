@@ -117,6 +117,16 @@ private struct FaultState {
         if profile == .crashes || mixed {
             crashStep(cluster, &random, rate: mixed ? 0.02 : 0.04)
         }
+        if mixed {
+            transferStep(cluster, &random)
+        }
+    }
+
+    /// Now and then the leader hands leadership to a random node (maybe unreachable, maybe
+    /// behind, maybe itself — which it refuses), as raftd does on SIGTERM.
+    private func transferStep(_ cluster: SimulatedCluster, _ random: inout SeededGenerator) {
+        guard random.chance(0.01), let leader = cluster.leader, cluster.isUp(leader) else { return }
+        cluster.node(leader)?.transferLeadership(to: random.chance(0.3) ? nil : random.element(of: ids))
     }
 
     private func partitionStep(_ cluster: SimulatedCluster, _ random: inout SeededGenerator) {
