@@ -76,19 +76,19 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "kvbench", dependencies: [
-            "Wire", "EventLoop",
+            "Wire", "EventLoop", "Raft",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
 
         // Tests.
-        .target(name: "ClusterTestSupport", dependencies: ["KVClient", "Wire", "EventLoop"], path: "Tests/ClusterTestSupport"),
-        .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "Wire", "ClusterTestSupport"]),
+        .target(name: "ClusterTestSupport", dependencies: ["KVClient", "Wire", "EventLoop", "Raft"], path: "Tests/ClusterTestSupport"),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "Raft"]),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "Wire", "ClusterTestSupport", "Raft"]),
         .testTarget(name: "RaftTests", dependencies: ["Raft"]),
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "Raft"]),
-        .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "Wire"]),
-        .testTarget(name: "ClusterTests", dependencies: ["ClusterTestSupport", "KVClient", "Wire", "EventLoop", "ServiceSupport"]),
+        .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "Wire", "Raft"]),
+        .testTarget(name: "ClusterTests", dependencies: ["ClusterTestSupport", "KVClient", "Wire", "EventLoop", "ServiceSupport", "Raft"]),
         .testTarget(name: "DeploymentTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]

@@ -4,14 +4,11 @@ import CLibevent
 public final class Timer {
     private var event: OpaquePointer?
     private let action: () -> Void
-    private let repeating: Bool
-    private var intervalMicros: Int64 = 0
     /// Keeps the event base alive as long as this event exists.
     private let loop: EventLoop
 
     public init(loop: EventLoop, repeating: Bool = false, action: @escaping () -> Void) {
         self.action = action
-        self.repeating = repeating
         self.loop = loop
         let ctx = Unmanaged.passUnretained(self).toOpaque()
         let flags = Int16(repeating ? EV_PERSIST : 0)
@@ -32,8 +29,8 @@ public final class Timer {
 
     public func schedule(micros: Int64) {
         guard let event else { return }
-        intervalMicros = max(0, micros)
-        var tv = timeval(tv_sec: Int(intervalMicros / 1_000_000), tv_usec: Int(intervalMicros % 1_000_000))
+        let interval = max(0, micros)
+        var tv = timeval(tv_sec: Int(interval / 1_000_000), tv_usec: Int(interval % 1_000_000))
         event_add(event, &tv)
     }
 

@@ -287,11 +287,9 @@ public final class Gateway {
         var results: [UInt64: NodeStatus] = [:]
         var asked: [UInt64] = []
         var finished = false
-        let timer = Timer(loop: loop) {}
         let complete: () -> Void = { [weak self] in
             guard let self, !finished else { return }
             finished = true
-            timer.cancel()
             for requestID in asked { self.statusHandlers[requestID] = nil }
             done(self.nodeOrder.map { id in
                 results[id] ?? NodeStatus(nodeID: id, reachable: false, address: "\(self.config.nodes[id]!)", error: "no answer")

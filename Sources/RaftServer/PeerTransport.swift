@@ -107,6 +107,8 @@ private final class OutgoingPeer {
     private var queue: [(frame: [UInt8], heartbeat: Bool)] = []
     private var queuedBytes = 0
     private var scratch: [UInt8] = []
+    /// Frames of this pass for a link that keeps up (sent by the next `flush`, before `queue`).
+    private var direct: [UInt8] = []
     private var wasConnected = false
     static let maxQueuedBytes = 32 << 20
     static let maxQueuedMessages = 4096
@@ -135,13 +137,19 @@ private final class OutgoingPeer {
             self.wasConnected = false
             self.queue.removeAll()
             self.queuedBytes = 0
+            self.direct.removeAll()
         }
         dialer.start()
     }
 
     func enqueue(_ message: PeerMessage, isHeartbeat: Bool) {
         // Nobody to send to: Raft will retransmit once the link is back.
-        guard dialer.connection != nil else { return }
+        guard let connection = dialer.connection else { return }
+        // The common case: the link keeps up, so the frame goes straight into this pass's bytes.
+        if queue.isEmpty, connection.outputBufferedBytes + direct.count <= connection.limits.highWater {
+            message.appendFrame(to: &direct)
+            return
+        }
         var frame: [UInt8] = []
         message.appendFrame(to: &frame)
         queue.append((frame, isHeartbeat))
@@ -154,7 +162,12 @@ private final class OutgoingPeer {
     }
 
     func flush() {
-        guard let connection = dialer.connection, !queue.isEmpty else { return }
+        guard let connection = dialer.connection else { return }
+        if !direct.isEmpty {
+            connection.write(direct)
+            direct.removeAll(keepingCapacity: true)
+        }
+        guard !queue.isEmpty else { return }
         scratch.removeAll(keepingCapacity: true)
         var sent = 0
         while sent < queue.count, connection.outputBufferedBytes + scratch.count <= connection.limits.highWater {

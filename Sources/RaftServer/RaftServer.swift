@@ -83,26 +83,31 @@ public final class RaftServer {
             return completion()
         }
         logger.info("handing leadership over before shutting down")
-        readyAction.schedule()
-        let deadline = EventLoop.monotonicNanos() + UInt64(handoverMs * 1_000_000)
-        let watch = Timer(loop: loop, repeating: true) { [weak self] in
-            guard let self else { return }
-            let handedOver = self.node.status.role != .leader
-            guard handedOver || EventLoop.monotonicNanos() >= deadline else { return }
-            if handedOver {
-                self.logger.info("leadership handed over", metadata: ["to": "\(self.node.status.leader)"])
-            } else {
-                self.logger.warning("leadership handover did not finish in \(Int(handoverMs)) ms; stopping anyway")
-            }
-            self.handoverWatch?.cancel()
-            self.stop()
-            completion()
+        pendingShutdown = completion
+        let deadline = Timer(loop: loop) { [weak self] in
+            self?.finishShutdown(handedOver: false, handoverMs: handoverMs)
         }
-        watch.schedule(milliseconds: 5)
-        handoverWatch = watch
+        deadline.schedule(milliseconds: handoverMs)
+        handoverDeadline = deadline
+        readyAction.schedule()
     }
 
-    private var handoverWatch: Timer?
+    /// Set while a leader hands over before stopping; `processReady` finishes once we no longer lead.
+    private var pendingShutdown: (() -> Void)?
+    private var handoverDeadline: Timer?
+
+    private func finishShutdown(handedOver: Bool, handoverMs: Double = 0) {
+        guard let completion = pendingShutdown else { return }
+        pendingShutdown = nil
+        handoverDeadline?.cancel()
+        if handedOver {
+            logger.info("leadership handed over", metadata: ["to": "\(node.status.leader)"])
+        } else {
+            logger.warning("leadership handover did not finish in \(Int(handoverMs)) ms; stopping anyway")
+        }
+        stop()
+        completion()
+    }
 
     /// Clean shutdown: stop taking input, make everything written durable, close.
     public func stop() {
@@ -155,6 +160,7 @@ public final class RaftServer {
             node.advance(ready)
         }
         streamCommitted()
+        if pendingShutdown != nil, node.status.role != .leader { finishShutdown(handedOver: true) }
     }
 
     private func announce(_ soft: SoftState) {

@@ -1,5 +1,6 @@
 import EventLoop
 import Wire
+import Raft
 
 /// Which operations a run issues.
 enum WorkloadOp: String, Sendable, CaseIterable {
@@ -54,19 +55,6 @@ struct BenchConfig: Sendable {
     var seed: UInt64
 }
 
-/// A small, fast generator (SplitMix64): the workload's choices must cost nothing next to
-/// the requests, and a seed makes a run's key sequence repeatable.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// The key space and the values written: built once, before the run.
 struct Keyspace {
@@ -75,7 +63,7 @@ struct Keyspace {
 
     /// Key i is `k` followed by i in decimal, zero-padded to `keySize` bytes (longer when
     /// the number does not fit).
-    init(count: Int, keySize: Int, valueSize: Int, rng: inout SplitMix64) {
+    init(count: Int, keySize: Int, valueSize: Int, rng: inout SeededGenerator) {
         keys = (0..<count).map { i in
             let digits = Array(String(i).utf8)
             let pad = max(0, keySize - 1 - digits.count)

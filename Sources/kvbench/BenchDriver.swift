@@ -1,6 +1,7 @@
 import EventLoop
 import Histogram
 import Wire
+import Raft
 
 /// One simulated client: its own session (client_id, seq from 1) and at most one operation
 /// outstanding, retried with the same seq until a definite answer — exactly-once on.
@@ -53,7 +54,7 @@ final class BenchDriver {
     private let config: BenchConfig
     private let loop: EventLoop
     private let keyspace: Keyspace
-    private var rng: SplitMix64
+    private var rng: SeededGenerator
     private var links: [BenchLink] = []
     private var clients: [BenchClient] = []
     /// Links by target index.
@@ -91,7 +92,7 @@ final class BenchDriver {
         self.loop = loop
         self.accounting = accounting
         self.log = log
-        rng = SplitMix64(seed: config.seed)
+        rng = SeededGenerator(seed: config.seed)
         keyspace = Keyspace(count: config.keys, keySize: config.keySize, valueSize: config.valueSize, rng: &rng)
         for (i, target) in config.targets.enumerated() {
             if let id = target.nodeID { targetByNodeID[id] = i }

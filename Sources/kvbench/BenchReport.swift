@@ -22,7 +22,7 @@ struct LatencySummary: Codable, Sendable {
 }
 
 /// What a run measured; `--json` prints exactly this.
-struct BenchResult: Codable, Sendable, JSONReport {
+struct BenchResult: Codable, Sendable, BenchmarkReport {
     var label: String
     var target: String
     var op: String

@@ -1,9 +1,11 @@
 import Foundation
 
-/// A benchmark result that prints itself as JSON for machines (`--json`).
-protocol JSONReport: Encodable {}
+/// A benchmark result: a table for people, JSON for machines (`--json`).
+protocol BenchmarkReport: Encodable {
+    func table() -> String
+}
 
-extension JSONReport {
+extension BenchmarkReport {
     func json() -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

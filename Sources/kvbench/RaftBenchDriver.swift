@@ -1,6 +1,7 @@
 import EventLoop
 import Histogram
 import Wire
+import Raft
 
 struct RaftBenchConfig {
     var nodes: [(id: UInt64, path: String)]
@@ -100,7 +101,7 @@ final class RaftBenchDriver {
         self.loop = loop
         self.accounting = accounting
         self.log = log
-        var rng = SplitMix64(seed: 0x5EED_5EED)
+        var rng = SeededGenerator(seed: 0x5EED_5EED)
         let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".utf8)
         payloads = (0..<16).map { _ in
             (0..<config.entrySize).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }

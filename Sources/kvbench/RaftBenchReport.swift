@@ -16,7 +16,7 @@ struct RaftNodeUsage: Codable, Sendable {
 }
 
 /// What a `kvbench raft` run measured; `--json` prints exactly this.
-struct RaftBenchResult: Codable, Sendable, JSONReport {
+struct RaftBenchResult: Codable, Sendable, BenchmarkReport {
     var label: String
     var sockets: String
     var inflight: Int

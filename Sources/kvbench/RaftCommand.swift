@@ -29,43 +29,19 @@ struct Raft: ParsableCommand {
     @Option(help: "Bytes of data in each proposed entry.")
     var size: Int = 256
 
-    @Option(help: "Seconds to measure (default 10 unless --total is given).")
-    var duration: Double?
-
-    @Option(help: "Proposals to measure (instead of --duration).")
-    var total: Int?
-
-    @Option(help: "Seconds of load before measuring starts.")
-    var warmup: Double = 0
-
     @Option(help: "Give up when nothing commits for this many seconds (or no leader appears at the start).")
     var stallTimeout: Double = 15
 
     @Flag(help: "Stop with an error when the leader changes instead of continuing on the new leader.")
     var abortOnLeaderChange = false
 
-    @Flag(help: "Print the result as JSON on stdout (the table then goes to stderr).")
-    var json = false
-
-    @Option(help: "raftd process ids to account CPU and memory for: PID,PID,…")
-    var pids: String?
-
-    @Option(help: "Name of this run in the output.")
-    var label: String = ""
-
-    @Flag(help: "No progress line on stderr.")
-    var quiet = false
+    @OptionGroup var measurement: MeasurementOptions
 
     func validate() throws {
         guard parsedSockets() != nil else { throw ValidationError("--sockets '\(sockets)' is not ID=PATH,ID=PATH,…") }
         guard inflight >= 1 else { throw ValidationError("--inflight must be at least 1") }
         guard size >= 0 else { throw ValidationError("--size must not be negative") }
-        if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
-        if let total, total < 1 { throw ValidationError("--total must be positive") }
-        if duration != nil && total != nil { throw ValidationError("give --duration or --total, not both") }
-        guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
         guard stallTimeout > 0 else { throw ValidationError("--stall-timeout must be positive") }
-        if let pids, parsePIDList(pids) == nil { throw ValidationError("--pids '\(pids)' is not PID,PID,…") }
     }
 
     func parsedSockets() -> [(id: UInt64, path: String)]? {
@@ -82,12 +58,12 @@ struct Raft: ParsableCommand {
     func run() throws {
         let config = RaftBenchConfig(
             nodes: parsedSockets()!, inflight: inflight, entrySize: size,
-            durationSeconds: duration ?? 10, total: total, warmupSeconds: warmup,
+            durationSeconds: measurement.durationSeconds, total: measurement.total, warmupSeconds: measurement.warmup,
             stallTimeoutSeconds: stallTimeout, abortOnLeaderChange: abortOnLeaderChange,
-            label: label, progress: !quiet)
+            label: measurement.label, progress: !measurement.quiet)
         let loop = EventLoop()
         let driver = RaftBenchDriver(config: config, loop: loop,
-                                     accounting: ProcessAccounting(pids: pids.flatMap(parsePIDList) ?? []), log: stderr)
+                                     accounting: ProcessAccounting(pids: measurement.processIDs), log: stderr)
         let result: RaftBenchResult
         do {
             result = try driver.run()
@@ -95,18 +71,6 @@ struct Raft: ParsableCommand {
             stderr("kvbench raft: \(error)")
             throw ExitCode(1)
         }
-        if json {
-            stderr(result.table())
-            print(result.json())
-        } else {
-            print(result.table())
-        }
+        measurement.emit(result)
     }
-}
-
-/// `PID,PID,…`, or nil if malformed.
-func parsePIDList(_ text: String) -> [Int32]? {
-    let items = text.split(separator: ",").map { Int32($0.trimmingCharacters(in: .whitespaces)) }
-    guard !items.isEmpty, !items.contains(where: { $0 == nil || $0! <= 0 }) else { return nil }
-    return items.compactMap { $0 }
 }

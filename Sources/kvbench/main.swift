@@ -50,23 +50,8 @@ struct Kv: ParsableCommand {
     @Option(help: "Number of distinct keys, chosen uniformly.")
     var keys: Int = 10_000
 
-    @Option(help: "Seconds to measure (default 10 unless --total is given).")
-    var duration: Double?
-
-    @Option(help: "Operations to measure (instead of --duration).")
-    var total: Int?
-
-    @Option(help: "Seconds of load before measuring starts.")
-    var warmup: Double = 0
-
     @Flag(help: "Put every key once before the run (for get workloads).")
     var preload = false
-
-    @Flag(help: "Print the result as JSON on stdout (the table then goes to stderr).")
-    var json = false
-
-    @Option(help: "Cluster process ids to account CPU and memory for: PID,PID,…")
-    var pids: String?
 
     @Flag(help: "Find the cluster's raftd, kvd and kvgateway processes behind --target (by name and flags).")
     var pidsFromNames = false
@@ -74,14 +59,10 @@ struct Kv: ParsableCommand {
     @Option(help: "Resend an attempt (same seq) when it got no answer in this many milliseconds.")
     var attemptTimeoutMs: Double = 6000
 
-    @Option(help: "Name of this run in the output (e.g. W3).")
-    var label: String = ""
-
     @Option(help: "Random seed (keys, values, client ids). Default: random.")
     var seed: UInt64?
 
-    @Flag(help: "No progress line on stderr.")
-    var quiet = false
+    @OptionGroup var measurement: MeasurementOptions
 
     func validate() throws {
         guard parsedTargets() != nil else { throw ValidationError("--target '\(target)' is not HOST:PORT[,HOST:PORT…]") }
@@ -89,22 +70,11 @@ struct Kv: ParsableCommand {
         if let conns, conns < 1 { throw ValidationError("--conns must be at least 1") }
         guard keySize >= 1, valueSize >= 0, keys >= 1 else { throw ValidationError("--key-size and --keys must be positive, --value-size not negative") }
         if let readRatio, !(0...1).contains(readRatio) { throw ValidationError("--read-ratio must be within 0…1") }
-        if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
-        if let total, total < 1 { throw ValidationError("--total must be positive") }
-        if duration != nil && total != nil { throw ValidationError("give --duration or --total, not both") }
-        guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
-        if let pids, parsedPIDs(pids) == nil { throw ValidationError("--pids '\(pids)' is not PID,PID,…") }
     }
 
     func parsedTargets() -> [BenchTarget]? {
         let items = target.split(separator: ",").map { BenchTarget.parse(String($0)) }
         guard !items.isEmpty, !items.contains(where: { $0 == nil }) else { return nil }
-        return items.compactMap { $0 }
-    }
-
-    func parsedPIDs(_ text: String) -> [Int32]? {
-        let items = text.split(separator: ",").map { Int32($0.trimmingCharacters(in: .whitespaces)) }
-        guard !items.isEmpty, !items.contains(where: { $0 == nil || $0! <= 0 }) else { return nil }
         return items.compactMap { $0 }
     }
 
@@ -115,11 +85,10 @@ struct Kv: ParsableCommand {
             targets: targets, clients: clients, conns: max(conns ?? min(clients, 8), targets.count),
             op: readRatio != nil ? .mixed : op, readRatio: readRatio ?? 0.5,
             keySize: keySize, valueSize: valueSize, keys: keys,
-            durationSeconds: duration ?? 10, total: total, warmupSeconds: warmup, preload: preload,
-            attemptTimeoutMs: attemptTimeoutMs, label: label, progress: !quiet,
+            durationSeconds: measurement.durationSeconds, total: measurement.total, warmupSeconds: measurement.warmup, preload: preload,
+            attemptTimeoutMs: attemptTimeoutMs, label: measurement.label, progress: !measurement.quiet,
             seed: seed ?? UInt64.random(in: 1...UInt64.max))
-        var processIDs: [Int32] = []
-        if let pids { processIDs = parsedPIDs(pids)! }
+        var processIDs = measurement.processIDs
         if pidsFromNames {
             for pid in ClusterProcessFinder.find(targets: targets) where !processIDs.contains(pid) { processIDs.append(pid) }
             if processIDs.isEmpty { stderr("kvbench: --pids-from-names found no raftd, kvd or kvgateway process") }
@@ -133,12 +102,7 @@ struct Kv: ParsableCommand {
             stderr("kvbench: \(error)")
             throw ExitCode(1)
         }
-        if json {
-            stderr(result.table())
-            print(result.json())
-        } else {
-            print(result.table())
-        }
+        measurement.emit(result)
     }
 }
 

@@ -13,7 +13,6 @@ public final class ClusterProcess {
     let arguments: [String]
     let logURL: URL
     private var process: Process?
-    public private(set) var restarts = 0
 
     init(kind: Kind, number: Int, executable: URL, arguments: [String], logURL: URL) {
         self.kind = kind
@@ -41,7 +40,6 @@ public final class ClusterProcess {
         process.standardError = log
         try process.run()
         self.process = process
-        restarts += 1
     }
 
     /// Sends `signal`; for SIGKILL/SIGTERM waits until the process is gone.

@@ -3,6 +3,7 @@ import Foundation
 // Foundation has a Timer too, and the module EventLoop is shadowed by its class of the same
 // name; a scoped import makes `Timer` mean the loop's.
 import class EventLoop.Timer
+import Raft
 
 /// A TCP proxy that injects network faults between cluster processes in tests.
 ///
@@ -123,7 +124,7 @@ public enum FaultSchedule {
     /// One seeded swizzle; returns the plan it ran, so a failing test can print it.
     @discardableResult
     public static func swizzle(_ proxies: [FaultProxy], seed: UInt64, stepMs: Double = 50) -> [Step] {
-        var rng = SplitMix64(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         let plan = swizzlePlan(count: proxies.count, using: &rng)
         run(plan, on: proxies, stepMs: stepMs)
         return plan
@@ -235,7 +236,7 @@ private final class ProxyEngine {
     var partitioned = false
     var delayNanos: UInt64 = 0
     var dropProbability = 0.0
-    var rng: SplitMix64
+    var rng: SeededGenerator
     var stats = FaultProxy.Stats()
 
     static func serve(control: ProxyControl, target: Endpoint, listenPort: Int, seed: UInt64) {
@@ -259,7 +260,7 @@ private final class ProxyEngine {
         self.loop = loop
         self.control = control
         self.target = target
-        rng = SplitMix64(seed: seed)
+        rng = SeededGenerator(seed: seed)
     }
 
     func start(listenPort: Int) throws {

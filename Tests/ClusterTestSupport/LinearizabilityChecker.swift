@@ -1,3 +1,4 @@
+import Raft
 // LinearizabilityChecker: decides whether a concurrent key/value history is linearizable.
 //
 // The history is split by key (operations on different keys commute, and linearizability is
@@ -101,7 +102,7 @@ struct KeySearch {
         entryIsCall = [false] + events.map { !$0.1 }
         returnEntry = Array(repeating: -1, count: n)
         for (k, ev) in events.enumerated() where ev.1 { returnEntry[Int(ev.2)] = Int32(k + 1) }
-        var rng = SplitMix64(seed: 0x5EED_1234_ABCD_0001)
+        var rng = SeededGenerator(seed: 0x5EED_1234_ABCD_0001)
         zobrist = (0..<n).map { _ in rng.next() }
     }
 

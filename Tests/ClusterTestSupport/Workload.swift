@@ -3,6 +3,7 @@ import Foundation
 import KVClient
 import Synchronization
 import Wire
+import Raft
 
 /// Clients hammering a cluster while a test injects faults, 6.824-style: each client
 /// appends unique elements ("x CLIENT N y") and reads, recording every operation into a
@@ -66,7 +67,7 @@ public final class Workload: Sendable {
     public static func key(client: Int) -> String { "client-\(client)" }
 
     private func runClient(_ client: Int) {
-        var random = SplitMix64(seed: options.seed &* 1_000_003 &+ UInt64(client))
+        var random = SeededGenerator(seed: options.seed &* 1_000_003 &+ UInt64(client))
         let clerk = Clerk(endpoints: endpoints, attemptTimeoutMs: options.attemptTimeoutMs,
                           operationTimeoutMs: options.operationTimeoutMs)
         var nextElement = 0

@@ -106,122 +106,103 @@ struct KVServiceScenarioTests {
 
     /// Clients keep going through a second gateway when the first is killed mid-load.
     @Test func gatewayKilledMidLoad() throws {
-        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 2))
-        defer { cluster.shutdown() }
-        try cluster.start()
-        #expect(cluster.waitForLeader() != nil)
-        let workload = Workload(endpoints: cluster.gatewayEndpoints, options: Workload.Options(clients: 4))
-        workload.start()
-        usleep(700_000)
-        cluster.kill9(cluster.gateway(1))
-        let before = workload.completed
-        usleep(1_500_000)
-        #expect(workload.completed > before, "clients stopped making progress after a gateway died")
-        workload.stop()
-        let problems = workload.verify()
-        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
+        try runUnderLoad(gateways: 2, clients: 4) { cluster, workload, _ in
+            usleep(700_000)
+            cluster.kill9(cluster.gateway(1))
+            let before = workload.completed
+            usleep(1_500_000)
+            #expect(workload.completed > before, "clients stopped making progress after a gateway died")
+        }
     }
 
     /// A leader whose raftd freezes beyond an election timeout is replaced; when it thaws it
     /// must not serve stale data or depose the new leader with its old term.
     @Test func leaderRaftdStoppedThenContinued() throws {
-        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 1))
-        defer { cluster.shutdown() }
-        try cluster.start()
-        let leader = try #require(cluster.waitForLeader())
-        let workload = Workload(endpoints: cluster.gatewayEndpoints, options: Workload.Options(clients: 3))
-        workload.start()
-        usleep(500_000)
-        cluster.pause(cluster.raftd(leader))
-        usleep(UInt32(cluster.options.electionMs * 4 * 1000))
-        let during = workload.completed
-        usleep(1_000_000)
-        #expect(workload.completed > during, "no progress while the old leader was frozen")
-        cluster.resume(cluster.raftd(leader))
-        usleep(1_000_000)
-        workload.stop()
-        let problems = workload.verify()
-        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
+        try runUnderLoad { cluster, workload, leader in
+            usleep(500_000)
+            cluster.pause(cluster.raftd(leader))
+            usleep(UInt32(cluster.options.electionMs * 4 * 1000))
+            let during = workload.completed
+            usleep(1_000_000)
+            #expect(workload.completed > during, "no progress while the old leader was frozen")
+            cluster.resume(cluster.raftd(leader))
+            usleep(1_000_000)
+        }
     }
-}
 
-extension KVServiceScenarioTests {
     /// The leader's kvd freezes (its raftd keeps leading): requests must not hang past the
     /// gateway's deadline, and everything works again once it thaws.
     @Test func leaderKvdStoppedThenContinued() throws {
-        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 1))
-        defer { cluster.shutdown() }
-        try cluster.start()
-        let leader = try #require(cluster.waitForLeader())
-        let workload = Workload(endpoints: cluster.gatewayEndpoints, options: Workload.Options(clients: 3))
-        workload.start()
-        usleep(400_000)
-        cluster.pause(cluster.kvd(leader))
-        // A request sent now is answered (UNAVAILABLE) by the gateway's deadline, not left hanging.
-        let connection = KVConnection(endpoint: cluster.gatewayEndpoints[0])
-        let started = Date()
-        let frozen = try connection.call(KvRequest(op: .put, key: Array("frozen".utf8), value: [1]), timeoutMs: 10_000)
-        #expect(frozen.status == .unavailable, "\(frozen.status) \(frozen.message)")
-        #expect(Date().timeIntervalSince(started) < 8, "the gateway held a request far past its deadline")
-        cluster.resume(cluster.kvd(leader))
-        let before = workload.completed
-        usleep(1_500_000)
-        #expect(workload.completed > before, "no progress after the kvd thawed\n\(cluster.logs())")
-        workload.stop()
-        let problems = workload.verify()
-        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
+        try runUnderLoad { cluster, workload, leader in
+            usleep(400_000)
+            cluster.pause(cluster.kvd(leader))
+            // A request sent now is answered (UNAVAILABLE) by the gateway's deadline, not left hanging.
+            let connection = KVConnection(endpoint: cluster.gatewayEndpoints[0])
+            let started = Date()
+            let frozen = try connection.call(KvRequest(op: .put, key: Array("frozen".utf8), value: [1]), timeoutMs: 10_000)
+            #expect(frozen.status == .unavailable, "\(frozen.status) \(frozen.message)")
+            #expect(Date().timeIntervalSince(started) < 8, "the gateway held a request far past its deadline")
+            cluster.resume(cluster.kvd(leader))
+            let before = workload.completed
+            usleep(1_500_000)
+            #expect(workload.completed > before, "no progress after the kvd thawed\n\(cluster.logs())")
+        }
     }
-}
 
-extension KVServiceScenarioTests {
     /// SIGTERM to the leader's raftd: it hands leadership over first, exits 0, and clients
     /// barely notice (no election timeout to wait out).
     @Test func leaderRaftdSIGTERMHandsLeadershipOver() throws {
-        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 1))
-        defer { cluster.shutdown() }
-        try cluster.start()
-        let leader = try #require(cluster.waitForLeader())
-        let term = cluster.nodeStatuses()[leader]!.term
-        let workload = Workload(endpoints: cluster.gatewayEndpoints, options: Workload.Options(clients: 3))
-        workload.start()
-        usleep(400_000)
-        let started = Date()
-        cluster.terminate(cluster.raftd(leader))
-        #expect(cluster.raftd(leader).terminationStatus == 0, "raftd did not exit 0 on SIGTERM")
-        #expect(Date().timeIntervalSince(started) < 2, "raftd took too long to shut down")
-        let next = cluster.waitForLeader(timeoutMs: 5000)
-        #expect(next != nil && next != leader)
-        if let next { #expect(cluster.nodeStatuses()[next]!.term == term + 1, "a handover takes exactly one new term") }
-        #expect(cluster.raftd(leader).logTail(lines: 20).contains("leadership handed over"), "\(cluster.logs())")
-        try cluster.raftd(leader).start()
-        usleep(500_000)
-        workload.stop()
-        let problems = workload.verify()
-        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
+        try runUnderLoad { cluster, _, leader in
+            let term = cluster.nodeStatuses()[leader]!.term
+            usleep(400_000)
+            let started = Date()
+            cluster.terminate(cluster.raftd(leader))
+            #expect(cluster.raftd(leader).terminationStatus == 0, "raftd did not exit 0 on SIGTERM")
+            #expect(Date().timeIntervalSince(started) < 2, "raftd took too long to shut down")
+            let next = cluster.waitForLeader(timeoutMs: 5000)
+            #expect(next != nil && next != leader)
+            if let next { #expect(cluster.nodeStatuses()[next]!.term == term + 1, "a handover takes exactly one new term") }
+            #expect(cluster.raftd(leader).logTail(lines: 20).contains("leadership handed over"), "\(cluster.logs())")
+            try cluster.raftd(leader).start()
+            usleep(500_000)
+        }
     }
-}
 
-extension KVServiceScenarioTests {
     /// SIGTERM to any process under load: it finishes or fails its in-flight work and exits 0
     /// within a second or two.
     @Test func everyProcessExitsZeroOnSIGTERM() throws {
-        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 2))
+        try runUnderLoad(gateways: 2) { cluster, _, _ in
+            usleep(300_000)
+            for process in [cluster.gateway(1), cluster.kvd(1), cluster.raftd(2), cluster.kvd(3), cluster.raftd(1)] {
+                let started = Date()
+                cluster.terminate(process)
+                #expect(process.terminationStatus == 0, "\(process.name) exited \(process.terminationStatus.map(String.init) ?? "?")")
+                #expect(Date().timeIntervalSince(started) < 2.5, "\(process.name) took too long to stop")
+                try process.start()
+                usleep(200_000)
+            }
+            _ = cluster.waitForLeader()
+            usleep(300_000)
+        }
+    }
+
+    /// A 3-node cluster with clients running through its gateways while `faults` acts on it;
+    /// afterwards every acknowledged append is present exactly once and the history is
+    /// linearizable.
+    private func runUnderLoad(gateways: Int = 1, clients: Int = 3,
+                              _ faults: (LocalCluster, Workload, _ leader: Int) throws -> Void) throws {
+        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: gateways))
         defer { cluster.shutdown() }
         try cluster.start()
-        #expect(cluster.waitForLeader() != nil)
-        let workload = Workload(endpoints: cluster.gatewayEndpoints, options: Workload.Options(clients: 3))
+        let leader = try #require(cluster.waitForLeader())
+        let workload = Workload(endpoints: cluster.gatewayEndpoints, options: Workload.Options(clients: clients))
         workload.start()
-        usleep(300_000)
-        for process in [cluster.gateway(1), cluster.kvd(1), cluster.raftd(2), cluster.kvd(3), cluster.raftd(1)] {
-            let started = Date()
-            cluster.terminate(process)
-            #expect(process.terminationStatus == 0, "\(process.name) exited \(process.terminationStatus.map(String.init) ?? "?")")
-            #expect(Date().timeIntervalSince(started) < 2.5, "\(process.name) took too long to stop")
-            try process.start()
-            usleep(200_000)
+        do {
+            try faults(cluster, workload, leader)
+        } catch {
+            workload.stop()
+            throw error
         }
-        _ = cluster.waitForLeader()
-        usleep(300_000)
         workload.stop()
         let problems = workload.verify()
         #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")

@@ -1,6 +1,7 @@
 import ClusterTestSupport
 import Dispatch
 import Testing
+import Raft
 
 // Shorthands: String keys/values, times in nanoseconds.
 private func get(_ c: Int, _ k: String, _ v: String?, _ t0: UInt64, _ t1: UInt64) -> Operation {
@@ -234,7 +235,7 @@ private func expectViolation(_ ops: [Operation], key: String, sourceLocation: So
         let recorder = HistoryRecorder()
         let clients = 8
         DispatchQueue.concurrentPerform(iterations: clients) { c in
-            var rng = SplitMix64(seed: UInt64(c) + 1)
+            var rng = SeededGenerator(seed: UInt64(c) + 1)
             for i in 0..<300 {
                 let key = Array("k\(Int.random(in: 0..<3, using: &rng))".utf8)
                 let kind: Operation.Kind = [.get, .get, .put, .append, .append, .delete].randomElement(using: &rng)!
@@ -275,7 +276,7 @@ struct HistoryGenerator {
     var maxGap: UInt64 = 5_000
 
     func generate(seed: UInt64) -> [Operation] {
-        var rng = SplitMix64(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         struct Pending {
             var op: Operation
             var at: UInt64
@@ -337,7 +338,7 @@ struct HistoryGenerator {
 
     @Test func corruptedGetIsDetected() {
         let gen = HistoryGenerator()
-        var rng = SplitMix64(seed: 99)
+        var rng = SeededGenerator(seed: 99)
         var detectedRealistic = 0
         var trials = 0
         for seed in UInt64(1)...40 {

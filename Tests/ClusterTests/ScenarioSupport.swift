@@ -4,6 +4,7 @@ import Foundation
 import KVClient
 import Testing
 import Wire
+import Raft
 
 /// What one fault-injection scenario does to a cluster while clients run.
 struct Scenario {
@@ -32,7 +33,7 @@ struct Scenario {
     /// whole history is linearizable.
     func run(_ name: String) throws {
         let seed = Scenario.seed
-        var random = SplitMix64(seed: seed)
+        var random = SeededGenerator(seed: seed)
         var options = ClusterOptions(nodes: nodes, gateways: gateways)
         options.logLevel = "notice"
         let cluster = try LocalCluster(options)

@@ -1,6 +1,7 @@
 import ClusterTestSupport
 import EventLoop
 import Testing
+import Raft
 
 /// A byte echo server on this test's loop, behind a FaultProxy running on its own thread.
 private final class EchoBehindProxy {
@@ -179,7 +180,7 @@ private final class EchoBehindProxy {
 
     @Test func swizzlePlanCutsAllThenHealsInAnotherOrder() {
         for seed in UInt64(0)..<50 {
-            var rng = SplitMix64(seed: seed)
+            var rng = SeededGenerator(seed: seed)
             let plan = FaultSchedule.swizzlePlan(count: 5, using: &rng)
             let cuts = plan.compactMap { if case let .cut(i) = $0 { i } else { nil } }
             let heals = plan.compactMap { if case let .heal(i) = $0 { i } else { nil } }
@@ -187,7 +188,7 @@ private final class EchoBehindProxy {
             #expect(Set(cuts) == Set(heals) && cuts.count == heals.count && Set(cuts).count == cuts.count)
             #expect(plan == cuts.map(FaultSchedule.Step.cut) + heals.map(FaultSchedule.Step.heal))
             if cuts.count > 1 { #expect(cuts != heals, "seed \(seed): \(plan)") }
-            var again = SplitMix64(seed: seed)
+            var again = SeededGenerator(seed: seed)
             #expect(FaultSchedule.swizzlePlan(count: 5, using: &again) == plan)
         }
     }

@@ -1,6 +1,7 @@
 import Testing
 @testable import KVStore
 import Wire
+import Raft
 
 /// A log entry as raftd would deliver it: a command batch or a leader's no-op.
 enum Entry {
@@ -11,12 +12,12 @@ enum Entry {
 /// Generates a random log from many clients with retries, late duplicates, seq gaps,
 /// unknown ops, client ID 0, and leader clocks that sometimes jump back.
 struct RandomLog {
-    private var rng: SplitMix64
+    private var rng: SeededGenerator
     private var nextSeq: [UInt64: UInt64] = [:]
     private var sent: [UInt64: [Command]] = [:]
     private var clockMs: UInt64 = 1_000_000
 
-    init(seed: UInt64) { rng = SplitMix64(seed: seed) }
+    init(seed: UInt64) { rng = SeededGenerator(seed: seed) }
 
     mutating func entries(commands total: Int) -> [Entry] {
         var entries: [Entry] = []
@@ -148,7 +149,7 @@ struct ReferenceStore {
 @Suite struct ModelTests {
     @Test(arguments: [UInt64(7), 8, 9])
     func uniqueSeqsMatchAPlainMap(seed: UInt64) {
-        var rng = SplitMix64(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         var machine = KVStateMachine()
         var model: [[UInt8]: [UInt8]] = [:]
         var nextSeq: [UInt64: UInt64] = [:]

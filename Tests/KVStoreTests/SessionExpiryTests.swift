@@ -1,6 +1,7 @@
 import Testing
 @testable import KVStore
 import Wire
+import Raft
 
 @Suite struct SessionExpiryTests {
     @Test func idleSessionExpiresByLogTimeAndItsClientMustStartOver() {
@@ -136,7 +137,7 @@ import Wire
     @Test func memoryStaysBoundedUnderClientChurn() {
         let maxSessions = 50, maxTombstones = 80
         var r = Replica(KVStateMachine(sessionTimeoutMs: 500, maxSessions: maxSessions, maxTombstones: maxTombstones))
-        var rng = SplitMix64(seed: 42)
+        var rng = SeededGenerator(seed: 42)
         for step in UInt64(1)...2_000 {
             let client = UInt64.random(in: 1...400, using: &rng)
             r.run(append("k\(client % 7)", "x", client: client, seq: 1), atMs: step * 3)

@@ -50,15 +50,3 @@ func delete(_ key: String, client: UInt64 = 0, seq: UInt64 = 0) -> Command {
 
 func ok(_ value: String = "") -> CommandResult { CommandResult(status: .ok, value: bytes(value)) }
 
-/// SplitMix64: a small seeded generator, so a failing seed replays exactly.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -67,5 +67,10 @@ import Testing
                 """)
         }
         log.close()
+        // Every synced batch is there after a reopen.
+        let reopened = try openLog(dir)
+        #expect(reopened.lastIndex == next - 1)
+        #expect(reopened.entries.last?.data == Self.payload)
+        reopened.close()
     }
 }

@@ -1,5 +1,6 @@
 import Testing
 import Wire
+import Raft
 
 /// Random message builders, all driven by a seeded generator.
 extension RandomNumberGenerator {
