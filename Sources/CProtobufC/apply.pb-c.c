@@ -502,6 +502,51 @@ void   kvraft__apply__raft_to_kvd__free_unpacked
   assert(message->base.descriptor == &kvraft__apply__raft_to_kvd__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   kvraft__apply__snapshot_request__init
+                     (Kvraft__Apply__SnapshotRequest         *message)
+{
+  static const Kvraft__Apply__SnapshotRequest init_value = KVRAFT__APPLY__SNAPSHOT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t kvraft__apply__snapshot_request__get_packed_size
+                     (const Kvraft__Apply__SnapshotRequest *message)
+{
+  assert(message->base.descriptor == &kvraft__apply__snapshot_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t kvraft__apply__snapshot_request__pack
+                     (const Kvraft__Apply__SnapshotRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &kvraft__apply__snapshot_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t kvraft__apply__snapshot_request__pack_to_buffer
+                     (const Kvraft__Apply__SnapshotRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &kvraft__apply__snapshot_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Kvraft__Apply__SnapshotRequest *
+       kvraft__apply__snapshot_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Kvraft__Apply__SnapshotRequest *)
+     protobuf_c_message_unpack (&kvraft__apply__snapshot_request__descriptor,
+                                allocator, len, data);
+}
+void   kvraft__apply__snapshot_request__free_unpacked
+                     (Kvraft__Apply__SnapshotRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &kvraft__apply__snapshot_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   kvraft__apply__command__init
                      (Kvraft__Apply__Command         *message)
 {
@@ -719,7 +764,7 @@ const ProtobufCMessageDescriptor kvraft__apply__propose_batch__descriptor =
   (ProtobufCMessageInit) kvraft__apply__propose_batch__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__apply__kvd_to_raft__field_descriptors[3] =
+static const ProtobufCFieldDescriptor kvraft__apply__kvd_to_raft__field_descriptors[4] =
 {
   {
     "hello",
@@ -757,16 +802,29 @@ static const ProtobufCFieldDescriptor kvraft__apply__kvd_to_raft__field_descript
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "snapshot",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Kvraft__Apply__KvdToRaft, body_case),
+    offsetof(Kvraft__Apply__KvdToRaft, snapshot),
+    &kvraft__raft__snapshot_chunk__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__apply__kvd_to_raft__field_indices_by_name[] = {
   0,   /* field[0] = hello */
   1,   /* field[1] = propose */
+  3,   /* field[3] = snapshot */
   2,   /* field[2] = status_query */
 };
 static const ProtobufCIntRange kvraft__apply__kvd_to_raft__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor kvraft__apply__kvd_to_raft__descriptor =
 {
@@ -776,7 +834,7 @@ const ProtobufCMessageDescriptor kvraft__apply__kvd_to_raft__descriptor =
   "Kvraft__Apply__KvdToRaft",
   "kvraft.apply",
   sizeof(Kvraft__Apply__KvdToRaft),
-  3,
+  4,
   kvraft__apply__kvd_to_raft__field_descriptors,
   kvraft__apply__kvd_to_raft__field_indices_by_name,
   1,  kvraft__apply__kvd_to_raft__number_ranges,
@@ -1102,7 +1160,7 @@ const ProtobufCMessageDescriptor kvraft__apply__raft_status__descriptor =
   (ProtobufCMessageInit) kvraft__apply__raft_status__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__apply__raft_to_kvd__field_descriptors[4] =
+static const ProtobufCFieldDescriptor kvraft__apply__raft_to_kvd__field_descriptors[6] =
 {
   {
     "committed",
@@ -1152,17 +1210,43 @@ static const ProtobufCFieldDescriptor kvraft__apply__raft_to_kvd__field_descript
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "snapshot",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Kvraft__Apply__RaftToKvd, body_case),
+    offsetof(Kvraft__Apply__RaftToKvd, snapshot),
+    &kvraft__raft__snapshot_chunk__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "snapshot_request",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Kvraft__Apply__RaftToKvd, body_case),
+    offsetof(Kvraft__Apply__RaftToKvd, snapshot_request),
+    &kvraft__apply__snapshot_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__apply__raft_to_kvd__field_indices_by_name[] = {
   0,   /* field[0] = committed */
   2,   /* field[2] = leadership */
   1,   /* field[1] = results */
+  4,   /* field[4] = snapshot */
+  5,   /* field[5] = snapshot_request */
   3,   /* field[3] = status */
 };
 static const ProtobufCIntRange kvraft__apply__raft_to_kvd__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor kvraft__apply__raft_to_kvd__descriptor =
 {
@@ -1172,11 +1256,49 @@ const ProtobufCMessageDescriptor kvraft__apply__raft_to_kvd__descriptor =
   "Kvraft__Apply__RaftToKvd",
   "kvraft.apply",
   sizeof(Kvraft__Apply__RaftToKvd),
-  4,
+  6,
   kvraft__apply__raft_to_kvd__field_descriptors,
   kvraft__apply__raft_to_kvd__field_indices_by_name,
   1,  kvraft__apply__raft_to_kvd__number_ranges,
   (ProtobufCMessageInit) kvraft__apply__raft_to_kvd__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor kvraft__apply__snapshot_request__field_descriptors[1] =
+{
+  {
+    "applied_at_least",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Apply__SnapshotRequest, applied_at_least),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned kvraft__apply__snapshot_request__field_indices_by_name[] = {
+  0,   /* field[0] = applied_at_least */
+};
+static const ProtobufCIntRange kvraft__apply__snapshot_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor kvraft__apply__snapshot_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "kvraft.apply.SnapshotRequest",
+  "SnapshotRequest",
+  "Kvraft__Apply__SnapshotRequest",
+  "kvraft.apply",
+  sizeof(Kvraft__Apply__SnapshotRequest),
+  1,
+  kvraft__apply__snapshot_request__field_descriptors,
+  kvraft__apply__snapshot_request__field_indices_by_name,
+  1,  kvraft__apply__snapshot_request__number_ranges,
+  (ProtobufCMessageInit) kvraft__apply__snapshot_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor kvraft__apply__command__field_descriptors[5] =

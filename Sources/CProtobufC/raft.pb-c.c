@@ -97,6 +97,51 @@ void   kvraft__raft__peer_message__free_unpacked
   assert(message->base.descriptor == &kvraft__raft__peer_message__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   kvraft__raft__snapshot_chunk__init
+                     (Kvraft__Raft__SnapshotChunk         *message)
+{
+  static const Kvraft__Raft__SnapshotChunk init_value = KVRAFT__RAFT__SNAPSHOT_CHUNK__INIT;
+  *message = init_value;
+}
+size_t kvraft__raft__snapshot_chunk__get_packed_size
+                     (const Kvraft__Raft__SnapshotChunk *message)
+{
+  assert(message->base.descriptor == &kvraft__raft__snapshot_chunk__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t kvraft__raft__snapshot_chunk__pack
+                     (const Kvraft__Raft__SnapshotChunk *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &kvraft__raft__snapshot_chunk__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t kvraft__raft__snapshot_chunk__pack_to_buffer
+                     (const Kvraft__Raft__SnapshotChunk *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &kvraft__raft__snapshot_chunk__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Kvraft__Raft__SnapshotChunk *
+       kvraft__raft__snapshot_chunk__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Kvraft__Raft__SnapshotChunk *)
+     protobuf_c_message_unpack (&kvraft__raft__snapshot_chunk__descriptor,
+                                allocator, len, data);
+}
+void   kvraft__raft__snapshot_chunk__free_unpacked
+                     (Kvraft__Raft__SnapshotChunk *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &kvraft__raft__snapshot_chunk__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor kvraft__raft__entry__field_descriptors[4] =
 {
   {
@@ -174,7 +219,7 @@ const ProtobufCMessageDescriptor kvraft__raft__entry__descriptor =
   (ProtobufCMessageInit) kvraft__raft__entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descriptors[13] =
+static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descriptors[14] =
 {
   {
     "cluster_id",
@@ -332,6 +377,18 @@ static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "snapshot",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Raft__PeerMessage, snapshot),
+    &kvraft__raft__snapshot_chunk__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__raft__peer_message__field_indices_by_name[] = {
   0,   /* field[0] = cluster_id */
@@ -343,6 +400,7 @@ static const unsigned kvraft__raft__peer_message__field_indices_by_name[] = {
   9,   /* field[9] = reject */
   10,   /* field[10] = reject_hint */
   11,   /* field[11] = reject_term */
+  13,   /* field[13] = snapshot */
   4,   /* field[4] = term */
   2,   /* field[2] = to */
   12,   /* field[12] = transfer */
@@ -351,7 +409,7 @@ static const unsigned kvraft__raft__peer_message__field_indices_by_name[] = {
 static const ProtobufCIntRange kvraft__raft__peer_message__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor kvraft__raft__peer_message__descriptor =
 {
@@ -361,11 +419,101 @@ const ProtobufCMessageDescriptor kvraft__raft__peer_message__descriptor =
   "Kvraft__Raft__PeerMessage",
   "kvraft.raft",
   sizeof(Kvraft__Raft__PeerMessage),
-  13,
+  14,
   kvraft__raft__peer_message__field_descriptors,
   kvraft__raft__peer_message__field_indices_by_name,
   1,  kvraft__raft__peer_message__number_ranges,
   (ProtobufCMessageInit) kvraft__raft__peer_message__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor kvraft__raft__snapshot_chunk__field_descriptors[5] =
+{
+  {
+    "index",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Raft__SnapshotChunk, index),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "term",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Raft__SnapshotChunk, term),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Raft__SnapshotChunk, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total_size",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Raft__SnapshotChunk, total_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Raft__SnapshotChunk, data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned kvraft__raft__snapshot_chunk__field_indices_by_name[] = {
+  4,   /* field[4] = data */
+  0,   /* field[0] = index */
+  2,   /* field[2] = offset */
+  1,   /* field[1] = term */
+  3,   /* field[3] = total_size */
+};
+static const ProtobufCIntRange kvraft__raft__snapshot_chunk__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor kvraft__raft__snapshot_chunk__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "kvraft.raft.SnapshotChunk",
+  "SnapshotChunk",
+  "Kvraft__Raft__SnapshotChunk",
+  "kvraft.raft",
+  sizeof(Kvraft__Raft__SnapshotChunk),
+  5,
+  kvraft__raft__snapshot_chunk__field_descriptors,
+  kvraft__raft__snapshot_chunk__field_indices_by_name,
+  1,  kvraft__raft__snapshot_chunk__number_ranges,
+  (ProtobufCMessageInit) kvraft__raft__snapshot_chunk__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue kvraft__raft__entry_type__enum_values_by_number[2] =
@@ -396,7 +544,7 @@ const ProtobufCEnumDescriptor kvraft__raft__entry_type__descriptor =
   kvraft__raft__entry_type__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue kvraft__raft__message_type__enum_values_by_number[10] =
+static const ProtobufCEnumValue kvraft__raft__message_type__enum_values_by_number[11] =
 {
   { "MSG_NONE", "KVRAFT__RAFT__MESSAGE_TYPE__MSG_NONE", 0 },
   { "MSG_PRE_VOTE", "KVRAFT__RAFT__MESSAGE_TYPE__MSG_PRE_VOTE", 1 },
@@ -408,11 +556,12 @@ static const ProtobufCEnumValue kvraft__raft__message_type__enum_values_by_numbe
   { "MSG_HEARTBEAT", "KVRAFT__RAFT__MESSAGE_TYPE__MSG_HEARTBEAT", 7 },
   { "MSG_HEARTBEAT_RESPONSE", "KVRAFT__RAFT__MESSAGE_TYPE__MSG_HEARTBEAT_RESPONSE", 8 },
   { "MSG_TIMEOUT_NOW", "KVRAFT__RAFT__MESSAGE_TYPE__MSG_TIMEOUT_NOW", 9 },
+  { "MSG_SNAPSHOT", "KVRAFT__RAFT__MESSAGE_TYPE__MSG_SNAPSHOT", 10 },
 };
 static const ProtobufCIntRange kvraft__raft__message_type__value_ranges[] = {
-{0, 0},{0, 10}
+{0, 0},{0, 11}
 };
-static const ProtobufCEnumValueIndex kvraft__raft__message_type__enum_values_by_name[10] =
+static const ProtobufCEnumValueIndex kvraft__raft__message_type__enum_values_by_name[11] =
 {
   { "MSG_APPEND", 5 },
   { "MSG_APPEND_RESPONSE", 6 },
@@ -421,6 +570,7 @@ static const ProtobufCEnumValueIndex kvraft__raft__message_type__enum_values_by_
   { "MSG_NONE", 0 },
   { "MSG_PRE_VOTE", 1 },
   { "MSG_PRE_VOTE_RESPONSE", 2 },
+  { "MSG_SNAPSHOT", 10 },
   { "MSG_TIMEOUT_NOW", 9 },
   { "MSG_VOTE", 3 },
   { "MSG_VOTE_RESPONSE", 4 },
@@ -432,9 +582,9 @@ const ProtobufCEnumDescriptor kvraft__raft__message_type__descriptor =
   "MessageType",
   "Kvraft__Raft__MessageType",
   "kvraft.raft",
-  10,
+  11,
   kvraft__raft__message_type__enum_values_by_number,
-  10,
+  11,
   kvraft__raft__message_type__enum_values_by_name,
   1,
   kvraft__raft__message_type__value_ranges,

@@ -2,3 +2,4 @@
 #include "apply.pb-c.h"
 #include "kv.pb-c.h"
 #include "raft.pb-c.h"
+#include "state.pb-c.h"

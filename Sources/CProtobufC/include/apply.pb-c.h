@@ -28,6 +28,7 @@ typedef struct Kvraft__Apply__CommittedEntries Kvraft__Apply__CommittedEntries;
 typedef struct Kvraft__Apply__Leadership Kvraft__Apply__Leadership;
 typedef struct Kvraft__Apply__RaftStatus Kvraft__Apply__RaftStatus;
 typedef struct Kvraft__Apply__RaftToKvd Kvraft__Apply__RaftToKvd;
+typedef struct Kvraft__Apply__SnapshotRequest Kvraft__Apply__SnapshotRequest;
 typedef struct Kvraft__Apply__Command Kvraft__Apply__Command;
 typedef struct Kvraft__Apply__CommandBatch Kvraft__Apply__CommandBatch;
 
@@ -79,7 +80,8 @@ typedef enum {
   KVRAFT__APPLY__KVD_TO_RAFT__BODY__NOT_SET = 0,
   KVRAFT__APPLY__KVD_TO_RAFT__BODY_HELLO = 1,
   KVRAFT__APPLY__KVD_TO_RAFT__BODY_PROPOSE = 2,
-  KVRAFT__APPLY__KVD_TO_RAFT__BODY_STATUS_QUERY = 3
+  KVRAFT__APPLY__KVD_TO_RAFT__BODY_STATUS_QUERY = 3,
+  KVRAFT__APPLY__KVD_TO_RAFT__BODY_SNAPSHOT = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(KVRAFT__APPLY__KVD_TO_RAFT__BODY__CASE)
 } Kvraft__Apply__KvdToRaft__BodyCase;
 
@@ -91,6 +93,11 @@ struct  Kvraft__Apply__KvdToRaft
     Kvraft__Apply__ApplyHello *hello;
     Kvraft__Apply__ProposeBatch *propose;
     Kvraft__Apply__StatusQuery *status_query;
+    /*
+     * kvd's state at index snapshot.index (term unused), answering a SnapshotRequest:
+     * raftd stores it and compacts its log up to there.
+     */
+    Kvraft__Raft__SnapshotChunk *snapshot;
   };
 };
 #define KVRAFT__APPLY__KVD_TO_RAFT__INIT \
@@ -181,7 +188,9 @@ typedef enum {
   KVRAFT__APPLY__RAFT_TO_KVD__BODY_COMMITTED = 1,
   KVRAFT__APPLY__RAFT_TO_KVD__BODY_RESULTS = 2,
   KVRAFT__APPLY__RAFT_TO_KVD__BODY_LEADERSHIP = 3,
-  KVRAFT__APPLY__RAFT_TO_KVD__BODY_STATUS = 4
+  KVRAFT__APPLY__RAFT_TO_KVD__BODY_STATUS = 4,
+  KVRAFT__APPLY__RAFT_TO_KVD__BODY_SNAPSHOT = 5,
+  KVRAFT__APPLY__RAFT_TO_KVD__BODY_SNAPSHOT_REQUEST = 6
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(KVRAFT__APPLY__RAFT_TO_KVD__BODY__CASE)
 } Kvraft__Apply__RaftToKvd__BodyCase;
 
@@ -194,11 +203,34 @@ struct  Kvraft__Apply__RaftToKvd
     Kvraft__Apply__ProposeResults *results;
     Kvraft__Apply__Leadership *leadership;
     Kvraft__Apply__RaftStatus *status;
+    /*
+     * Replace the state machine with this snapshot (kvd is behind raftd's first log
+     * index: a restarted kvd, or a snapshot installed from the leader); entries after
+     * snapshot.index follow.
+     */
+    Kvraft__Raft__SnapshotChunk *snapshot;
+    /*
+     * raftd's log has grown past its compaction threshold: send a snapshot.
+     */
+    Kvraft__Apply__SnapshotRequest *snapshot_request;
   };
 };
 #define KVRAFT__APPLY__RAFT_TO_KVD__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__apply__raft_to_kvd__descriptor) \
     , KVRAFT__APPLY__RAFT_TO_KVD__BODY__NOT_SET, {0} }
+
+
+struct  Kvraft__Apply__SnapshotRequest
+{
+  ProtobufCMessage base;
+  /*
+   * raftd's committed index when asking (informational)
+   */
+  uint64_t applied_at_least;
+};
+#define KVRAFT__APPLY__SNAPSHOT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&kvraft__apply__snapshot_request__descriptor) \
+    , 0 }
 
 
 /*
@@ -441,6 +473,25 @@ Kvraft__Apply__RaftToKvd *
 void   kvraft__apply__raft_to_kvd__free_unpacked
                      (Kvraft__Apply__RaftToKvd *message,
                       ProtobufCAllocator *allocator);
+/* Kvraft__Apply__SnapshotRequest methods */
+void   kvraft__apply__snapshot_request__init
+                     (Kvraft__Apply__SnapshotRequest         *message);
+size_t kvraft__apply__snapshot_request__get_packed_size
+                     (const Kvraft__Apply__SnapshotRequest   *message);
+size_t kvraft__apply__snapshot_request__pack
+                     (const Kvraft__Apply__SnapshotRequest   *message,
+                      uint8_t             *out);
+size_t kvraft__apply__snapshot_request__pack_to_buffer
+                     (const Kvraft__Apply__SnapshotRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Kvraft__Apply__SnapshotRequest *
+       kvraft__apply__snapshot_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   kvraft__apply__snapshot_request__free_unpacked
+                     (Kvraft__Apply__SnapshotRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Kvraft__Apply__Command methods */
 void   kvraft__apply__command__init
                      (Kvraft__Apply__Command         *message);
@@ -514,6 +565,9 @@ typedef void (*Kvraft__Apply__RaftStatus_Closure)
 typedef void (*Kvraft__Apply__RaftToKvd_Closure)
                  (const Kvraft__Apply__RaftToKvd *message,
                   void *closure_data);
+typedef void (*Kvraft__Apply__SnapshotRequest_Closure)
+                 (const Kvraft__Apply__SnapshotRequest *message,
+                  void *closure_data);
 typedef void (*Kvraft__Apply__Command_Closure)
                  (const Kvraft__Apply__Command *message,
                   void *closure_data);
@@ -537,6 +591,7 @@ extern const ProtobufCMessageDescriptor kvraft__apply__committed_entries__descri
 extern const ProtobufCMessageDescriptor kvraft__apply__leadership__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__raft_status__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__raft_to_kvd__descriptor;
+extern const ProtobufCMessageDescriptor kvraft__apply__snapshot_request__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__command__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__command_batch__descriptor;
 

@@ -17,6 +17,7 @@ PROTOBUF_C__BEGIN_DECLS
 
 typedef struct Kvraft__Raft__Entry Kvraft__Raft__Entry;
 typedef struct Kvraft__Raft__PeerMessage Kvraft__Raft__PeerMessage;
+typedef struct Kvraft__Raft__SnapshotChunk Kvraft__Raft__SnapshotChunk;
 
 
 /* --- enums --- */
@@ -39,7 +40,11 @@ typedef enum _Kvraft__Raft__MessageType {
   KVRAFT__RAFT__MESSAGE_TYPE__MSG_APPEND_RESPONSE = 6,
   KVRAFT__RAFT__MESSAGE_TYPE__MSG_HEARTBEAT = 7,
   KVRAFT__RAFT__MESSAGE_TYPE__MSG_HEARTBEAT_RESPONSE = 8,
-  KVRAFT__RAFT__MESSAGE_TYPE__MSG_TIMEOUT_NOW = 9
+  KVRAFT__RAFT__MESSAGE_TYPE__MSG_TIMEOUT_NOW = 9,
+  /*
+   * the leader's state machine snapshot, for a follower whose next entry is compacted away
+   */
+  KVRAFT__RAFT__MESSAGE_TYPE__MSG_SNAPSHOT = 10
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(KVRAFT__RAFT__MESSAGE_TYPE)
 } Kvraft__Raft__MessageType;
 
@@ -90,10 +95,34 @@ struct  Kvraft__Raft__PeerMessage
    * vote: campaigning because the leader handed over (timeout_now)
    */
   protobuf_c_boolean transfer;
+  /*
+   * MSG_SNAPSHOT: one chunk; the receiver reassembles before acting
+   */
+  Kvraft__Raft__SnapshotChunk *snapshot;
 };
 #define KVRAFT__RAFT__PEER_MESSAGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__raft__peer_message__descriptor) \
-    , 0, 0, 0, KVRAFT__RAFT__MESSAGE_TYPE__MSG_NONE, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0 }
+    , 0, 0, 0, KVRAFT__RAFT__MESSAGE_TYPE__MSG_NONE, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, NULL }
+
+
+/*
+ * A piece of a state machine snapshot covering the log up to (index, term). A snapshot
+ * travels as consecutive chunks (offset 0, then each chunk's offset is the previous
+ * offset + its length) until offset + len(data) == total_size; a chunk that does not
+ * continue the snapshot being assembled discards it.
+ */
+struct  Kvraft__Raft__SnapshotChunk
+{
+  ProtobufCMessage base;
+  uint64_t index;
+  uint64_t term;
+  uint64_t offset;
+  uint64_t total_size;
+  ProtobufCBinaryData data;
+};
+#define KVRAFT__RAFT__SNAPSHOT_CHUNK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&kvraft__raft__snapshot_chunk__descriptor) \
+    , 0, 0, 0, 0, {0,NULL} }
 
 
 /* Kvraft__Raft__Entry methods */
@@ -134,6 +163,25 @@ Kvraft__Raft__PeerMessage *
 void   kvraft__raft__peer_message__free_unpacked
                      (Kvraft__Raft__PeerMessage *message,
                       ProtobufCAllocator *allocator);
+/* Kvraft__Raft__SnapshotChunk methods */
+void   kvraft__raft__snapshot_chunk__init
+                     (Kvraft__Raft__SnapshotChunk         *message);
+size_t kvraft__raft__snapshot_chunk__get_packed_size
+                     (const Kvraft__Raft__SnapshotChunk   *message);
+size_t kvraft__raft__snapshot_chunk__pack
+                     (const Kvraft__Raft__SnapshotChunk   *message,
+                      uint8_t             *out);
+size_t kvraft__raft__snapshot_chunk__pack_to_buffer
+                     (const Kvraft__Raft__SnapshotChunk   *message,
+                      ProtobufCBuffer     *buffer);
+Kvraft__Raft__SnapshotChunk *
+       kvraft__raft__snapshot_chunk__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   kvraft__raft__snapshot_chunk__free_unpacked
+                     (Kvraft__Raft__SnapshotChunk *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Kvraft__Raft__Entry_Closure)
@@ -141,6 +189,9 @@ typedef void (*Kvraft__Raft__Entry_Closure)
                   void *closure_data);
 typedef void (*Kvraft__Raft__PeerMessage_Closure)
                  (const Kvraft__Raft__PeerMessage *message,
+                  void *closure_data);
+typedef void (*Kvraft__Raft__SnapshotChunk_Closure)
+                 (const Kvraft__Raft__SnapshotChunk *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -152,6 +203,7 @@ extern const ProtobufCEnumDescriptor    kvraft__raft__entry_type__descriptor;
 extern const ProtobufCEnumDescriptor    kvraft__raft__message_type__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__raft__entry__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__raft__peer_message__descriptor;
+extern const ProtobufCMessageDescriptor kvraft__raft__snapshot_chunk__descriptor;
 
 PROTOBUF_C__END_DECLS
 
