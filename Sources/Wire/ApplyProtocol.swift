@@ -45,6 +45,8 @@ public enum KvdToRaft: Hashable, Sendable {
     case hello(lastApplied: UInt64)
     case propose([Proposal])
     case statusQuery(queryID: UInt64)
+    /// kvd's state at `chunk.index` (term unused), in chunks, answering `snapshotRequest`.
+    case snapshot(SnapshotChunk)
 }
 
 /// raftd → kvd over the apply socket.
@@ -54,6 +56,10 @@ public enum RaftToKvd: Hashable, Sendable {
     case results([ProposeResult])
     case leadership(Leadership)
     case status(queryID: UInt64, NodeStatus)
+    /// Replace the state machine with this snapshot (in chunks); entries after its index follow.
+    case snapshot(SnapshotChunk)
+    /// raftd's log outgrew its compaction threshold: kvd should send a snapshot of its state.
+    case snapshotRequest(appliedAtLeast: UInt64)
 }
 
 extension KvdToRaft: WireMessage {
@@ -89,6 +95,9 @@ extension KvdToRaft: WireMessage {
             query.pointee.query_id = queryID
             m.pointee.body_case = KVRAFT__APPLY__KVD_TO_RAFT__BODY_STATUS_QUERY
             m.pointee.status_query = query
+        case let .snapshot(chunk):
+            m.pointee.body_case = KVRAFT__APPLY__KVD_TO_RAFT__BODY_SNAPSHOT
+            m.pointee.snapshot = chunk.makeC(in: arena)
         }
         appendPacked(m, size: kvraft__apply__kvd_to_raft__get_packed_size, pack: kvraft__apply__kvd_to_raft__pack, framed: framed, to: &out)
     }
@@ -112,6 +121,9 @@ extension KvdToRaft: WireMessage {
             case KVRAFT__APPLY__KVD_TO_RAFT__BODY_STATUS_QUERY:
                 guard let query = m.pointee.status_query else { throw .invalid("KvdToRaft.status_query is missing") }
                 return .statusQuery(queryID: query.pointee.query_id)
+            case KVRAFT__APPLY__KVD_TO_RAFT__BODY_SNAPSHOT:
+                guard let chunk = m.pointee.snapshot else { throw .invalid("KvdToRaft.snapshot is missing") }
+                return .snapshot(SnapshotChunk(c: chunk))
             default:
                 throw .invalid("KvdToRaft has no body")
             }
@@ -164,6 +176,15 @@ extension RaftToKvd: WireMessage {
             s.pointee.status = status.makeC(in: arena)
             m.pointee.body_case = KVRAFT__APPLY__RAFT_TO_KVD__BODY_STATUS
             m.pointee.status = s
+        case let .snapshot(chunk):
+            m.pointee.body_case = KVRAFT__APPLY__RAFT_TO_KVD__BODY_SNAPSHOT
+            m.pointee.snapshot = chunk.makeC(in: arena)
+        case let .snapshotRequest(appliedAtLeast):
+            let request = arena.make(Kvraft__Apply__SnapshotRequest.self)
+            kvraft__apply__snapshot_request__init(request)
+            request.pointee.applied_at_least = appliedAtLeast
+            m.pointee.body_case = KVRAFT__APPLY__RAFT_TO_KVD__BODY_SNAPSHOT_REQUEST
+            m.pointee.snapshot_request = request
         }
         appendPacked(m, size: kvraft__apply__raft_to_kvd__get_packed_size, pack: kvraft__apply__raft_to_kvd__pack, framed: framed, to: &out)
     }
@@ -191,6 +212,12 @@ extension RaftToKvd: WireMessage {
                 guard let s = m.pointee.status else { throw .invalid("RaftToKvd.status is missing") }
                 let status = s.pointee.status.map { NodeStatus(c: $0) } ?? NodeStatus()
                 return .status(queryID: s.pointee.query_id, status)
+            case KVRAFT__APPLY__RAFT_TO_KVD__BODY_SNAPSHOT:
+                guard let chunk = m.pointee.snapshot else { throw .invalid("RaftToKvd.snapshot is missing") }
+                return .snapshot(SnapshotChunk(c: chunk))
+            case KVRAFT__APPLY__RAFT_TO_KVD__BODY_SNAPSHOT_REQUEST:
+                guard let request = m.pointee.snapshot_request else { throw .invalid("RaftToKvd.snapshot_request is missing") }
+                return .snapshotRequest(appliedAtLeast: request.pointee.applied_at_least)
             default:
                 throw .invalid("RaftToKvd has no body")
             }

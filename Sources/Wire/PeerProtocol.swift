@@ -64,6 +64,7 @@ public struct PeerMessageType: RawRepresentable, Hashable, Sendable {
     public static let heartbeat = PeerMessageType(rawValue: 7)
     public static let heartbeatResponse = PeerMessageType(rawValue: 8)
     public static let timeoutNow = PeerMessageType(rawValue: 9)
+    public static let snapshot = PeerMessageType(rawValue: 10)
 }
 
 /// `kvraft.raft.PeerMessage`: every frame between raftds.
@@ -82,10 +83,13 @@ public struct PeerMessage: Hashable, Sendable {
     public var rejectTerm: UInt64
     /// On a vote: the candidate campaigns because the leader handed leadership to it.
     public var transfer: Bool
+    /// On a snapshot message: one chunk of the leader's snapshot.
+    public var snapshot: SnapshotChunk?
 
     public init(clusterID: UInt64 = 0, from: UInt64 = 0, to: UInt64 = 0, type: PeerMessageType = .none, term: UInt64 = 0,
                 logTerm: UInt64 = 0, index: UInt64 = 0, commit: UInt64 = 0, entries: [LogEntry] = [],
-                reject: Bool = false, rejectHint: UInt64 = 0, rejectTerm: UInt64 = 0, transfer: Bool = false) {
+                reject: Bool = false, rejectHint: UInt64 = 0, rejectTerm: UInt64 = 0, transfer: Bool = false,
+                snapshot: SnapshotChunk? = nil) {
         self.clusterID = clusterID
         self.from = from
         self.to = to
@@ -99,6 +103,7 @@ public struct PeerMessage: Hashable, Sendable {
         self.rejectHint = rejectHint
         self.rejectTerm = rejectTerm
         self.transfer = transfer
+        self.snapshot = snapshot
     }
 }
 
@@ -120,6 +125,7 @@ extension PeerMessage: WireMessage {
         m.pointee.reject_hint = rejectHint
         m.pointee.reject_term = rejectTerm
         m.pointee.transfer = transfer ? 1 : 0
+        m.pointee.snapshot = snapshot?.makeC(in: arena)
         appendPacked(m, size: kvraft__raft__peer_message__get_packed_size, pack: kvraft__raft__peer_message__pack, framed: framed, to: &out)
     }
 
@@ -131,7 +137,7 @@ extension PeerMessage: WireMessage {
                         logTerm: m.pointee.log_term, index: m.pointee.index, commit: m.pointee.commit,
                         entries: try LogEntry.fromCList(m.pointee.n_entries, m.pointee.entries),
                         reject: m.pointee.reject != 0, rejectHint: m.pointee.reject_hint, rejectTerm: m.pointee.reject_term,
-                        transfer: m.pointee.transfer != 0)
+                        transfer: m.pointee.transfer != 0, snapshot: m.pointee.snapshot.map { SnapshotChunk(c: $0) })
         }
     }
 }

@@ -210,6 +210,13 @@ final class RaftBenchDriver {
                 }
             }
             refill()
+        case let .snapshot(chunk):
+            // Only when attaching below raftd's compacted prefix; the bench keeps no state.
+            link.streamedIndex = max(link.streamedIndex, chunk.index)
+        case .snapshotRequest:
+            // The bench's state machine holds nothing: an empty snapshot at what it has seen
+            // lets raftd compact its log as it would under a real kvd.
+            send(.snapshot(SnapshotChunk(index: link.streamedIndex, term: 0, offset: 0, totalSize: 0, data: [])), on: link)
         }
     }
 

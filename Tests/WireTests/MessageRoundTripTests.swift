@@ -34,12 +34,17 @@ extension RandomNumberGenerator {
         return LogEntry(term: varintValue(), index: varintValue(), isNoop: noop, data: noop ? [] : bytes())
     }
 
+    mutating func snapshotChunk() -> SnapshotChunk {
+        SnapshotChunk(index: varintValue(), term: varintValue(), offset: varintValue(), totalSize: varintValue(), data: bytes())
+    }
+
     mutating func peerMessage() -> PeerMessage {
         PeerMessage(clusterID: varintValue(), from: varintValue(), to: varintValue(),
-                    type: PeerMessageType(rawValue: UInt32.random(in: 0...9, using: &self)), term: varintValue(),
+                    type: PeerMessageType(rawValue: UInt32.random(in: 0...10, using: &self)), term: varintValue(),
                     logTerm: varintValue(), index: varintValue(), commit: varintValue(),
                     entries: (0..<Int.random(in: 0...8, using: &self)).map { _ in logEntry() },
-                    reject: bool(), rejectHint: varintValue(), rejectTerm: varintValue())
+                    reject: bool(), rejectHint: varintValue(), rejectTerm: varintValue(), transfer: bool(),
+                    snapshot: bool() ? snapshotChunk() : nil)
     }
 
     mutating func command() -> Command {
@@ -51,15 +56,18 @@ extension RandomNumberGenerator {
     }
 
     mutating func kvdToRaft() -> KvdToRaft {
-        switch Int.random(in: 0..<3, using: &self) {
+        switch Int.random(in: 0..<4, using: &self) {
         case 0: return .hello(lastApplied: varintValue())
         case 1: return .propose((0..<Int.random(in: 0...5, using: &self)).map { _ in Proposal(proposalID: varintValue(), data: bytes()) })
+        case 2: return .snapshot(snapshotChunk())
         default: return .statusQuery(queryID: varintValue())
         }
     }
 
     mutating func raftToKvd() -> RaftToKvd {
-        switch Int.random(in: 0..<4, using: &self) {
+        switch Int.random(in: 0..<6, using: &self) {
+        case 4: return .snapshot(snapshotChunk())
+        case 5: return .snapshotRequest(appliedAtLeast: varintValue())
         case 0: return .committed((0..<Int.random(in: 0...6, using: &self)).map { _ in logEntry() })
         case 1: return .results((0..<Int.random(in: 0...5, using: &self)).map { _ in
             ProposeResult(proposalID: varintValue(), accepted: bool(), index: varintValue(), term: varintValue(), leaderID: varintValue())
