@@ -14,6 +14,8 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
     case locked(directory: String)
     /// A damaged record that is not a torn tail: valid data follows it, or it sits in a non-last segment.
     case corruptRecord(path: String, offset: Int, reason: String)
+    /// The snapshot file is truncated, fails its checksum, or is not a snapshot file.
+    case corruptSnapshot(path: String, reason: String)
     /// Segment sequence numbers skip one: a WAL file was deleted or never written.
     case missingSegment(directory: String, expectedName: String)
     /// Entries passed to `append` do not have consecutive indexes.
@@ -44,6 +46,8 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
             return "data dir \(directory) is in use by another process; stop it or start with a different --data-dir"
         case let .corruptRecord(path, offset, reason):
             return "WAL \(path) is corrupt at offset \(offset) (\(reason)) and valid data follows, so this is not a torn write; refusing to serve a damaged log — restore this node's data dir from a replica or start it with an empty --data-dir"
+        case let .corruptSnapshot(path, reason):
+            return "snapshot file \(path) is unreadable (\(reason)); it is only ever replaced by an atomic rename, so this is damage, not a crash — restore this node's data dir from a replica or start it with an empty --data-dir"
         case let .missingSegment(directory, expectedName):
             return "data dir \(directory) is missing WAL segment \(expectedName) between its neighbours; the log has a hole — restore the file or start this node with an empty --data-dir"
         case let .nonContiguousEntries(previousIndex, nextIndex):
