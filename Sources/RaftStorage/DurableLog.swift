@@ -2,16 +2,26 @@ import Glibc
 import Logging
 import Raft
 
-/// The durable Raft log and hard state of one node, in a data dir.
+/// The durable Raft log, hard state and latest snapshot of one node, in a data dir.
 ///
 /// Layout of the data dir:
 /// - `metadata`: cluster and node id (see `DataDirMetadata`), written once, atomically.
 /// - `LOCK`: held with `flock` while open, so two processes never share a data dir.
+/// - `snapshot`: the latest durable snapshot (see `SnapshotFile`), replaced atomically via
+///   `snapshot.tmp` (a leftover `snapshot.tmp` is what a crash left mid-write, removed on open).
 /// - `wal-<seq>.log`: append-only segments of records (see `WALRecord`), replayed in order on open.
+///   Consecutive; the oldest are deleted once the snapshot covers them, so the first remaining one
+///   may be past `wal-1` — it then starts with a hard state record, as every rolled segment does.
 ///
 /// Writes are group-committed: `append` and `save(hardState:)` only encode into a memory buffer;
 /// `sync()` writes that buffer with one `write()` and makes it durable with one `fdatasync`.
-/// Nothing is durable until `sync()` returns. Not thread-safe: one owner (the node's loop) uses it.
+/// Nothing is durable until `sync()` returns (`saveSnapshot` and `installSnapshot` sync as they go).
+/// Not thread-safe: one owner (the node's loop) uses it.
+///
+/// Compaction: `saveSnapshot` (the node's own snapshot) drops the entries it covers and deletes
+/// the segments that hold nothing after it; `installSnapshot` (a leader's snapshot) replaces the
+/// whole log, marked in the WAL by a reset record. On open, the log is reconciled with the
+/// snapshot, so that a crash at any point of either leaves a log that continues the snapshot.
 public final class DurableLog {
     public static let defaultSegmentSize = 64 << 20
 
@@ -20,13 +30,18 @@ public final class DurableLog {
     public let nodeID: UInt64
     /// The last hard state saved (or recovered).
     public private(set) var hardState: HardState
-    /// The whole log, from index 1, contiguous: `entries[i].index == i + 1`.
+    /// The latest durable snapshot (saved, installed, or loaded on open); nil before the first.
+    public private(set) var snapshot: Snapshot?
+    /// The log after the snapshot, contiguous: `entries[i].index == firstIndex + i`.
     public private(set) var entries: [Entry]
     /// What recovery found when this log was opened.
-    public let recovery: RecoverySummary
+    public private(set) var recovery: RecoverySummary
 
-    /// Index of the last entry, 0 when the log is empty.
-    public var lastIndex: UInt64 { UInt64(entries.count) }
+    /// Index of `entries[0]` (when there is one): the snapshot's index + 1, 1 without a snapshot.
+    public var firstIndex: UInt64 { (snapshot?.index ?? 0) + 1 }
+
+    /// Index of the last entry; the snapshot's index when no entry follows it, 0 when both are empty.
+    public var lastIndex: UInt64 { firstIndex - 1 + UInt64(entries.count) }
 
     /// fdatasyncs of the log so far (for status and benchmarks: group commit shows here).
     public private(set) var syncCount: UInt64 = 0
@@ -41,7 +56,14 @@ public final class DurableLog {
 
     private var state = State.open
     private var writer: WALSegmentWriter
+    /// Every segment on disk, oldest first; the last one is the writer's.
+    private var segments: [SegmentUsage]
     private var pending: [UInt8] = []
+    /// Highest index an entries or reset record in `pending` speaks for (for `SegmentUsage`).
+    private var pendingLastIndex: UInt64 = 0
+    /// The hard state as of the bytes written to segments so far (before `pending`): what a new
+    /// segment starts with.
+    private var writtenHardState: HardState
     private let segmentSize: Int
     /// Bytes reserved in each new segment (0: none), so that appends within them change no
     /// file size and each fdatasync flushes data only (about 40% cheaper here).
@@ -53,16 +75,20 @@ public final class DurableLog {
     private static let pendingFlushThreshold = 8 << 20
 
     private init(
-        directory: String, clusterID: UInt64, nodeID: UInt64, hardState: HardState, entries: [Entry],
-        recovery: RecoverySummary, writer: WALSegmentWriter, segmentSize: Int, preallocation: Int, lockFD: Int32, logger: Logger
+        directory: String, clusterID: UInt64, nodeID: UInt64, hardState: HardState, snapshot: Snapshot?, entries: [Entry],
+        recovery: RecoverySummary, writer: WALSegmentWriter, segments: [SegmentUsage], segmentSize: Int, preallocation: Int,
+        lockFD: Int32, logger: Logger
     ) {
         self.directory = directory
         self.clusterID = clusterID
         self.nodeID = nodeID
         self.hardState = hardState
+        self.writtenHardState = hardState
+        self.snapshot = snapshot
         self.entries = entries
         self.recovery = recovery
         self.writer = writer
+        self.segments = segments
         self.segmentSize = segmentSize
         self.preallocation = preallocation
         self.lockFD = lockFD
@@ -77,9 +103,16 @@ public final class DurableLog {
     // MARK: Opening and recovery
 
     /// Opens (creating if needed) the data dir `directory` for node `nodeID` of cluster `clusterID`,
-    /// and recovers its log. Throws `identityMismatch` if the dir belongs to another cluster or node,
-    /// `corruptRecord` / `missingSegment` if the log is damaged other than by a torn final write,
-    /// `locked` if it is already open, and `io` for system call failures.
+    /// and recovers its snapshot and log. Throws `identityMismatch` if the dir belongs to another
+    /// cluster or node, `corruptRecord` / `missingSegment` / `corruptSnapshot` / `inconsistentDataDir`
+    /// if the log or snapshot is damaged other than by a torn final write or an interrupted
+    /// compaction, `locked` if it is already open, and `io` for system call failures.
+    ///
+    /// Recovery loads the snapshot (S, T), replays the segments, then makes the log continue the
+    /// snapshot: if it holds index S with term T, the entries up to S are dropped; if it holds
+    /// another term at S or ends before S (a crash between writing an installed snapshot and its
+    /// reset record), every entry is dropped and the missing reset record is written. Segments
+    /// that compaction was about to delete are deleted.
     public static func open(
         directory: String, clusterID: UInt64, nodeID: UInt64,
         segmentSize: Int = DurableLog.defaultSegmentSize, preallocateSegments: Bool = true, logger: Logger
@@ -91,27 +124,43 @@ public final class DurableLog {
 
         let lockPath = "\(directory)/LOCK"
         let lockFD = try SystemFile.open(lockPath, flags: O_RDWR | O_CREAT)
+        let log: DurableLog
+        let reconciliation: LogReplay.Reconciliation
         do {
             guard try SystemFile.tryLock(lockFD, path: lockPath) else {
                 throw StorageError.locked(directory: directory)
             }
             let segments = try WALSegment.list(in: directory)
-            try checkIdentity(directory: directory, clusterID: clusterID, nodeID: nodeID, hasSegments: !segments.isEmpty)
+            try checkIdentity(directory: directory, clusterID: clusterID, nodeID: nodeID,
+                              hasData: !segments.isEmpty || SnapshotFile.exists(in: directory))
+            if try SnapshotFile.removeStaleTemporary(directory: directory) {
+                logger.notice("removed \(SnapshotFile.temporaryFileName), a snapshot a crash interrupted mid-write; the previous snapshot stands",
+                              metadata: ["dataDir": "\(directory)"])
+            }
+            let snapshot = try SnapshotFile.read(directory: directory)
             try checkNoGaps(segments, directory: directory)
+            try checkStart(of: segments, snapshot: snapshot, directory: directory)
 
-            var hardState = HardState()
-            var entries: [Entry] = []
+            var replay = LogReplay(firstSequence: segments.first?.sequence ?? 1)
             var bytesRead = 0
             var lastOutcome: WALSegment.ReplayOutcome?
             for (position, segment) in segments.enumerated() {
+                replay.begin(segment)
                 let outcome = try segment.replay(isLast: position == segments.count - 1) { kind, payload in
-                    apply(kind, payload, hardState: &hardState, entries: &entries)
+                    replay.apply(kind, payload)
                 }
                 bytesRead += outcome.fileSize
                 lastOutcome = outcome
             }
+            if let first = segments.first, first.sequence > 1, !replay.segments[0].startsWithHardState {
+                throw StorageError.inconsistentDataDir(
+                    directory: directory,
+                    reason: "the segments before \(WALSegment.fileName(sequence: first.sequence)) were deleted but it does not start with a hard state record, so the term and vote are lost")
+            }
+            reconciliation = try replay.reconcile(with: snapshot, directory: directory)
 
             let writer: WALSegmentWriter
+            var usage = replay.segments
             var truncated = 0
             if let last = segments.last, let outcome = lastOutcome {
                 if let damage = outcome.tailDamage {
@@ -127,30 +176,37 @@ public final class DurableLog {
                                                      damagedTail: outcome.tailDamage != nil,
                                                      preallocate: preallocateSegments ? segmentSize : 0)
             } else {
-                writer = try WALSegmentWriter.create(WALSegment(directory: directory, sequence: 1), directory: directory,
+                let first = WALSegment(directory: directory, sequence: 1)
+                writer = try WALSegmentWriter.create(first, directory: directory,
                                                      preallocate: preallocateSegments ? segmentSize : 0)
+                usage = [SegmentUsage(segment: first, lastIndex: 0, startsWithHardState: false)]
             }
 
             let recovery = RecoverySummary(
-                segments: segments.count, entries: entries.count, bytesRead: bytesRead,
-                truncatedBytes: truncated, duration: clock.now - started)
-            logger.info("recovered raft log", metadata: [
-                "dataDir": "\(directory)", "segments": "\(recovery.segments)", "entries": "\(recovery.entries)",
-                "bytes": "\(bytesRead)", "truncatedBytes": "\(truncated)",
-                "term": "\(hardState.term)", "vote": "\(hardState.vote)", "commit": "\(hardState.commit)",
-                "duration": "\(recovery.duration)",
-            ])
-            return DurableLog(
-                directory: directory, clusterID: clusterID, nodeID: nodeID, hardState: hardState, entries: entries,
-                recovery: recovery, writer: writer, segmentSize: segmentSize, preallocation: preallocateSegments ? segmentSize : 0,
-                lockFD: lockFD, logger: logger)
+                segments: segments.count, snapshotIndex: snapshot?.index ?? 0, entries: replay.entries.count,
+                bytesRead: bytesRead, truncatedBytes: truncated, duration: .zero)
+            log = DurableLog(
+                directory: directory, clusterID: clusterID, nodeID: nodeID, hardState: replay.hardState, snapshot: snapshot,
+                entries: replay.entries, recovery: recovery, writer: writer, segments: usage, segmentSize: segmentSize,
+                preallocation: preallocateSegments ? segmentSize : 0, lockFD: lockFD, logger: logger)
         } catch {
             SystemFile.close(lockFD)
             throw error
         }
+        // From here the log owns the descriptors: on a throw, its deinit closes them.
+        try log.finishRecovery(reconciliation)
+        log.recovery.duration = clock.now - started
+        let recovery = log.recovery
+        logger.info("recovered raft log", metadata: [
+            "dataDir": "\(directory)", "segments": "\(recovery.segments)", "snapshotIndex": "\(recovery.snapshotIndex)",
+            "entries": "\(recovery.entries)", "bytes": "\(recovery.bytesRead)", "truncatedBytes": "\(recovery.truncatedBytes)",
+            "term": "\(log.hardState.term)", "vote": "\(log.hardState.vote)", "commit": "\(log.hardState.commit)",
+            "duration": "\(recovery.duration)",
+        ])
+        return log
     }
 
-    private static func checkIdentity(directory: String, clusterID: UInt64, nodeID: UInt64, hasSegments: Bool) throws {
+    private static func checkIdentity(directory: String, clusterID: UInt64, nodeID: UInt64, hasData: Bool) throws {
         if let found = try DataDirMetadata.read(directory: directory) {
             guard found.clusterID == clusterID, found.nodeID == nodeID else {
                 throw StorageError.identityMismatch(
@@ -159,7 +215,7 @@ public final class DurableLog {
             }
         } else {
             // A log without its identity could belong to anyone: never adopt it.
-            guard !hasSegments else { throw StorageError.missingMetadata(directory: directory) }
+            guard !hasData else { throw StorageError.missingMetadata(directory: directory) }
             try DataDirMetadata(clusterID: clusterID, nodeID: nodeID).write(directory: directory)
         }
     }
@@ -172,41 +228,68 @@ public final class DurableLog {
         }
     }
 
-    /// Applies one checksummed record to the recovering state; returns why it is malformed, or nil.
-    private static func apply(
-        _ kind: WALRecord.Kind, _ payload: UnsafeRawBufferPointer, hardState: inout HardState, entries: inout [Entry]
-    ) -> String? {
-        switch kind {
-        case .hardState:
-            guard let decoded = WALRecord.decodeHardState(payload) else {
-                return "hard state record of \(payload.count) bytes"
+    /// Only compaction deletes segments, and only ones a snapshot covers; it never deletes the last.
+    private static func checkStart(of segments: [WALSegment], snapshot: Snapshot?, directory: String) throws {
+        if let first = segments.first {
+            guard first.sequence == 1 || snapshot != nil else {
+                throw StorageError.inconsistentDataDir(
+                    directory: directory,
+                    reason: "the WAL segments before \(WALSegment.fileName(sequence: first.sequence)) were deleted but there is no snapshot file covering them")
             }
-            hardState = decoded
-        case .entries:
-            guard let firstIndex = WALRecord.firstIndex(ofEntries: payload) else {
-                return "entries record of \(payload.count) bytes"
-            }
-            guard firstIndex >= 1, firstIndex <= UInt64(entries.count) + 1 else {
-                return "entries record starts at index \(firstIndex) but the log ends at \(entries.count)"
-            }
-            // An entry at index i discards everything at or after i.
-            entries.removeSubrange(Int(firstIndex - 1)...)
-            return WALRecord.decodeEntries(payload, appendingTo: &entries)
+        } else if let snapshot {
+            throw StorageError.inconsistentDataDir(
+                directory: directory,
+                reason: "it holds a snapshot (index \(snapshot.index)) but no WAL segments, so the term and vote are lost")
         }
-        return nil
+    }
+
+    /// The writes recovery decided on, once the log is open: the reset record an interrupted
+    /// `installSnapshot` did not write, and the deletions an interrupted compaction did not make.
+    private func finishRecovery(_ reconciliation: LogReplay.Reconciliation) throws {
+        switch reconciliation {
+        case .continues:
+            break
+        case let .trimmed(dropped):
+            logger.debug("dropped \(dropped) log entries the snapshot covers", metadata: ["snapshotIndex": "\(firstIndex - 1)"])
+        case let .discarded(dropped, logLastIndex, logTerm):
+            let snapshot = snapshot!
+            let found = logTerm.map { "term \($0) at index \(snapshot.index)" } ?? "entries up to index \(logLastIndex)"
+            logger.warning(
+                "the log holds \(found), not the snapshot's entry (index \(snapshot.index), term \(snapshot.term)): a crash interrupted installing that snapshot; dropped all \(dropped) entries, the log restarts after the snapshot",
+                metadata: [
+                    "snapshotIndex": "\(snapshot.index)", "snapshotTerm": "\(snapshot.term)",
+                    "droppedEntries": "\(dropped)", "logLastIndex": "\(logLastIndex)",
+                ])
+            try writeReset(index: snapshot.index, term: snapshot.term)
+        }
+        if let last = segments.last, last.segment.sequence > 1, !last.startsWithHardState, writer.size == 0 {
+            // A crash came right after a roll created this segment: give it its leading hard state.
+            var record: [UInt8] = []
+            WALRecord.appendHardState(hardState, to: &record)
+            try failing {
+                try writer.write(record)
+                try writer.sync()
+            }
+            segments[segments.count - 1].startsWithHardState = true
+        }
+        try deleteCoveredSegments()
     }
 
     // MARK: Writing
 
     /// Appends consecutive `entries`. If the first index is at or below `lastIndex`, the log from that
     /// index on is replaced. Buffered in memory: durable only after `sync()`. Throws (changing nothing)
-    /// on a gap, non-consecutive indexes, an oversized entry, or a change to an entry at or below the
-    /// saved commit index (rewriting identical committed entries is allowed).
+    /// on a gap, an index at or below the snapshot's, non-consecutive indexes, an oversized entry, or
+    /// a change to an entry at or below the saved commit index (rewriting identical committed entries
+    /// is allowed).
     public func append(_ entries: [Entry]) throws {
         try checkUsable()
         guard let first = entries.first else { return }
         guard first.index >= 1, first.index <= lastIndex + 1 else {
             throw StorageError.appendGap(lastIndex: lastIndex, firstIndex: first.index)
+        }
+        guard first.index >= firstIndex else {
+            throw StorageError.appendBelowSnapshot(snapshotIndex: firstIndex - 1, firstIndex: first.index)
         }
         var previous = first.index - 1
         for entry in entries {
@@ -216,14 +299,15 @@ public final class DurableLog {
             guard entry.data.count <= WALRecord.maxEntryDataSize else {
                 throw StorageError.entryTooLarge(index: entry.index, bytes: entry.data.count, limit: WALRecord.maxEntryDataSize)
             }
-            if entry.index <= hardState.commit, entry.index <= lastIndex, self.entries[Int(entry.index - 1)] != entry {
+            if entry.index <= hardState.commit, entry.index <= lastIndex, self.entries[Int(entry.index - firstIndex)] != entry {
                 throw StorageError.overwritesCommitted(commit: hardState.commit, firstIndex: entry.index)
             }
             previous = entry.index
         }
 
         WALRecord.appendEntries(entries, to: &pending)
-        self.entries.removeSubrange(Int(first.index - 1)...)
+        pendingLastIndex = max(pendingLastIndex, previous)
+        self.entries.removeSubrange(Int(first.index - firstIndex)...)
         self.entries.append(contentsOf: entries)
         if pending.count >= Self.pendingFlushThreshold {
             try flush()
@@ -243,14 +327,116 @@ public final class DurableLog {
     public func sync() throws {
         try checkUsable()
         try flush()
-        do {
+        try failing {
             if writer.hasUnsyncedWrites { syncCount += 1 }
             try writer.sync()
-        } catch {
-            state = .failed("\(error)")
-            throw error
         }
     }
+
+    // MARK: Snapshots
+
+    /// Compacts the log with the node's own snapshot: its state machine's state after applying the
+    /// entries up to `snapshot.index`, which this log holds with `snapshot.term`.
+    ///
+    /// Syncs what is pending (so the log is durable through the snapshot's index), writes the
+    /// snapshot file durably, drops the entries up to `snapshot.index` from memory, and deletes the
+    /// oldest segments that hold nothing after it (never the segment being written). A snapshot not
+    /// newer than the current one is ignored. Throws `snapshotBeyondLog` / `snapshotTermMismatch`
+    /// (changing nothing) if the log does not hold that entry. If writing the snapshot file fails,
+    /// the log is unchanged and usable; a failure after that makes the log refuse further use.
+    public func saveSnapshot(_ snapshot: Snapshot) throws {
+        try checkUsable()
+        guard snapshot.index >= firstIndex else { return }
+        guard snapshot.index <= lastIndex else {
+            throw StorageError.snapshotBeyondLog(snapshotIndex: snapshot.index, lastIndex: lastIndex)
+        }
+        let held = entries[Int(snapshot.index - firstIndex)]
+        guard held.term == snapshot.term else {
+            throw StorageError.snapshotTermMismatch(index: snapshot.index, snapshotTerm: snapshot.term, logTerm: held.term)
+        }
+        try sync()
+        // Either the old snapshot file or this one may survive a failure here: the synced log
+        // continues both, so the log stays usable.
+        try SnapshotFile.write(snapshot, directory: directory)
+        let covered = Int(snapshot.index - firstIndex + 1)
+        self.snapshot = snapshot
+        entries.removeFirstReleasingMemory(covered)
+        logger.debug("saved snapshot", metadata: [
+            "snapshotIndex": "\(snapshot.index)", "snapshotTerm": "\(snapshot.term)", "bytes": "\(snapshot.data.count)",
+            "droppedEntries": "\(covered)",
+        ])
+        try deleteCoveredSegments()
+    }
+
+    /// Replaces the whole log with a snapshot received from the leader. Its index may be beyond
+    /// `lastIndex`, and the entry this log holds at that index (if any) may conflict: every entry
+    /// goes. Afterwards the log is empty, `lastIndex == snapshot.index`, and `append` continues
+    /// at `snapshot.index + 1`.
+    ///
+    /// Writes the snapshot file durably, then a reset record ("the log restarts after (index,
+    /// term)") at the start of a new segment, synced with everything pending; then deletes the
+    /// older segments, all superseded. A snapshot not newer than the current one is ignored. Any
+    /// failure makes the log refuse further use (recovery establishes what is on disk).
+    public func installSnapshot(_ snapshot: Snapshot) throws {
+        try checkUsable()
+        guard snapshot.index >= firstIndex else { return }
+        try failing { try SnapshotFile.write(snapshot, directory: directory) }
+        let dropped = entries.count
+        self.snapshot = snapshot
+        entries = []
+        try writeReset(index: snapshot.index, term: snapshot.term)
+        logger.info("installed snapshot", metadata: [
+            "snapshotIndex": "\(snapshot.index)", "snapshotTerm": "\(snapshot.term)", "bytes": "\(snapshot.data.count)",
+            "droppedEntries": "\(dropped)",
+        ])
+        try deleteCoveredSegments()
+    }
+
+    /// Writes "the log restarts after (index, term)" as the first record after the hard state of a
+    /// new segment, and syncs it: every older segment is then superseded.
+    private func writeReset(index: UInt64, term: UInt64) throws {
+        try flush()
+        try failing { try roll() }
+        WALRecord.appendReset(index: index, term: term, to: &pending)
+        pendingLastIndex = max(pendingLastIndex, index)
+        try sync()
+        for older in segments.indices.dropLast() { segments[older].lastIndex = 0 }
+    }
+
+    /// Deletes the longest run of oldest segments that the snapshot covers entirely, such that the
+    /// first segment kept starts with a hard state record; never the segment being written.
+    /// Oldest first, syncing the directory after each, so a crash never leaves a hole in the
+    /// sequence. A segment that cannot be unlinked stays (and so do the ones after it) until the
+    /// next compaction; a failed directory sync makes the log refuse further use.
+    private func deleteCoveredSegments() throws {
+        guard let covered = snapshot?.index else { return }
+        var count = 0
+        for position in segments.indices.dropLast() {
+            guard segments[position].lastIndex <= covered else { break }
+            if segments[position + 1].startsWithHardState { count = position + 1 }
+        }
+        var deleted: [String] = []
+        for _ in 0..<count {
+            let path = segments[0].segment.path
+            do {
+                try SystemFile.remove(path)
+            } catch {
+                logger.warning("could not delete a WAL segment the snapshot covers; will retry at the next compaction",
+                               metadata: ["file": "\(path)", "error": "\(error)"])
+                break
+            }
+            segments.removeFirst()
+            try failing { try SystemFile.syncDirectory(directory) }
+            deleted.append(path)
+        }
+        if !deleted.isEmpty {
+            logger.info("deleted \(deleted.count) WAL segments the snapshot covers", metadata: [
+                "snapshotIndex": "\(covered)", "files": "\(deleted.joined(separator: ", "))",
+            ])
+        }
+    }
+
+    // MARK: Closing
 
     /// Syncs what is pending (logging, not throwing, a failure) and releases the files. Idempotent.
     public func close() {
@@ -277,29 +463,47 @@ public final class DurableLog {
         }
     }
 
+    // MARK: Segments
+
     /// Writes the buffer to the current segment (rolling first if it is full), without syncing.
     func flush() throws {
         guard !pending.isEmpty else { return }
-        do {
+        try failing {
             if writer.size >= segmentSize {
                 try roll()
             }
             try writer.write(pending)
-        } catch {
-            state = .failed("\(error)")
-            throw error
         }
+        segments[segments.count - 1].lastIndex = max(segments[segments.count - 1].lastIndex, pendingLastIndex)
+        pendingLastIndex = 0
+        writtenHardState = hardState
         pending.removeAll(keepingCapacity: pending.capacity <= Self.pendingFlushThreshold * 2)
     }
 
-    /// Starts the next segment. The full one is synced first, so only the last segment can hold a torn write.
+    /// Starts the next segment with a hard state record (as of what is written so far, so replay
+    /// of the older segments then this one sees the same states). The full segment is synced
+    /// first, so only the last segment can hold a torn write.
     private func roll() throws {
         try writer.sync()
         let next = WALSegment(directory: directory, sequence: writer.segment.sequence + 1)
         let newWriter = try WALSegmentWriter.create(next, directory: directory, preallocate: preallocation)
         writer.closeDescriptor()
         writer = newWriter
+        segments.append(SegmentUsage(segment: next, lastIndex: 0, startsWithHardState: true))
+        var record: [UInt8] = []
+        WALRecord.appendHardState(writtenHardState, to: &record)
+        try writer.write(record)
         logger.debug("rolled WAL segment", metadata: ["file": "\(next.path)"])
+    }
+
+    /// Runs `body`; if it throws, the disk is in an unknown state: the log refuses further use.
+    private func failing(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch {
+            state = .failed("\(error)")
+            throw error
+        }
     }
 
     private func checkUsable() throws {

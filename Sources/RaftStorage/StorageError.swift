@@ -14,12 +14,23 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
     case locked(directory: String)
     /// A damaged record that is not a torn tail: valid data follows it, or it sits in a non-last segment.
     case corruptRecord(path: String, offset: Int, reason: String)
+    /// The snapshot file is truncated, fails its checksum, or is not a snapshot file.
+    case corruptSnapshot(path: String, reason: String)
     /// Segment sequence numbers skip one: a WAL file was deleted or never written.
     case missingSegment(directory: String, expectedName: String)
+    /// The snapshot and the WAL segments do not fit together: segments were deleted without a
+    /// snapshot covering them, or the log starts after the snapshot's index + 1.
+    case inconsistentDataDir(directory: String, reason: String)
     /// Entries passed to `append` do not have consecutive indexes.
     case nonContiguousEntries(previousIndex: UInt64, nextIndex: UInt64)
     /// `append` would leave a hole: its first index is past `lastIndex + 1` (or is 0).
     case appendGap(lastIndex: UInt64, firstIndex: UInt64)
+    /// `append` would rewrite entries the snapshot already covers.
+    case appendBelowSnapshot(snapshotIndex: UInt64, firstIndex: UInt64)
+    /// `saveSnapshot` got a snapshot past the end of the log.
+    case snapshotBeyondLog(snapshotIndex: UInt64, lastIndex: UInt64)
+    /// `saveSnapshot` got a snapshot whose term differs from the log's entry at its index.
+    case snapshotTermMismatch(index: UInt64, snapshotTerm: UInt64, logTerm: UInt64)
     /// `append` would overwrite an entry at or below the persisted commit index.
     case overwritesCommitted(commit: UInt64, firstIndex: UInt64)
     /// One entry does not fit in a record.
@@ -44,8 +55,18 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
             return "data dir \(directory) is in use by another process; stop it or start with a different --data-dir"
         case let .corruptRecord(path, offset, reason):
             return "WAL \(path) is corrupt at offset \(offset) (\(reason)) and valid data follows, so this is not a torn write; refusing to serve a damaged log — restore this node's data dir from a replica or start it with an empty --data-dir"
+        case let .corruptSnapshot(path, reason):
+            return "snapshot file \(path) is unreadable (\(reason)); it is only ever replaced by an atomic rename, so this is damage, not a crash — restore this node's data dir from a replica or start it with an empty --data-dir"
         case let .missingSegment(directory, expectedName):
             return "data dir \(directory) is missing WAL segment \(expectedName) between its neighbours; the log has a hole — restore the file or start this node with an empty --data-dir"
+        case let .inconsistentDataDir(directory, reason):
+            return "data dir \(directory) is inconsistent: \(reason); files were deleted or replaced behind raftd's back — restore this node's data dir from a replica or start it with an empty --data-dir"
+        case let .appendBelowSnapshot(snapshotIndex, firstIndex):
+            return "append starts at index \(firstIndex) but the log is compacted through the snapshot at index \(snapshotIndex); entries a snapshot covers are never rewritten (caller bug)"
+        case let .snapshotBeyondLog(snapshotIndex, lastIndex):
+            return "saveSnapshot got a snapshot at index \(snapshotIndex) but the log ends at \(lastIndex); a node's own snapshot covers only entries it holds — a leader's snapshot goes to installSnapshot (caller bug)"
+        case let .snapshotTermMismatch(index, snapshotTerm, logTerm):
+            return "saveSnapshot got a snapshot at index \(index) term \(snapshotTerm) but the log holds term \(logTerm) there; a node's own snapshot must match its log — a leader's snapshot goes to installSnapshot (caller bug)"
         case let .nonContiguousEntries(previousIndex, nextIndex):
             return "append got entry \(nextIndex) right after entry \(previousIndex); entries in one append must have consecutive indexes (caller bug)"
         case let .appendGap(lastIndex, firstIndex):

@@ -53,14 +53,15 @@ enum SystemFile {
         if status != 0 { throw StorageError.io(operation: "posix_fallocate", path: path, errno: status) }
     }
 
-    /// Reads the whole file into memory with large `pread`s; recovery parses from this buffer.
-    static func readAll(_ fd: Int32, size: Int, path: String) throws -> [UInt8] {
+    /// Reads `size` bytes from file offset `start` into memory with large `pread`s, straight into
+    /// the returned array (recovery parses from this buffer). Fewer bytes come back if the file ends first.
+    static func readAll(_ fd: Int32, size: Int, at start: Int = 0, path: String) throws -> [UInt8] {
         let chunk = 8 << 20
         return try [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
             var offset = 0
             while offset < size {
                 let n = try retrying("pread", path) {
-                    pread(fd, buffer.baseAddress! + offset, min(chunk, size - offset), off_t(offset))
+                    pread(fd, buffer.baseAddress! + offset, min(chunk, size - offset), off_t(start + offset))
                 }
                 if n == 0 { break }  // shrank under us; parse what we have
                 offset += n
@@ -85,6 +86,10 @@ enum SystemFile {
 
     static func truncate(_ fd: Int32, to length: Int, path: String) throws {
         try retrying("ftruncate", path) { ftruncate(fd, off_t(length)) }
+    }
+
+    static func remove(_ path: String) throws {
+        try retrying("unlink", path) { unlink(path) }
     }
 
     static func rename(_ from: String, _ to: String) throws {

@@ -5,14 +5,20 @@ import Raft
 ///     record     = u32 payloadLength | u32 crc32c(type byte + payload) | u8 type | payload
 ///     type 1     = entries:    u64 firstIndex | u32 count | count × (u64 term | u8 kind | u32 dataLength | data)
 ///     type 2     = hard state: u64 term | u64 vote | u64 commit
+///     type 3     = reset:      u64 index | u64 term
 ///
 /// An entries record at first index i means "the log from i on is these entries": replay discards
 /// everything at or after i before applying it, so overwriting a suffix never rewrites old bytes.
+/// A reset record (index, term) means "the log restarts after (index, term)": an installed snapshot
+/// replaced the whole log, so replay discards every entry and the next entry is index + 1.
+/// Every segment after the first starts with a hard state record (the state as of the end of
+/// the segment before), so the hard state survives when compaction deletes older segments.
 /// Type 0 is never valid and the CRC covers the type, so a zero-filled tail never parses as a record.
 enum WALRecord {
     enum Kind: UInt8 {
         case entries = 1
         case hardState = 2
+        case reset = 3
     }
 
     static let headerSize = 9
@@ -21,6 +27,7 @@ enum WALRecord {
     static let entriesHeaderSize = 12
     static let entryHeaderSize = 13
     static let hardStatePayloadSize = 24
+    static let resetPayloadSize = 16
 
     /// Largest `data` one entry may carry.
     static let maxEntryDataSize = maxPayloadSize - entriesHeaderSize - entryHeaderSize
@@ -57,6 +64,13 @@ enum WALRecord {
         buffer.appendLittleEndian(state.term)
         buffer.appendLittleEndian(state.vote)
         buffer.appendLittleEndian(state.commit)
+        finishRecord(startingAt: recordStart, in: &buffer)
+    }
+
+    static func appendReset(index: UInt64, term: UInt64, to buffer: inout [UInt8]) {
+        let recordStart = beginRecord(.reset, in: &buffer, reserving: resetPayloadSize)
+        buffer.appendLittleEndian(index)
+        buffer.appendLittleEndian(term)
         finishRecord(startingAt: recordStart, in: &buffer)
     }
 
@@ -150,6 +164,11 @@ enum WALRecord {
         }
         guard offset == payload.count else { return "\(payload.count - offset) bytes after the last entry" }
         return nil
+    }
+
+    static func decodeReset(_ payload: UnsafeRawBufferPointer) -> (index: UInt64, term: UInt64)? {
+        guard payload.count == resetPayloadSize else { return nil }
+        return (payload.loadLittleEndian(at: 0, as: UInt64.self), payload.loadLittleEndian(at: 8, as: UInt64.self))
     }
 
     static func decodeHardState(_ payload: UnsafeRawBufferPointer) -> HardState? {

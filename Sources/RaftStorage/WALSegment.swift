@@ -4,7 +4,10 @@ import Logging
 /// One file of the write-ahead log: `wal-<16 hex digits of sequence number>.log`.
 ///
 /// Segments are numbered 1, 2, 3, … with no gaps; replay reads them in that order. A segment is
-/// only ever appended to; the log rolls to a new one once the current one reaches the size limit.
+/// only ever appended to; the log rolls to a new one once the current one reaches the size limit
+/// (or an installed snapshot starts a new one), and every rolled segment starts with a hard state
+/// record. Compaction deletes the oldest segments once a snapshot covers them, so the first one
+/// left may be numbered above 1.
 struct WALSegment: Comparable {
     var sequence: UInt64
     var path: String

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Raft
 import Synchronization
+import Testing
 @testable import RaftStorage
 
 /// A fresh directory under /tmp, removed when the test is done with it.
@@ -90,4 +91,26 @@ func readFile(_ path: String) throws -> [UInt8] {
 
 func writeFile(_ path: String, _ bytes: [UInt8]) throws {
     try Data(bytes).write(to: URL(fileURLWithPath: path))
+}
+
+func segmentNames(_ dir: TemporaryDirectory) throws -> [String] {
+    try segmentPaths(dir).map { String($0.split(separator: "/").last!) }
+}
+
+/// Replays one segment file on its own, as if the ones before it were deleted: what it holds.
+func replaySegment(_ dir: TemporaryDirectory, _ name: String) throws -> LogReplay {
+    let sequence = try #require(WALSegment.sequence(fromFileName: name))
+    let segment = WALSegment(directory: dir.dataDir, sequence: sequence)
+    var replay = LogReplay(firstSequence: sequence)
+    replay.begin(segment)
+    _ = try segment.replay(isLast: true) { kind, payload in replay.apply(kind, payload) }
+    return replay
+}
+
+/// Appends `entries` one synced append at a time, so they spread over many small segments.
+func appendEach(_ log: DurableLog, _ entries: [Entry]) throws {
+    for entry in entries {
+        try log.append([entry])
+        try log.sync()
+    }
 }

@@ -1,0 +1,120 @@
+import Glibc
+import Raft
+
+/// The latest durable snapshot of a data dir: `<data dir>/snapshot`. All integers little-endian:
+///
+///     0       8 bytes  magic "kvraftsn"
+///     8       u32      format version (1)
+///     12      u64      index (last log index the snapshot covers)
+///     20      u64      term (of the entry at index)
+///     28      u64      data length n
+///     36      n bytes  data (the state machine's encoding, opaque here)
+///     36 + n  u32      CRC32C of bytes 0..<36 + n
+///
+/// Replaced atomically (`snapshot.tmp`, write, fsync, rename, directory fsync), so a crash
+/// leaves the old file or the new one, never a mix: a damaged file is refused, not repaired.
+/// A `snapshot.tmp` found on open is what a crash left mid-write; it is removed.
+enum SnapshotFile {
+    static let fileName = "snapshot"
+    static let temporaryFileName = "snapshot.tmp"
+    static let magic: [UInt8] = Array("kvraftsn".utf8)
+    static let version: UInt32 = 1
+    static let headerSize = 36
+    static let checksumSize = 4
+
+    static func path(in directory: String) -> String { "\(directory)/\(fileName)" }
+
+    static func exists(in directory: String) -> Bool { SystemFile.exists(path(in: directory)) }
+
+    static func header(of snapshot: Snapshot) -> [UInt8] {
+        var bytes = magic
+        bytes.reserveCapacity(headerSize)
+        bytes.appendLittleEndian(version)
+        bytes.appendLittleEndian(snapshot.index)
+        bytes.appendLittleEndian(snapshot.term)
+        bytes.appendLittleEndian(UInt64(snapshot.data.count))
+        return bytes
+    }
+
+    /// Makes `snapshot` the data dir's snapshot, durably and atomically. The data goes from the
+    /// snapshot's own buffer to the file (header, data, checksum: three writes, no copy of the data).
+    static func write(_ snapshot: Snapshot, directory: String) throws {
+        let temporary = "\(directory)/\(temporaryFileName)"
+        let header = header(of: snapshot)
+        let fd = try SystemFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        do {
+            var crc = CRC32C.checksum(header)
+            try header.withUnsafeBytes { try SystemFile.writeAll(fd, $0, path: temporary) }
+            try snapshot.data.withUnsafeBytes { data in
+                crc = CRC32C.checksum(data, continuing: crc)
+                try SystemFile.writeAll(fd, data, path: temporary)
+            }
+            var trailer: [UInt8] = []
+            trailer.appendLittleEndian(crc)
+            try trailer.withUnsafeBytes { try SystemFile.writeAll(fd, $0, path: temporary) }
+            try SystemFile.fullSync(fd, path: temporary)
+        } catch {
+            SystemFile.close(fd)
+            throw error
+        }
+        SystemFile.close(fd)
+        try SystemFile.rename(temporary, path(in: directory))
+        try SystemFile.syncDirectory(directory)
+    }
+
+    /// The data dir's snapshot, or nil if it has none. Throws `corruptSnapshot` if the file is
+    /// truncated, has bytes past its checksum, fails the checksum, or is not a snapshot file.
+    static func read(directory: String) throws -> Snapshot? {
+        let path = path(in: directory)
+        guard SystemFile.exists(path) else { return nil }
+        let fd = try SystemFile.open(path, flags: O_RDONLY)
+        defer { SystemFile.close(fd) }
+        let size = try SystemFile.size(fd, path: path)
+        guard size >= headerSize + checksumSize else {
+            throw StorageError.corruptSnapshot(
+                path: path, reason: "\(size) bytes, shorter than the \(headerSize + checksumSize)-byte header and checksum")
+        }
+        let header = try SystemFile.readAll(fd, size: headerSize, path: path)
+        guard header.count == headerSize else {
+            throw StorageError.corruptSnapshot(path: path, reason: "file shrank while being read")
+        }
+        guard Array(header[0..<8]) == magic else {
+            throw StorageError.corruptSnapshot(path: path, reason: "not a kvraft snapshot file")
+        }
+        let (version, index, term, dataLength) = header.withUnsafeBytes { raw in
+            (raw.loadLittleEndian(at: 8, as: UInt32.self), raw.loadLittleEndian(at: 12, as: UInt64.self),
+             raw.loadLittleEndian(at: 20, as: UInt64.self), raw.loadLittleEndian(at: 28, as: UInt64.self))
+        }
+        // Checked before allocating, so a damaged length never asks for absurd memory.
+        guard dataLength == UInt64(size - headerSize - checksumSize) else {
+            let fileSays = dataLength > UInt64(Int.max - headerSize - checksumSize)
+                ? "more than fits" : "\(headerSize + Int(dataLength) + checksumSize) bytes"
+            throw StorageError.corruptSnapshot(
+                path: path, reason: "the header describes \(fileSays) but the file is \(size) bytes (truncated or damaged)")
+        }
+        let data = try SystemFile.readAll(fd, size: Int(dataLength), at: headerSize, path: path)
+        let trailer = try SystemFile.readAll(fd, size: checksumSize, at: headerSize + data.count, path: path)
+        guard data.count == Int(dataLength), trailer.count == checksumSize else {
+            throw StorageError.corruptSnapshot(path: path, reason: "file shrank while being read")
+        }
+        let stored = trailer.withUnsafeBytes { $0.loadLittleEndian(at: 0, as: UInt32.self) }
+        let computed = data.withUnsafeBytes { CRC32C.checksum($0, continuing: CRC32C.checksum(header)) }
+        guard stored == computed else {
+            throw StorageError.corruptSnapshot(
+                path: path, reason: "checksum mismatch: stored \(hex32(stored)), computed \(hex32(computed))")
+        }
+        guard version == Self.version else {
+            throw StorageError.corruptSnapshot(path: path, reason: "format version \(version), this build reads \(Self.version)")
+        }
+        return Snapshot(index: index, term: term, data: data)
+    }
+
+    /// Removes a `snapshot.tmp` a crash left behind (the previous snapshot file, if any, is intact).
+    /// Returns whether there was one.
+    static func removeStaleTemporary(directory: String) throws -> Bool {
+        let temporary = "\(directory)/\(temporaryFileName)"
+        guard SystemFile.exists(temporary) else { return false }
+        try SystemFile.remove(temporary)
+        return true
+    }
+}
