@@ -114,6 +114,29 @@ struct StateSnapshotTests {
         #expect(malformed == body.count - 5)
     }
 
+    @Test("keyPrecedes is unsigned lexicographic order, a proper prefix first")
+    func keyOrder() {
+        #expect(StateSnapshot.keyPrecedes([], [0]))
+        #expect(!StateSnapshot.keyPrecedes([], []))
+        #expect(!StateSnapshot.keyPrecedes([1, 2], [1, 2]))
+        #expect(StateSnapshot.keyPrecedes([1, 2], [1, 2, 0]))
+        #expect(StateSnapshot.keyPrecedes([0x7f, 0xff], [0x80]))
+        #expect(!StateSnapshot.keyPrecedes([0xff], [0x00, 0xff]))
+        var (seed, rng) = TestSeed.generator(104)
+        var snapshot = StateSnapshot()
+        for _ in 0..<2_000 {
+            // Short keys over a small alphabet, so that shared prefixes and equal keys are common.
+            let alphabet: [UInt8] = [0x00, 0x01, 0x7f, 0x80, 0xff]
+            let key = (0..<Int.random(in: 0...4, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
+            let other = (0..<Int.random(in: 0...4, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
+            #expect(StateSnapshot.keyPrecedes(key, other) == key.lexicographicallyPrecedes(other), "seed \(seed): \(key) vs \(other)")
+            snapshot.pairs.append(KeyValuePair(key: key, value: other))
+        }
+        let expected = snapshot.pairs.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map(\.key)
+        snapshot.sortPairsByKey()
+        #expect(snapshot.pairs.map(\.key) == expected, "seed \(seed)")
+    }
+
     @Test("200k pairs round trip through one encoding")
     func large() throws {
         var rng = SeededGenerator(seed: 103)
