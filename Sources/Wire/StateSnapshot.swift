@@ -81,9 +81,56 @@ extension StateSnapshot {
         return order != 0 ? order < 0 : a.count < b.count
     }
 
-    /// Sorts `pairs` into canonical order (`keyPrecedes`). O(n log n) comparisons.
+    /// Sorts `pairs` into canonical order (`keyPrecedes`): O(n log n) comparisons, most of
+    /// them between two integers held in a compact array rather than between two keys
+    /// scattered over the heap. The bytes every key shares say nothing about the order, so
+    /// each key is summarized by the 16 bytes after them (big-endian, zero-padded, which
+    /// orders like the keys do); only keys that tie on those are compared in full.
     public mutating func sortPairsByKey() {
-        pairs.sort { Self.keyPrecedes($0.key, $1.key) }
+        guard pairs.count > 1 else { return }
+        let shared = Self.sharedPrefixCount(pairs)
+        struct Entry {
+            var high: UInt64
+            var low: UInt64
+            var index: Int
+        }
+        var entries: [Entry] = []
+        entries.reserveCapacity(pairs.count)
+        for (index, pair) in pairs.enumerated() {
+            entries.append(Entry(high: Self.word(pair.key, at: shared), low: Self.word(pair.key, at: shared + 8), index: index))
+        }
+        let unsorted = pairs
+        unsorted.withUnsafeBufferPointer { pairs in
+            entries.sort { a, b in
+                if a.high != b.high { return a.high < b.high }
+                if a.low != b.low { return a.low < b.low }
+                return Self.keyPrecedes(pairs[a.index].key, pairs[b.index].key)
+            }
+        }
+        pairs = entries.map { unsorted[$0.index] }
+    }
+
+    /// How many leading bytes all keys have in common.
+    private static func sharedPrefixCount(_ pairs: [KeyValuePair]) -> Int {
+        let first = pairs[0].key
+        var shared = first.count
+        for pair in pairs.dropFirst() where shared > 0 {
+            let key = pair.key
+            var i = 0
+            let limit = min(shared, key.count)
+            while i < limit && key[i] == first[i] { i += 1 }
+            shared = i
+        }
+        return shared
+    }
+
+    /// Bytes `offset..<offset + 8` of `key` as a big-endian integer, zero past the end.
+    private static func word(_ key: [UInt8], at offset: Int) -> UInt64 {
+        var word: UInt64 = 0
+        for i in offset..<offset + 8 {
+            word = word << 8 | (i < key.count ? UInt64(key[i]) : 0)
+        }
+        return word
     }
 }
 

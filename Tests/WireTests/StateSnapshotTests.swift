@@ -137,6 +137,26 @@ struct StateSnapshotTests {
         #expect(snapshot.pairs.map(\.key) == expected, "seed \(seed)")
     }
 
+    @Test("sortPairsByKey: keys sharing a prefix, and differing only past 16 more bytes")
+    func sortWithSharedPrefixes() {
+        var (seed, rng) = TestSeed.generator(105)
+        for round in 0..<20 {
+            let shared = rng.bytes(count: Int.random(in: 0...12, using: &rng))
+            let stem = rng.bytes(count: Int.random(in: 0...20, using: &rng))
+            var snapshot = StateSnapshot()
+            for _ in 0..<Int.random(in: 0...300, using: &rng) {
+                // Mostly stem + a short tail over {0, 1, 0xff}, so keys tie on the 16 bytes
+                // after the shared prefix, end inside them, or are zero-padded lookalikes.
+                let cut = Int.random(in: 0...stem.count, using: &rng)
+                let tail = (0..<Int.random(in: 0...3, using: &rng)).map { _ in [0, 1, 0xff].randomElement(using: &rng)! as UInt8 }
+                snapshot.pairs.append(KeyValuePair(key: shared + stem.prefix(cut) + tail, value: []))
+            }
+            let expected = snapshot.pairs.map(\.key).sorted { $0.lexicographicallyPrecedes($1) }
+            snapshot.sortPairsByKey()
+            #expect(snapshot.pairs.map(\.key) == expected, "seed \(seed), round \(round)")
+        }
+    }
+
     @Test("200k pairs round trip through one encoding")
     func large() throws {
         var rng = SeededGenerator(seed: 103)
