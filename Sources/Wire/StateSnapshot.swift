@@ -71,8 +71,8 @@ public struct StateSnapshot: Hashable, Sendable {
 
 extension StateSnapshot {
     /// The canonical order of a snapshot's keys: bytes compared as unsigned numbers, first
-    /// difference decides, a proper prefix first (`memcmp` order). As fast as `memcmp` on
-    /// long shared prefixes, where `lexicographicallyPrecedes` is several times slower.
+    /// difference decides, a proper prefix first (`memcmp` order; the same order as
+    /// `lexicographicallyPrecedes`).
     public static func keyPrecedes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         let common = min(a.count, b.count)
         let order: Int32 = common == 0 ? 0 : a.withUnsafeBufferPointer { pa in
