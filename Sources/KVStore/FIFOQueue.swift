@@ -7,6 +7,8 @@ struct FIFOQueue<Element: Equatable & Sendable>: Equatable, Sendable {
     var count: Int { storage.count - head }
     var isEmpty: Bool { head == storage.count }
     var first: Element? { isEmpty ? nil : storage[head] }
+    /// The elements, first to last.
+    var elements: ArraySlice<Element> { storage[head...] }
 
     mutating func append(_ element: Element) {
         storage.append(element)

@@ -47,6 +47,29 @@ import Wire
 ///   `sessionTimeoutMs + tombstoneTimeoutMs` of log time, or pushed out by more than
 ///   `maxTombstones` later removals) would open a new session and be applied again.
 ///
+/// ## Snapshots
+/// `snapshot()` encodes the whole state as a `kvraft.state.StateSnapshot` in canonical
+/// form: pairs sorted by key bytes (unsigned, lexicographic: `StateSnapshot.keyPrecedes`),
+/// sessions least recently active first (ties in log order), tombstones oldest first.
+/// Equal machines give equal bytes. The limits are configuration, not state: they are not
+/// in the snapshot, and `init(restoring:…)` takes them like `init(…)` does.
+///
+/// `init(restoring:…)` refuses (throws `SnapshotRestoreError`) bytes that do not decode,
+/// and snapshots no machine could have written: keys not strictly ascending (a duplicate
+/// included); a session or tombstone for client 0; a session with seq 0, or storing a
+/// reply other than OK, NO_KEY or BAD_REQUEST, or a value with a reply other than OK;
+/// sessions out of activity order or tombstones out of age order; a session or tombstone
+/// later than the snapshot's log time; a client with two sessions, two tombstones, or
+/// both; any state at log index 0.
+///
+/// Restored under the limits it was taken with, a machine equals (`==`) the one the
+/// snapshot came from and computes the same replies for every later entry. Under smaller
+/// count limits, the excess goes at once, as it would have in a running table: tombstones
+/// beyond `maxTombstones` oldest first, then sessions beyond `maxSessions` least recently
+/// active first, each evicted client leaving a tombstone stamped with the snapshot's log
+/// time. Under shorter timeouts, idle sessions and old tombstones go at the start of the
+/// next batch, before its commands, which is when expiry always happens.
+///
 /// Nothing observable depends on Dictionary iteration order.
 public struct KVStateMachine: Equatable, Sendable {
     private var data: [[UInt8]: [UInt8]] = [:]
@@ -68,6 +91,68 @@ public struct KVStateMachine: Equatable, Sendable {
                 tombstoneTimeoutMs: UInt64 = 86_400_000, maxTombstones: Int = 1_000_000) {
         sessions = SessionTable(sessionTimeoutMs: sessionTimeoutMs, maxSessions: maxSessions,
                                 tombstoneTimeoutMs: tombstoneTimeoutMs, maxTombstones: maxTombstones)
+    }
+
+    /// Restores the state encoded by `snapshot()`, under the given limits (see "Snapshots"
+    /// above for what is checked, and for limits smaller than the snapshot's). The limits
+    /// default to those of `init(…)`.
+    public init(restoring bytes: [UInt8], sessionTimeoutMs: UInt64 = 3_600_000, maxSessions: Int = 1_000_000,
+                tombstoneTimeoutMs: UInt64 = 86_400_000, maxTombstones: Int = 1_000_000) throws(SnapshotRestoreError) {
+        let snapshot: StateSnapshot
+        do {
+            snapshot = try StateSnapshot(serialized: bytes)
+        } catch {
+            throw .undecodable(bytes: bytes.count, error)
+        }
+        try self.init(restoring: snapshot, sessionTimeoutMs: sessionTimeoutMs, maxSessions: maxSessions,
+                      tombstoneTimeoutMs: tombstoneTimeoutMs, maxTombstones: maxTombstones)
+    }
+
+    init(restoring snapshot: StateSnapshot, sessionTimeoutMs: UInt64, maxSessions: Int,
+         tombstoneTimeoutMs: UInt64, maxTombstones: Int) throws(SnapshotRestoreError) {
+        do throws(SnapshotInconsistency) {
+            if snapshot.appliedIndex == 0,
+               !(snapshot.pairs.isEmpty && snapshot.sessions.isEmpty && snapshot.tombstones.isEmpty) {
+                throw SnapshotInconsistency("it holds \(snapshot.pairs.count) keys, \(snapshot.sessions.count) sessions and \(snapshot.tombstones.count) tombstones before any entry was applied")
+            }
+            sessions = try SessionTable(restoring: snapshot.sessions, tombstones: snapshot.tombstones, nowMs: snapshot.clockMs,
+                                        sessionTimeoutMs: sessionTimeoutMs, maxSessions: maxSessions,
+                                        tombstoneTimeoutMs: tombstoneTimeoutMs, maxTombstones: maxTombstones)
+            data.reserveCapacity(snapshot.pairs.count)
+            var previous: [UInt8]?
+            for (i, pair) in snapshot.pairs.enumerated() {
+                if let previous, !StateSnapshot.keyPrecedes(previous, pair.key) {
+                    throw SnapshotInconsistency(previous == pair.key
+                        ? "pairs \(i - 1) and \(i) have the same key \(describeBytes(pair.key))"
+                        : "pair \(i) has key \(describeBytes(pair.key)), which sorts before the key of pair \(i - 1), \(describeBytes(previous)); pairs must be sorted by key")
+                }
+                data[pair.key] = pair.value
+                previous = pair.key
+            }
+        } catch {
+            throw .inconsistent(appliedIndex: snapshot.appliedIndex, error.reason)
+        }
+        appliedIndex = snapshot.appliedIndex
+        clockMs = snapshot.clockMs
+    }
+
+    /// The state in canonical form, encoded as a `kvraft.state.StateSnapshot` (see
+    /// "Snapshots" above). Restoring it gives back an equal machine.
+    public func snapshot() -> [UInt8] {
+        stateSnapshot().serialized()
+    }
+
+    /// The state in canonical form: pairs sorted by key, sessions in activity order,
+    /// tombstones oldest first.
+    func stateSnapshot() -> StateSnapshot {
+        var snapshot = StateSnapshot(appliedIndex: appliedIndex, clockMs: clockMs,
+                                     sessions: sessions.sessionRecords(), tombstones: sessions.tombstoneRecords())
+        snapshot.pairs.reserveCapacity(data.count)
+        for (key, value) in data {
+            snapshot.pairs.append(KeyValuePair(key: key, value: value))
+        }
+        snapshot.sortPairsByKey()
+        return snapshot
     }
 
     /// Number of keys in the map.

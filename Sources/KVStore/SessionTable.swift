@@ -1,3 +1,5 @@
+import Wire
+
 /// Per-client exactly-once bookkeeping, driven only by log time (`nowMs`, the state
 /// machine's monotonic clock), so that every replica keeps, expires and evicts exactly the
 /// same sessions.
@@ -12,6 +14,12 @@
 /// A session that is expired or evicted leaves a tombstone (client ID → log time of
 /// removal), itself bounded by age (`tombstoneTimeoutMs`) and count (`maxTombstones`),
 /// oldest first.
+///
+/// A snapshot lists the sessions in activity order and the tombstones oldest first
+/// (`sessionRecords()`, `tombstoneRecords()`); `init(restoring:…)` rebuilds a table that
+/// behaves identically, with fresh touch numbers and no stale entries. Touch numbers and
+/// stale entries are bookkeeping, not state: `==` compares what is observable (limits,
+/// sessions in activity order, tombstones in order), so a restored table equals its original.
 struct SessionTable: Equatable, Sendable {
     struct Session: Equatable, Sendable {
         var lastSeq: UInt64
@@ -50,6 +58,117 @@ struct SessionTable: Equatable, Sendable {
         self.maxSessions = maxSessions
         self.tombstoneTimeoutMs = tombstoneTimeoutMs
         self.maxTombstones = maxTombstones
+    }
+
+    /// Rebuilds a table from a snapshot's sessions (least recently active first) and
+    /// tombstones (oldest first), taken at log time `nowMs`. Throws if the records could
+    /// not come from any table; the checks do not depend on the limits.
+    ///
+    /// Limits smaller than the ones the snapshot was taken under are enforced at once,
+    /// exactly as the table enforces them when it grows: tombstones beyond `maxTombstones`
+    /// are dropped oldest first, then sessions beyond `maxSessions` are evicted least
+    /// recently active first into tombstones stamped `nowMs` (which may push out more of
+    /// the oldest tombstones). Timeouts are not applied here: as always, idle sessions and
+    /// old tombstones go at the start of the next batch, before its commands run.
+    init(restoring sessionRecords: [SessionRecord], tombstones tombstoneRecords: [TombstoneRecord], nowMs: UInt64,
+         sessionTimeoutMs: UInt64, maxSessions: Int, tombstoneTimeoutMs: UInt64, maxTombstones: Int) throws(SnapshotInconsistency) {
+        self.init(sessionTimeoutMs: sessionTimeoutMs, maxSessions: maxSessions,
+                  tombstoneTimeoutMs: tombstoneTimeoutMs, maxTombstones: maxTombstones)
+        try Self.check(sessionRecords, tombstoneRecords, nowMs: nowMs)
+        for record in tombstoneRecords {
+            bury(record.clientID, nowMs: record.atMs)
+        }
+        sessions.reserveCapacity(min(sessionRecords.count, maxSessions + 1))
+        for record in sessionRecords {
+            sessions[record.clientID] = Session(lastSeq: record.lastSeq,
+                                                lastResult: CommandResult(status: record.lastStatus, value: record.lastValue),
+                                                lastActiveMs: record.lastActiveMs, touch: enqueue(record.clientID))
+            if sessions.count > maxSessions {
+                evictLeastRecentlyActive(nowMs: nowMs)
+            }
+        }
+    }
+
+    /// The invariants every table keeps, checked on records from a snapshot.
+    private static func check(_ sessionRecords: [SessionRecord], _ tombstoneRecords: [TombstoneRecord],
+                              nowMs: UInt64) throws(SnapshotInconsistency) {
+        var buried = Set<UInt64>(minimumCapacity: tombstoneRecords.count)
+        var previousAtMs: UInt64 = 0
+        for (i, record) in tombstoneRecords.enumerated() {
+            let what = "tombstone \(i) (client \(record.clientID), removed at \(record.atMs) ms)"
+            guard record.clientID != 0 else {
+                throw SnapshotInconsistency("\(what) has client ID 0, which never has a session")
+            }
+            guard record.atMs >= previousAtMs else {
+                throw SnapshotInconsistency("\(what) is older than the tombstone before it (\(previousAtMs) ms); tombstones must be listed oldest first")
+            }
+            guard record.atMs <= nowMs else {
+                throw SnapshotInconsistency("\(what) is later than the snapshot's log time (\(nowMs) ms)")
+            }
+            guard buried.insert(record.clientID).inserted else {
+                throw SnapshotInconsistency("\(what): client \(record.clientID) has two tombstones")
+            }
+            previousAtMs = record.atMs
+        }
+        var open = Set<UInt64>(minimumCapacity: sessionRecords.count)
+        var previousActiveMs: UInt64 = 0
+        for (i, record) in sessionRecords.enumerated() {
+            let what = "session \(i) (client \(record.clientID), seq \(record.lastSeq), active at \(record.lastActiveMs) ms)"
+            guard record.clientID != 0 else {
+                throw SnapshotInconsistency("\(what) has client ID 0, which never has a session")
+            }
+            guard record.lastSeq != 0 else {
+                throw SnapshotInconsistency("\(what) has seq 0, which never opens a session")
+            }
+            guard record.lastActiveMs >= previousActiveMs else {
+                throw SnapshotInconsistency("\(what) was active before the session listed before it (\(previousActiveMs) ms); sessions must be listed least recently active first")
+            }
+            guard record.lastActiveMs <= nowMs else {
+                throw SnapshotInconsistency("\(what) is later than the snapshot's log time (\(nowMs) ms)")
+            }
+            guard open.insert(record.clientID).inserted else {
+                throw SnapshotInconsistency("\(what): client \(record.clientID) has two sessions")
+            }
+            guard !buried.contains(record.clientID) else {
+                throw SnapshotInconsistency("\(what): client \(record.clientID) also has a tombstone")
+            }
+            // The replies a session can store: what applying a command returns.
+            guard record.lastStatus == .ok || record.lastStatus == .noKey || record.lastStatus == .badRequest else {
+                throw SnapshotInconsistency("\(what) stores reply \(record.lastStatus), which applying a command never returns")
+            }
+            guard record.lastStatus == .ok || record.lastValue.isEmpty else {
+                throw SnapshotInconsistency("\(what) stores reply \(record.lastStatus) with a \(record.lastValue.count)-byte value; only OK carries a value")
+            }
+            previousActiveMs = record.lastActiveMs
+        }
+    }
+
+    /// The sessions in activity order: least recently active first, ties in log order.
+    func sessionRecords() -> [SessionRecord] {
+        var records: [SessionRecord] = []
+        records.reserveCapacity(sessions.count)
+        for entry in activity.elements {
+            guard let session = sessions[entry.clientID], session.touch == entry.touch else { continue }  // stale
+            records.append(SessionRecord(clientID: entry.clientID, lastSeq: session.lastSeq,
+                                         lastStatus: session.lastResult.status, lastValue: session.lastResult.value,
+                                         lastActiveMs: session.lastActiveMs))
+        }
+        assert(records.count == sessions.count, "\(sessions.count) sessions but \(records.count) live activity entries")
+        return records
+    }
+
+    /// The tombstones, oldest first.
+    func tombstoneRecords() -> [TombstoneRecord] {
+        tombstoneOrder.elements.map { TombstoneRecord(clientID: $0.clientID, atMs: $0.atMs) }
+    }
+
+    /// Same limits, same sessions in the same activity order, same tombstones in the same
+    /// order: the tables behave identically, whatever their touch numbers and stale entries.
+    static func == (lhs: SessionTable, rhs: SessionTable) -> Bool {
+        lhs.sessionTimeoutMs == rhs.sessionTimeoutMs && lhs.maxSessions == rhs.maxSessions
+            && lhs.tombstoneTimeoutMs == rhs.tombstoneTimeoutMs && lhs.maxTombstones == rhs.maxTombstones
+            && lhs.sessions.count == rhs.sessions.count && lhs.tombstoneOrder == rhs.tombstoneOrder
+            && lhs.sessionRecords() == rhs.sessionRecords()
     }
 
     var count: Int { sessions.count }

@@ -1,0 +1,274 @@
+import CProtobufC
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One key and its value in a `StateSnapshot` (`kvraft.state.KeyValue`).
+public struct KeyValuePair: Hashable, Sendable {
+    public var key: [UInt8]
+    public var value: [UInt8]
+
+    public init(key: [UInt8], value: [UInt8]) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// One open client session in a `StateSnapshot` (`kvraft.state.Session`): the client's last
+/// seq, the reply it got, and the log time it was last active.
+public struct SessionRecord: Hashable, Sendable {
+    public var clientID: UInt64
+    public var lastSeq: UInt64
+    public var lastStatus: Status
+    public var lastValue: [UInt8]
+    public var lastActiveMs: UInt64
+
+    public init(clientID: UInt64, lastSeq: UInt64, lastStatus: Status, lastValue: [UInt8] = [], lastActiveMs: UInt64) {
+        self.clientID = clientID
+        self.lastSeq = lastSeq
+        self.lastStatus = lastStatus
+        self.lastValue = lastValue
+        self.lastActiveMs = lastActiveMs
+    }
+}
+
+/// One expired or evicted client in a `StateSnapshot` (`kvraft.state.Tombstone`), with the
+/// log time it was removed.
+public struct TombstoneRecord: Hashable, Sendable {
+    public var clientID: UInt64
+    public var atMs: UInt64
+
+    public init(clientID: UInt64, atMs: UInt64) {
+        self.clientID = clientID
+        self.atMs = atMs
+    }
+}
+
+/// The key/value state machine as of one log index (`kvraft.state.StateSnapshot`).
+///
+/// This type carries the fields and encodes them as they are; it checks nothing. The state
+/// machine that writes a snapshot puts it in canonical order (pairs by key, see
+/// `keyPrecedes`; sessions least recently active first; tombstones oldest first) and the
+/// one that restores it checks that.
+public struct StateSnapshot: Hashable, Sendable {
+    public var appliedIndex: UInt64
+    public var clockMs: UInt64
+    public var pairs: [KeyValuePair]
+    public var sessions: [SessionRecord]
+    public var tombstones: [TombstoneRecord]
+
+    public init(appliedIndex: UInt64 = 0, clockMs: UInt64 = 0, pairs: [KeyValuePair] = [],
+                sessions: [SessionRecord] = [], tombstones: [TombstoneRecord] = []) {
+        self.appliedIndex = appliedIndex
+        self.clockMs = clockMs
+        self.pairs = pairs
+        self.sessions = sessions
+        self.tombstones = tombstones
+    }
+}
+
+extension StateSnapshot {
+    /// The canonical order of a snapshot's keys: bytes compared as unsigned numbers, first
+    /// difference decides, a proper prefix first (`memcmp` order; the same order as
+    /// `lexicographicallyPrecedes`).
+    public static func keyPrecedes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        let common = min(a.count, b.count)
+        let order: Int32 = common == 0 ? 0 : a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in memcmp(pa.baseAddress!, pb.baseAddress!, common) }
+        }
+        return order != 0 ? order < 0 : a.count < b.count
+    }
+
+    /// Sorts `pairs` into canonical order (`keyPrecedes`): O(n log n) comparisons, most of
+    /// them between two integers held in a compact array rather than between two keys
+    /// scattered over the heap. The bytes every key shares say nothing about the order, so
+    /// each key is summarized by the 16 bytes after them (big-endian, zero-padded, which
+    /// orders like the keys do); only keys that tie on those are compared in full.
+    public mutating func sortPairsByKey() {
+        guard pairs.count > 1 else { return }
+        let shared = Self.sharedPrefixCount(pairs)
+        struct Entry {
+            var high: UInt64
+            var low: UInt64
+            var index: Int
+        }
+        var entries: [Entry] = []
+        entries.reserveCapacity(pairs.count)
+        for (index, pair) in pairs.enumerated() {
+            entries.append(Entry(high: Self.word(pair.key, at: shared), low: Self.word(pair.key, at: shared + 8), index: index))
+        }
+        let unsorted = pairs
+        unsorted.withUnsafeBufferPointer { pairs in
+            entries.sort { a, b in
+                if a.high != b.high { return a.high < b.high }
+                if a.low != b.low { return a.low < b.low }
+                return Self.keyPrecedes(pairs[a.index].key, pairs[b.index].key)
+            }
+        }
+        pairs = entries.map { unsorted[$0.index] }
+    }
+
+    /// How many leading bytes all keys have in common.
+    private static func sharedPrefixCount(_ pairs: [KeyValuePair]) -> Int {
+        let first = pairs[0].key
+        var shared = first.count
+        for pair in pairs.dropFirst() where shared > 0 {
+            let key = pair.key
+            var i = 0
+            let limit = min(shared, key.count)
+            while i < limit && key[i] == first[i] { i += 1 }
+            shared = i
+        }
+        return shared
+    }
+
+    /// Bytes `offset..<offset + 8` of `key` as a big-endian integer, zero past the end.
+    private static func word(_ key: [UInt8], at offset: Int) -> UInt64 {
+        var word: UInt64 = 0
+        for i in offset..<offset + 8 {
+            word = word << 8 | (i < key.count ? UInt64(key[i]) : 0)
+        }
+        return word
+    }
+}
+
+extension StateSnapshot: WireMessage {
+    /// Encodes in time and memory linear in the snapshot's size: each repeated field's C
+    /// structs live in one block, every key, value and session reply is copied once into
+    /// one byte block, and protobuf-c packs straight into `out`. (`CArena` makes one
+    /// allocation per struct and per byte string: fine for a batch, not for a million pairs.)
+    public func append(to out: inout [UInt8], framed: Bool) {
+        var byteCount = 0
+        for pair in pairs { byteCount += pair.key.count + pair.value.count }
+        for session in sessions { byteCount += session.lastValue.count }
+        let bytes = ByteBlock(capacity: byteCount)
+        defer { bytes.deallocate() }
+
+        var kvTemplate = Kvraft__State__KeyValue()
+        kvraft__state__key_value__init(&kvTemplate)
+        let kvs = CStructs(template: kvTemplate, count: pairs.count)
+        defer { kvs.deallocate() }
+        for (i, pair) in pairs.enumerated() {
+            kvs.structs[i].key = bytes.copy(pair.key)
+            kvs.structs[i].value = bytes.copy(pair.value)
+        }
+
+        var sessionTemplate = Kvraft__State__Session()
+        kvraft__state__session__init(&sessionTemplate)
+        let cSessions = CStructs(template: sessionTemplate, count: sessions.count)
+        defer { cSessions.deallocate() }
+        for (i, session) in sessions.enumerated() {
+            cSessions.structs[i].client_id = session.clientID
+            cSessions.structs[i].last_seq = session.lastSeq
+            cSessions.structs[i].last_status = Kvraft__Status(rawValue: .init(truncatingIfNeeded: session.lastStatus.rawValue))
+            cSessions.structs[i].last_value = bytes.copy(session.lastValue)
+            cSessions.structs[i].last_active_ms = session.lastActiveMs
+        }
+
+        var tombstoneTemplate = Kvraft__State__Tombstone()
+        kvraft__state__tombstone__init(&tombstoneTemplate)
+        let cTombstones = CStructs(template: tombstoneTemplate, count: tombstones.count)
+        defer { cTombstones.deallocate() }
+        for (i, tombstone) in tombstones.enumerated() {
+            cTombstones.structs[i].client_id = tombstone.clientID
+            cTombstones.structs[i].at_ms = tombstone.atMs
+        }
+
+        var m = Kvraft__State__StateSnapshot()
+        kvraft__state__state_snapshot__init(&m)
+        m.applied_index = appliedIndex
+        m.clock_ms = clockMs
+        m.n_pairs = pairs.count
+        m.pairs = kvs.pointers.baseAddress
+        m.n_sessions = sessions.count
+        m.sessions = cSessions.pointers.baseAddress
+        m.n_tombstones = tombstones.count
+        m.tombstones = cTombstones.pointers.baseAddress
+
+        withUnsafePointer(to: &m) { message in
+            let length = kvraft__state__state_snapshot__get_packed_size(message)
+            out.reserveCapacity(out.count + (framed ? 4 : 0) + length)
+            if framed { Framing.appendHeader(length: length, to: &out) }
+            guard length > 0 else { return }
+            let start = out.count
+            out.append(contentsOf: repeatElement(0, count: length))
+            let written = out.withUnsafeMutableBufferPointer { buffer in
+                kvraft__state__state_snapshot__pack(message, buffer.baseAddress! + start)
+            }
+            precondition(written == length, "protobuf-c packed \(written) bytes, announced \(length)")
+        }
+    }
+
+    public init(serialized body: ArraySlice<UInt8>) throws(WireError) {
+        self = try withUnpacked(body, name: "StateSnapshot", unpack: { kvraft__state__state_snapshot__unpack(nil, $0, $1) },
+                                free: { kvraft__state__state_snapshot__free_unpacked($0, nil) }) { m throws(WireError) in
+            var pairs: [KeyValuePair] = []
+            pairs.reserveCapacity(m.pointee.n_pairs)
+            for i in 0..<m.pointee.n_pairs {
+                guard let p = m.pointee.pairs[i] else { throw .invalid("StateSnapshot pair \(i) is missing") }
+                pairs.append(KeyValuePair(key: CValue.bytes(p.pointee.key), value: CValue.bytes(p.pointee.value)))
+            }
+            var sessions: [SessionRecord] = []
+            sessions.reserveCapacity(m.pointee.n_sessions)
+            for i in 0..<m.pointee.n_sessions {
+                guard let s = m.pointee.sessions[i] else { throw .invalid("StateSnapshot session \(i) is missing") }
+                sessions.append(SessionRecord(clientID: s.pointee.client_id, lastSeq: s.pointee.last_seq,
+                                              lastStatus: Status(rawValue: Int32(truncatingIfNeeded: s.pointee.last_status.rawValue)),
+                                              lastValue: CValue.bytes(s.pointee.last_value), lastActiveMs: s.pointee.last_active_ms))
+            }
+            var tombstones: [TombstoneRecord] = []
+            tombstones.reserveCapacity(m.pointee.n_tombstones)
+            for i in 0..<m.pointee.n_tombstones {
+                guard let t = m.pointee.tombstones[i] else { throw .invalid("StateSnapshot tombstone \(i) is missing") }
+                tombstones.append(TombstoneRecord(clientID: t.pointee.client_id, atMs: t.pointee.at_ms))
+            }
+            return StateSnapshot(appliedIndex: m.pointee.applied_index, clockMs: m.pointee.clock_ms,
+                                 pairs: pairs, sessions: sessions, tombstones: tombstones)
+        }
+    }
+}
+
+/// `count` copies of a C struct in one allocation, and the array of pointers to them that a
+/// protobuf-c repeated message field wants. Freed by `deallocate()`.
+private struct CStructs<T> {
+    let structs: UnsafeMutableBufferPointer<T>
+    let pointers: UnsafeMutableBufferPointer<UnsafeMutablePointer<T>?>
+
+    init(template: T, count: Int) {
+        structs = .allocate(capacity: count)
+        structs.initialize(repeating: template)
+        pointers = .allocate(capacity: count)
+        for i in 0..<count { pointers[i] = structs.baseAddress! + i }
+    }
+
+    func deallocate() {
+        structs.deallocate()
+        pointers.deallocate()
+    }
+}
+
+/// One block that byte strings are copied into back to back, for protobuf-c bytes fields.
+/// Freed by `deallocate()`.
+private final class ByteBlock {
+    private let block: UnsafeMutableBufferPointer<UInt8>
+    private var used = 0
+
+    init(capacity: Int) {
+        block = .allocate(capacity: capacity)
+    }
+
+    func copy(_ value: [UInt8]) -> ProtobufCBinaryData {
+        guard !value.isEmpty else { return ProtobufCBinaryData(len: 0, data: nil) }
+        precondition(used + value.count <= block.count, "byte block of \(block.count) bytes overflows")
+        let start = block.baseAddress! + used
+        value.withUnsafeBufferPointer { start.initialize(from: $0.baseAddress!, count: $0.count) }
+        used += value.count
+        return ProtobufCBinaryData(len: value.count, data: start)
+    }
+
+    func deallocate() {
+        block.deallocate()
+    }
+}
