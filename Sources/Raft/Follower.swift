@@ -60,7 +60,7 @@ extension RaftNode {
     }
 
     /// The leader's snapshot, sent because the entries we need are compacted away on its side.
-    /// The answer is an append response, so the leader resumes replication after `index`.
+    /// The answer is an append response, so the leader resumes replication after the index it names.
     func handleSnapshot(_ message: Message) {
         guard let snapshot = message.snapshot else { return }  // malformed: nothing to act on
         if snapshot.index <= log.commit {
@@ -74,8 +74,8 @@ extension RaftNode {
             log.commit(to: snapshot.index)
         } else {
             // Our log is missing or conflicts at the snapshot's index: nothing of it is worth
-            // keeping. Committed entries are never lost this way, since snapshot.index > commit
-            // and the snapshot holds every committed entry.
+            // keeping. Nothing committed is lost: the snapshot is committed state reaching past
+            // our commit index, so it contains (and agrees with) our whole committed prefix.
             log.restore(snapshot)
             self.snapshot = snapshot
             pendingSnapshot = snapshot

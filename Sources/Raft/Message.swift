@@ -81,7 +81,8 @@ public struct Message: Sendable, Hashable {
 }
 
 extension Message: CustomStringConvertible {
-    /// A compact one-line form for transcripts, e.g. `1→2 append t3 prev=(2,5) ents=[6..8] c5`.
+    /// A compact one-line form for transcripts, e.g. `1→2 append t3 prev=(2,5) ents=[6..8] c5` or
+    /// `1→3 snapshot t3 through=(2,40) 512B`.
     public var description: String {
         var text = "\(from)→\(to) \(type) t\(term)"
         switch type {
@@ -98,7 +99,7 @@ extension Message: CustomStringConvertible {
         case .heartbeat:
             text += " c\(commit)"
         case .snapshot:
-            text += snapshot.map { " \($0)" } ?? " (none)"
+            text += snapshot.map { " through=(\($0.term),\($0.index)) \($0.data.count)B" } ?? " (none)"
         case .preVoteResponse, .voteResponse:
             text += reject ? " reject" : " grant"
         case .heartbeatResponse, .timeoutNow:

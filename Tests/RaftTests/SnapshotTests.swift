@@ -66,6 +66,7 @@ import Testing
         let transcript = toLagging.map(\.description).joined(separator: "\n")
         #expect(toLagging.first?.type == .snapshot, "\(transcript)")
         #expect(toLagging.first?.snapshot == snapshot)
+        #expect(toLagging.first?.description == "1→3 snapshot t1 through=(1,21) 1B")
         #expect(toLagging.filter { $0.type == .snapshot }.count == 1, "\(transcript)")
         #expect(pump.installed.map(\.node) == [3] && pump.installed.first?.snapshot == snapshot)
         #expect(lagging.status.commitIndex == 21 && lagging.status.appliedIndex == 21)
