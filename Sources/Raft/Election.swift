@@ -83,6 +83,9 @@ extension RaftNode {
         case .heartbeat:
             becomeFollower(term: term, leader: message.from)
             handleHeartbeat(message)
+        case .snapshot:
+            becomeFollower(term: term, leader: message.from)
+            handleSnapshot(message)
         case .preVoteResponse:
             guard case .preCandidate(var tally) = role else { return }
             // Grants echo term + 1; rejections carry our own term (higher ones made us follower).

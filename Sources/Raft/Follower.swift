@@ -1,4 +1,4 @@
-/// The follower's step function and its handling of the leader's appends and heartbeats.
+/// The follower's step function and its handling of the leader's appends, heartbeats and snapshots.
 extension RaftNode {
     func stepFollower(_ message: Message) {
         switch message.type {
@@ -10,6 +10,10 @@ extension RaftNode {
             electionElapsed = 0
             leader = message.from
             handleHeartbeat(message)
+        case .snapshot:
+            electionElapsed = 0
+            leader = message.from
+            handleSnapshot(message)
         case .timeoutNow:
             // Our leader hands leadership to us (it checked that our log is complete): campaign now.
             guard message.from == leader else { return }
@@ -36,7 +40,12 @@ extension RaftNode {
         }
         // Fast backtracking: name the conflicting term and where it starts in our log, so the
         // leader skips a whole term per round trip instead of one entry.
-        let conflictTerm = log.term(at: append.index) ?? 0
+        let conflictTerm: UInt64
+        switch log.term(at: append.index) {
+        case .term(let term): conflictTerm = term
+        case .beyondLog: conflictTerm = 0
+        case .compacted: preconditionFailure("raft: compacted index \(append.index) is below commit \(log.commit), handled above")
+        }
         let hint = conflictTerm == 0 ? log.lastIndex + 1 : log.firstIndex(ofTermAt: append.index)
         send(Message(type: .appendResponse, from: config.id, to: append.from, term: term,
                      index: append.index, reject: true, rejectHint: hint, rejectTerm: conflictTerm))
@@ -48,5 +57,30 @@ extension RaftNode {
                      "raft: heartbeat commit \(heartbeat.commit) beyond our last index \(log.lastIndex); the leader's match for us is wrong")
         log.commit(to: heartbeat.commit)
         send(Message(type: .heartbeatResponse, from: config.id, to: heartbeat.from, term: term))
+    }
+
+    /// The leader's snapshot, sent because the entries we need are compacted away on its side.
+    /// The answer is an append response, so the leader resumes replication after the index it names.
+    func handleSnapshot(_ message: Message) {
+        guard let snapshot = message.snapshot else { return }  // malformed: nothing to act on
+        if snapshot.index <= log.commit {
+            // Stale or duplicated: we are already past it; say how far.
+            send(Message(type: .appendResponse, from: config.id, to: message.from, term: term, index: log.commit))
+            return
+        }
+        if log.matches(index: snapshot.index, term: snapshot.term) {
+            // Our log already holds the snapshot's last entry, so (log matching) all of its
+            // prefix: commit and apply entries as usual instead of replacing the state machine.
+            log.commit(to: snapshot.index)
+        } else {
+            // Our log is missing or conflicts at the snapshot's index: nothing of it is worth
+            // keeping. Nothing committed is lost: the snapshot is committed state reaching past
+            // our commit index, so it contains (and agrees with) our whole committed prefix.
+            log.restore(snapshot)
+            self.snapshot = snapshot
+            pendingSnapshot = snapshot
+        }
+        // Queued after persistence: it vouches for the snapshot (or the entries) being durable.
+        send(Message(type: .appendResponse, from: config.id, to: message.from, term: term, index: snapshot.index))
     }
 }

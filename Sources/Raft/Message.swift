@@ -8,8 +8,10 @@ public enum MessageType: UInt8, Sendable, Hashable, CaseIterable {
     case appendResponse = 6
     case heartbeat = 7
     case heartbeatResponse = 8
-    /// Reserved for leadership transfer; this version never sends it and ignores it on receipt.
+    /// Leadership transfer: the leader tells an up-to-date follower to campaign at once.
     case timeoutNow = 9
+    /// The leader's latest snapshot, for a follower whose next entry it has compacted away.
+    case snapshot = 10
 }
 
 /// One message between Raft peers, mapped 1:1 to `PeerMessage` in `proto/raft.proto`.
@@ -23,6 +25,9 @@ public enum MessageType: UInt8, Sendable, Hashable, CaseIterable {
 ///   prevLogIndex on `reject`, with `rejectTerm`/`rejectHint` for fast backtracking.
 /// - heartbeat: `commit` is min(leader commit, follower match), so a follower never learns a commit
 ///   index beyond what it is known to hold.
+/// - snapshot: `snapshot` is the leader's latest snapshot. The follower answers with an append
+///   response whose `index` is how far its log now matches: `snapshot.index`, or its commit index
+///   when that is already past the snapshot.
 public struct Message: Sendable, Hashable {
     public var type: MessageType
     public var from: UInt64
@@ -41,6 +46,8 @@ public struct Message: Sendable, Hashable {
     /// On a vote: the candidate campaigns because the leader handed leadership to it
     /// (`timeoutNow`), so voters must not refuse it for having heard from that leader lately.
     public var transfer: Bool
+    /// On a snapshot message: the snapshot (nil on every other type).
+    public var snapshot: Snapshot?
 
     public init(
         type: MessageType,
@@ -54,7 +61,8 @@ public struct Message: Sendable, Hashable {
         reject: Bool = false,
         rejectHint: UInt64 = 0,
         rejectTerm: UInt64 = 0,
-        transfer: Bool = false
+        transfer: Bool = false,
+        snapshot: Snapshot? = nil
     ) {
         self.type = type
         self.from = from
@@ -68,11 +76,13 @@ public struct Message: Sendable, Hashable {
         self.rejectHint = rejectHint
         self.rejectTerm = rejectTerm
         self.transfer = transfer
+        self.snapshot = snapshot
     }
 }
 
 extension Message: CustomStringConvertible {
-    /// A compact one-line form for transcripts, e.g. `1→2 append t3 prev=(2,5) ents=[6..8] c5`.
+    /// A compact one-line form for transcripts, e.g. `1→2 append t3 prev=(2,5) ents=[6..8] c5` or
+    /// `1→3 snapshot t3 through=(2,40) 512B`.
     public var description: String {
         var text = "\(from)→\(to) \(type) t\(term)"
         switch type {
@@ -88,6 +98,8 @@ extension Message: CustomStringConvertible {
             text += reject ? " reject idx=\(index) hint=\(rejectHint) rterm=\(rejectTerm)" : " ok idx=\(index)"
         case .heartbeat:
             text += " c\(commit)"
+        case .snapshot:
+            text += snapshot.map { " through=(\($0.term),\($0.index)) \($0.data.count)B" } ?? " (none)"
         case .preVoteResponse, .voteResponse:
             text += reject ? " reject" : " grant"
         case .heartbeatResponse, .timeoutNow:

@@ -5,6 +5,10 @@ struct Progress {
         case probe
         /// The follower accepted our appends: stream them, optimistically advancing `next`.
         case replicate
+        /// The entries the follower needs were compacted away, so it was sent the snapshot up to
+        /// `index`. Nothing else is sent until it acknowledges that index (its log then continues
+        /// from there) or `snapshotTimeout` ticks pass (the snapshot was probably lost: probe again).
+        case snapshot(index: UInt64)
     }
 
     /// Highest index known to match the leader's log (durable on the follower).
@@ -25,6 +29,8 @@ struct Progress {
     /// Ticks since this follower last answered us; check quorum counts it live while below the
     /// election timeout.
     var ticksSinceHeard = 0
+    /// In snapshot mode: ticks since the snapshot was sent.
+    private(set) var snapshotElapsed = 0
 
     init(next: UInt64, maxInflight: Int) {
         self.next = next
@@ -35,6 +41,29 @@ struct Progress {
         switch mode {
         case .probe: probeSent
         case .replicate: inflight.count >= maxInflight
+        case .snapshot: true
+        }
+    }
+
+    /// Records that the snapshot up to `index` was just sent: wait for its acknowledgement.
+    mutating func sentSnapshot(index: UInt64) {
+        mode = .snapshot(index: index)
+        inflight.removeAll()
+        probeSent = false
+        stalledHeartbeats = 0
+        snapshotElapsed = 0
+    }
+
+    /// One tick. In snapshot mode, gives up waiting after `snapshotTimeout` ticks and falls back
+    /// to probing from `match + 1`, which sends the snapshot again if the follower still needs it.
+    mutating func tick(snapshotTimeout: Int) {
+        ticksSinceHeard += 1
+        guard case .snapshot = mode else { return }
+        snapshotElapsed += 1
+        if snapshotElapsed >= snapshotTimeout {
+            mode = .probe
+            probeSent = false
+            next = match + 1
         }
     }
 
@@ -43,6 +72,8 @@ struct Progress {
         switch mode {
         case .probe:
             probeSent = true
+        case .snapshot:
+            preconditionFailure("raft: append sent to a follower waiting for a snapshot")
         case .replicate:
             if entryCount > 0 {
                 next = lastIndex + 1
@@ -53,6 +84,16 @@ struct Progress {
 
     /// A success response for `index`. Returns false when it tells us nothing new (stale/duplicate).
     mutating func acknowledge(_ index: UInt64) -> Bool {
+        if case .snapshot(let pending) = mode {
+            guard index >= pending else {
+                // An answer to an append sent before the snapshot: it still proves what the
+                // follower holds, but the snapshot's own answer is what resumes replication.
+                guard index > match else { return false }
+                match = index
+                return true
+            }
+            mode = .probe  // the follower's log now continues from `index`: replicate from there
+        }
         guard index > match else {
             // Still proof the follower is reachable: let a paused probe go again.
             probeSent = false
@@ -72,6 +113,8 @@ struct Progress {
     mutating func reject(rejectedIndex: UInt64, suggestedNext: UInt64) -> Bool {
         // An append we already know matched was rejected only because it was old news.
         guard rejectedIndex > match else { return false }
+        // An append sent before the snapshot; the snapshot's answer (or its timeout) decides.
+        if case .snapshot = mode { return false }
         if mode == .probe && rejectedIndex != next - 1 {
             return false  // answer to an older probe; the current one is still out
         }
@@ -92,9 +135,12 @@ struct Progress {
     /// A heartbeat response from a follower whose `match` is behind `lastIndex`. Returns whether
     /// to send it an append now: always in probe mode (the probe may have been lost); in replicate
     /// mode only once two heartbeat rounds passed without progress, falling back to probing from
-    /// `match + 1` (appends still in flight on a healthy link would make a resend redundant).
+    /// `match + 1` (appends still in flight on a healthy link would make a resend redundant);
+    /// never while a snapshot is on its way (its timeout covers a lost one).
     mutating func heartbeatAnswered(lastIndex: UInt64) -> Bool {
         switch mode {
+        case .snapshot:
+            return false
         case .probe:
             probeSent = false
             return true

@@ -12,6 +12,11 @@ public enum ProposeOutcome: Sendable, Hashable {
 /// Inputs: `tick()`, `step(_:)`, `propose(_:)`. Output: a `Ready` the shell persists, sends and
 /// applies before acknowledging it with `advance(_:)`. No I/O, no clock, no hidden randomness:
 /// the same inputs give the same outputs.
+///
+/// Log compaction: the shell snapshots its state machine at an applied index and calls
+/// `compact(through:data:retaining:)`; the core keeps that snapshot (to send to followers whose
+/// next entry it no longer holds) and drops the log prefix. A follower that receives a snapshot
+/// hands it out in `Ready.snapshot` for the shell to persist and install.
 public final class RaftNode {
     let config: RaftConfig
     /// Voters other than us, ascending, so every broadcast has a stable order.
@@ -24,6 +29,11 @@ public final class RaftNode {
     var leader: UInt64 = 0
     var role: Role = .follower
     var log: RaftLog
+    /// The latest snapshot: made here by `compact`, received from a leader, or restored at start.
+    public internal(set) var snapshot: Snapshot?
+    /// A snapshot received from the leader and installed in the log, not yet handed out in a
+    /// `Ready` and acknowledged.
+    var pendingSnapshot: Snapshot?
 
     /// Ticks since we last heard from a leader (followers) or since the last quorum check (leaders).
     var electionElapsed = 0
@@ -37,16 +47,21 @@ public final class RaftNode {
     private var reportedSoftState: SoftState
     private var readyOutstanding = false
 
-    /// Restores a node from durable state: `hardState` and the full persisted log (index 1 on).
-    /// `applied` is how far the state machine already is (0 when it is rebuilt from scratch).
-    public init(config: RaftConfig, hardState: HardState = HardState(), entries: [Entry] = [], applied: UInt64 = 0) {
+    /// Restores a node from durable state: `hardState`, the latest durable `snapshot` (if any) and
+    /// the persisted log after it (`entries` start at `snapshot.index + 1`, or at 1 without one).
+    /// `applied` is how far the state machine already is (0 when it is rebuilt from scratch); the
+    /// caller restored its state machine from `snapshot`, so applied and commit are at least
+    /// `snapshot.index`.
+    public init(config: RaftConfig, hardState: HardState = HardState(), snapshot: Snapshot? = nil,
+                entries: [Entry] = [], applied: UInt64 = 0) {
         config.validate()
         self.config = config
         otherPeers = config.peers.filter { $0 != config.id }.sorted()
         quorum = config.peers.count / 2 + 1
         term = hardState.term
         vote = hardState.vote
-        log = RaftLog(entries: entries, commit: hardState.commit, applied: applied)
+        log = RaftLog(snapshot: snapshot, entries: entries, commit: hardState.commit, applied: applied)
+        self.snapshot = snapshot
         precondition(log.lastTerm <= hardState.term,
                      "raft: restored log holds term \(log.lastTerm) beyond hard state term \(hardState.term); storage is inconsistent")
         random = SeededGenerator(seed: config.randomSeed ^ (config.id &* 0x9E37_79B9_7F4A_7C15))
@@ -82,7 +97,7 @@ public final class RaftNode {
                 break  // a pre-vote never changes our term
             case .preVoteResponse where !message.reject:
                 break  // a grant carries the term the pre-candidate would campaign for
-            case .append, .heartbeat:
+            case .append, .heartbeat, .snapshot:
                 becomeFollower(term: message.term, leader: message.from)
             default:
                 becomeFollower(term: message.term, leader: 0)
@@ -144,13 +159,31 @@ public final class RaftNode {
         return true
     }
 
+    /// Records that the state machine's snapshot `data` reflects every entry through `index`, and
+    /// discards the log up to `index - retaining`. The `retaining` entries kept before `index`
+    /// let a follower that lags a little catch up with appends rather than the whole snapshot.
+    /// `index` must be applied. Returns nil, changing nothing, when `index` is not past the latest
+    /// snapshot (or its entry is already compacted); otherwise the new snapshot, which the shell
+    /// persists (it may then drop its stored entries up to `index`).
+    @discardableResult
+    public func compact(through index: UInt64, data: [UInt8], retaining: Int) -> Snapshot? {
+        precondition(index <= log.applied, "raft: cannot snapshot at \(index), only \(log.applied) is applied")
+        precondition(retaining >= 0, "raft: retaining must not be negative, got \(retaining)")
+        guard index > (snapshot?.index ?? 0), case .term(let entryTerm) = log.term(at: index) else { return nil }
+        let made = Snapshot(index: index, term: entryTerm, data: data)
+        snapshot = made
+        let keepFrom = index - min(index, UInt64(retaining))
+        log.compact(through: max(keepFrom, log.offset))
+        return made
+    }
+
     // MARK: Output
 
     /// Whether `ready()` has anything to hand out.
     public var hasReady: Bool {
         hardState != reportedHardState || softState != reportedSoftState
             || log.persisted < log.lastIndex || !outbox.isEmpty || !outboxAfterPersist.isEmpty
-            || !log.entriesToApply.isEmpty
+            || !log.entriesToApply.isEmpty || pendingSnapshot != nil
     }
 
     /// Hands out the pending work. Call `advance(_:)` with it before the next `ready()`.
@@ -165,6 +198,7 @@ public final class RaftNode {
         let ready = Ready(
             hardState: hard != reportedHardState ? hard : nil,
             softState: soft != reportedSoftState ? soft : nil,
+            snapshot: pendingSnapshot,
             entries: Array(log.unpersistedEntries),
             messages: outbox,
             messagesAfterPersist: outboxAfterPersist,
@@ -182,6 +216,8 @@ public final class RaftNode {
     public func advance(_ ready: Ready) {
         precondition(readyOutstanding, "raft: advance() without an outstanding ready()")
         readyOutstanding = false
+        // A snapshot restored while this Ready was out is newer and still pending.
+        if ready.snapshot != nil && ready.snapshot == pendingSnapshot { pendingSnapshot = nil }
         if let last = ready.entries.last { log.persisted(through: last.index) }
         if let last = ready.committedEntries.last { log.applied(through: last.index) }
         if case .leader(let state) = role, maybeCommit(state) {
@@ -194,27 +230,34 @@ public final class RaftNode {
     public var status: RaftStatus {
         RaftStatus(id: config.id, role: role.name, term: term, leader: leader,
                    commitIndex: log.commit, appliedIndex: log.applied,
-                   lastIndex: log.lastIndex, persistedIndex: log.persisted)
+                   lastIndex: log.lastIndex, persistedIndex: log.persisted,
+                   firstIndex: log.firstIndex, snapshotIndex: snapshot?.index ?? 0)
     }
 
-    /// The entry at `index` in this node's (possibly not yet durable) log.
+    /// The entry at `index` in this node's (possibly not yet durable) log; nil when compacted
+    /// (below `firstIndex`) or beyond the last index.
     public func entry(at index: UInt64) -> Entry? {
         log.entry(at: index)
     }
+
+    /// First index held in the log; entries before it are compacted into `snapshot`.
+    public var firstIndex: UInt64 { log.firstIndex }
 
     var hardState: HardState { HardState(term: term, vote: vote, commit: log.commit) }
     var softState: SoftState { SoftState(leader: leader, role: role.name, term: term) }
 
     // MARK: Shared machinery
 
-    /// Queues a message from us. Appends and heartbeats only come from a leader whose term is
-    /// already durable (it persisted it before asking for votes), so they may leave before this
-    /// round's fsync; everything else vouches for state that must be durable first.
+    /// Queues a message from us. Appends, heartbeats and snapshots only come from a leader whose
+    /// term is already durable (it persisted it before asking for votes), so they may leave
+    /// before this round's fsync (a leader counts its own entries only once durable, and a
+    /// snapshot holds only committed state); everything else vouches for state that must be
+    /// durable first.
     func send(_ message: Message) {
         var message = message
         message.from = config.id
         switch message.type {
-        case .append, .heartbeat, .timeoutNow: outbox.append(message)
+        case .append, .heartbeat, .timeoutNow, .snapshot: outbox.append(message)
         default: outboxAfterPersist.append(message)
         }
     }
@@ -247,12 +290,12 @@ public final class RaftNode {
     }
 
     /// Older-term messages are dropped, but two kinds get an answer carrying our term: a stale
-    /// leader's append/heartbeat (so it steps down instead of lingering; with pre-vote and check
+    /// leader's append/heartbeat/snapshot (so it steps down instead of lingering; with pre-vote and check
     /// quorum a node with a higher term could otherwise never rejoin), and a pre-vote (so a
     /// pre-candidate behind on terms learns the current one).
     private func answerStaleTerm(_ message: Message) {
         switch message.type {
-        case .append, .heartbeat:
+        case .append, .heartbeat, .snapshot:
             if config.checkQuorum || config.preVote {
                 send(Message(type: .appendResponse, from: config.id, to: message.from, term: term, index: log.commit))
             }

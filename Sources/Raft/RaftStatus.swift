@@ -19,4 +19,8 @@ public struct RaftStatus: Sendable, Hashable {
     public var lastIndex: UInt64
     /// Entries up to this index have been persisted (reported through `advance`).
     public var persistedIndex: UInt64
+    /// First index held in the log; earlier ones are compacted into the snapshot.
+    public var firstIndex: UInt64
+    /// Index of the latest snapshot, 0 when there is none.
+    public var snapshotIndex: UInt64
 }

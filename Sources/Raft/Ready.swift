@@ -15,31 +15,38 @@ public struct SoftState: Sendable, Hashable {
 /// Everything a node wants done, handed out by `RaftNode.ready()`.
 ///
 /// The shell processes it in this order, then calls `RaftNode.advance(_:)`:
-/// 1. send `messages` (any time, even before persisting: the leader's appends and heartbeats go
-///    out in parallel with its own fsync, thesis §10.2.1);
-/// 2. persist `entries` and `hardState` together with one fsync; `entries` may start at or below
-///    the last persisted index, in which case storage first truncates its log from
-///    `entries.first.index` on, then appends;
+/// 1. send `messages` (any time, even before persisting: the leader's appends, heartbeats and
+///    snapshots go out in parallel with its own fsync, thesis §10.2.1);
+/// 2. persist `snapshot`, `entries` and `hardState` together with one fsync, in that order: a
+///    `snapshot` replaces the whole stored log (storage drops every entry and continues after
+///    `snapshot.index`); `entries` may start at or below the last persisted index, in which case
+///    storage first truncates its log from `entries.first.index` on, then appends;
 /// 3. send `messagesAfterPersist` (votes, vote and append responses: they promise durable state);
-/// 4. apply `committedEntries` in order;
+/// 4. install `snapshot` (replacing the state machine with its state), then apply
+///    `committedEntries` in order;
 /// 5. call `advance(ready)`.
 public struct Ready: Sendable, Hashable {
     /// Present only when term, vote or commit changed since the last `Ready`.
     public var hardState: HardState?
     /// Present only when leader, role or term changed since the last `Ready`.
     public var softState: SoftState?
+    /// A snapshot from the leader that replaced this node's log, because its log lacked or
+    /// conflicted with the snapshot's last entry. Persist it before `entries` and install it in
+    /// the state machine before applying `committedEntries`, which continue after its index.
+    /// Snapshots the shell itself makes (`RaftNode.compact`) never appear here.
+    public var snapshot: Snapshot?
     /// Entries to persist, in index order, contiguous.
     public var entries: [Entry]
-    /// Messages that may be sent before `entries`/`hardState` are durable.
+    /// Messages that may be sent before `snapshot`/`entries`/`hardState` are durable.
     public var messages: [Message]
-    /// Messages that must be sent only after `entries`/`hardState` are durable.
+    /// Messages that must be sent only after `snapshot`/`entries`/`hardState` are durable.
     public var messagesAfterPersist: [Message]
     /// Entries that are both committed and persisted locally, to apply in order.
     public var committedEntries: [Entry]
 
     /// True when there is nothing to do.
     public var isEmpty: Bool {
-        hardState == nil && softState == nil && entries.isEmpty && messages.isEmpty
+        hardState == nil && softState == nil && snapshot == nil && entries.isEmpty && messages.isEmpty
             && messagesAfterPersist.isEmpty && committedEntries.isEmpty
     }
 }

@@ -2,7 +2,7 @@
 extension RaftNode {
     func tickLeader(_ state: LeaderState) {
         heartbeatElapsed += 1
-        for id in state.followers { state.progress[id]!.ticksSinceHeard += 1 }
+        for id in state.followers { state.progress[id]!.tick(snapshotTimeout: snapshotTimeout) }
         if config.checkQuorum && !heardFromQuorum(state) {
             // We may be on the minority side of a partition: stop serving as leader within one
             // election timeout, so clients go elsewhere before the majority elects someone new.
@@ -56,10 +56,15 @@ extension RaftNode {
                sendAppend(to: message.from, state, includeEmpty: true) {
                 sendAppends(to: message.from, state)
             }
-        case .preVote, .vote, .preVoteResponse, .voteResponse, .append, .heartbeat, .timeoutNow:
+        case .preVote, .vote, .preVoteResponse, .voteResponse, .append, .heartbeat, .timeoutNow, .snapshot:
             break
         }
     }
+
+    /// Ticks a leader waits for a snapshot's acknowledgement before sending it again: long
+    /// enough for a big snapshot to cross, short enough that a lost one does not stall a follower
+    /// for long.
+    var snapshotTimeout: Int { 2 * config.electionTicks }
 
     /// Where to resume after a rejection, from the follower's conflict term and hint: past our
     /// last entry of that term if we have it (our logs agree up to there), else at its first index.
@@ -70,13 +75,21 @@ extension RaftNode {
         return max(rejection.rejectHint, 1)
     }
 
-    /// Sends at most one append to `peer`; returns whether it sent one.
+    /// Sends at most one append to `peer`, or the snapshot when the entries it needs were
+    /// compacted away; returns whether it sent anything.
     @discardableResult
     func sendAppend(to peer: UInt64, _ state: LeaderState, includeEmpty: Bool) -> Bool {
         let progress = state.progress[peer]!
         if progress.isPaused { return false }
         let prevIndex = progress.next - 1
-        guard let prevTerm = log.term(at: prevIndex) else {
+        let prevTerm: UInt64
+        switch log.term(at: prevIndex) {
+        case .term(let term):
+            prevTerm = term
+        case .compacted:
+            sendSnapshot(to: peer, state)
+            return true
+        case .beyondLog:
             preconditionFailure("raft: next index \(progress.next) for \(peer) is beyond our last index \(log.lastIndex)")
         }
         let entries = log.entries(from: progress.next, maxBytes: config.maxAppendBytes)
@@ -85,6 +98,17 @@ extension RaftNode {
                      index: prevIndex, commit: log.commit, entries: entries))
         state.progress[peer]!.sent(through: entries.last?.index ?? prevIndex, entryCount: entries.count)
         return true
+    }
+
+    /// Sends the latest snapshot to a follower whose next entry is compacted away, and pauses it
+    /// until the snapshot is acknowledged (or its timeout passes).
+    private func sendSnapshot(to peer: UInt64, _ state: LeaderState) {
+        guard let snapshot else {
+            preconditionFailure("raft: log compacted through \(log.offset) but no snapshot recorded")
+        }
+        precondition(snapshot.index >= log.offset, "raft: snapshot \(snapshot.index) is older than the compacted prefix \(log.offset)")
+        send(Message(type: .snapshot, from: config.id, to: peer, term: term, snapshot: snapshot))
+        state.progress[peer]!.sentSnapshot(index: snapshot.index)
     }
 
     /// Sends appends to `peer` while there is something to send and its window allows; bounded by
@@ -117,7 +141,8 @@ extension RaftNode {
         matches.append(log.persisted)
         matches.sort(by: >)
         let candidate = matches[quorum - 1]
-        guard candidate > log.commit, log.term(at: candidate) == term else { return false }
+        // Above the commit point, so never compacted.
+        guard candidate > log.commit, log.term(at: candidate) == .term(term) else { return false }
         log.commit(to: candidate)
         return true
     }

@@ -4,10 +4,14 @@ import Testing
 /// Direct tests of one or a few `RaftNode`s, with a hand-driven, reliable, in-order message pump.
 @Suite struct RaftNodeTests {
     /// Delivers every message until nothing moves, persisting and applying nothing but acknowledging
-    /// each `Ready` (durability is irrelevant here). Records every message it delivered.
+    /// each `Ready` (durability is irrelevant here). Records every message it delivered, and every
+    /// snapshot a `Ready` handed out for installing. `drop` loses the messages it returns true for.
     final class Pump {
         let nodes: [UInt64: RaftNode]
         private(set) var delivered: [Message] = []
+        private(set) var dropped: [Message] = []
+        private(set) var installed: [(node: UInt64, snapshot: Snapshot)] = []
+        var drop: (Message) -> Bool = { _ in false }
 
         init(_ nodes: [RaftNode]) {
             var byID: [UInt64: RaftNode] = [:]
@@ -20,11 +24,16 @@ import Testing
                 var outgoing: [Message] = []
                 for id in nodes.keys.sorted() where nodes[id]!.hasReady {
                     let ready = nodes[id]!.ready()
+                    if let snapshot = ready.snapshot { installed.append((id, snapshot)) }
                     outgoing += ready.messages + ready.messagesAfterPersist
                     nodes[id]!.advance(ready)
                 }
                 if outgoing.isEmpty { return }
                 for message in outgoing {
+                    if drop(message) {
+                        dropped.append(message)
+                        continue
+                    }
                     delivered.append(message)
                     nodes[message.to]?.step(message)
                 }

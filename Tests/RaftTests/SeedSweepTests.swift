@@ -22,6 +22,9 @@ import Testing
         if Self.environment["RAFT_SIM_SEED"] != nil { return }  // replay mode: see `replaySeed`
         let total = Self.environment["RAFT_SIM_SEEDS"].flatMap(UInt64.init) ?? UInt64(Self.defaultSeedCount)
         var failures: [String] = []
+        var runs = 0
+        var runsInstallingSnapshots = 0
+        var runsRestartingFromSnapshots = 0
         var seed = UInt64(chunk)
         while seed < total {
             var run = ChaosRun(seed: seed, nodeCount: ChaosRun.nodeCount(forSeed: seed), chaosTicks: Self.chaosTicks)
@@ -30,9 +33,20 @@ import Testing
                 print(failure)
                 if failures.count >= 3 { break }  // enough to debug; keep the output readable
             }
+            runs += 1
+            if run.snapshotStats.installed > 0 { runsInstallingSnapshots += 1 }
+            if run.snapshotStats.restartsFromSnapshot > 0 { runsRestartingFromSnapshots += 1 }
             seed += UInt64(Self.chunkCount)
         }
         #expect(failures.isEmpty, "\(failures.count) failing seed(s); first:\n\(failures.first ?? "")")
+        if Self.environment["RAFT_SIM_SEEDS"] != nil {
+            print("chunk \(chunk): \(runs) runs, \(runsInstallingSnapshots) installed a leader's snapshot, \(runsRestartingFromSnapshots) restarted a node from its own")
+        }
+        // The sweep must actually exercise snapshots, not just allow them.
+        if runs >= 100 {
+            #expect(runsInstallingSnapshots >= runs / 20, "only \(runsInstallingSnapshots) of \(runs) runs installed a snapshot sent by a leader")
+            #expect(runsRestartingFromSnapshots >= runs / 20, "only \(runsRestartingFromSnapshots) of \(runs) runs restarted a node from its snapshot")
+        }
     }
 
     @Test func replaySeed() throws {

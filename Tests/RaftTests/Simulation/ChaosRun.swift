@@ -29,6 +29,14 @@ struct ChaosRun {
 
     /// One line about a finished run, for replays and sanity checks of the sweep itself.
     private(set) var summary = ""
+    /// What a finished run did with snapshots, so the sweep can check it exercised them.
+    struct SnapshotStats {
+        var made = 0
+        var sent = 0
+        var installed = 0
+        var restartsFromSnapshot = 0
+    }
+    private(set) var snapshotStats = SnapshotStats()
 
     /// Runs the schedule; returns nil on success or a failure report.
     mutating func run() -> String? {
@@ -43,7 +51,11 @@ struct ChaosRun {
         // Half the runs fsync asynchronously: nodes step messages between ready() and advance().
         let asyncFsync = random.chance(0.5)
         if asyncFsync { cluster.fsyncDelay = 1...4 }
-        cluster.note("profile \(profile) maxAppendBytes=\(maxAppendBytes) maxInflight=\(maxInflight) asyncFsync=\(asyncFsync)")
+        // Most runs compact: rarely (followers mostly catch up with appends) or often (lagging and
+        // restarted nodes mostly need the snapshot), keeping few or many entries.
+        cluster.compactRate = random.element(of: [0, 0.02, 0.1, 0.1])
+        cluster.maxRetaining = random.element(of: [0, 4, 30])
+        cluster.note("profile \(profile) maxAppendBytes=\(maxAppendBytes) maxInflight=\(maxInflight) asyncFsync=\(asyncFsync) compactRate=\(cluster.compactRate) maxRetaining=\(cluster.maxRetaining)")
         var schedule = FaultState(profile: profile, ids: cluster.ids)
         var proposalCounter = 0
 
@@ -77,8 +89,12 @@ struct ChaosRun {
             return cluster.report("liveness: no proposal applied on all \(nodeCount) nodes within \(bound) ticks after healing (profile \(profile))")
         }
         if cluster.failed { return cluster.report("safety violation after healing (profile \(profile))") }
+        snapshotStats = SnapshotStats(made: cluster.snapshotsMade, sent: cluster.network.sentCountByType[.snapshot] ?? 0,
+                                      installed: cluster.snapshotsInstalled.values.reduce(0, +),
+                                      restartsFromSnapshot: cluster.restartsFromSnapshot)
         summary = "seed=\(seed) nodes=\(nodeCount) profile=\(profile) maxAppendBytes=\(maxAppendBytes) maxInflight=\(maxInflight) asyncFsync=\(asyncFsync) ticks=\(cluster.tick) committed=\(cluster.checker.committed.count) "
-            + "terms-with-leader=\(cluster.checker.leaderOfTerm.count) messages=\(cluster.network.sentCount)"
+            + "terms-with-leader=\(cluster.checker.leaderOfTerm.count) messages=\(cluster.network.sentCount) "
+            + "snapshots: made=\(snapshotStats.made) sent=\(snapshotStats.sent) installed=\(snapshotStats.installed) restarts-from-snapshot=\(snapshotStats.restartsFromSnapshot)"
         return nil
     }
 }

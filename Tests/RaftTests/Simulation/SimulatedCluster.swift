@@ -2,11 +2,21 @@ import Raft
 
 /// N Raft nodes on a simulated clock, network and disk, all driven by one seeded generator, with
 /// the safety checker run after every step. Given a seed, a run replays bit for bit.
+///
+/// Each node's shell applies committed entries to a `SimulatedStateMachine`, and (with
+/// `compactRate` set) snapshots it at random ticks and compacts the core's log, keeping a random
+/// number of entries; snapshots are persisted with the log and restored on restart, and a
+/// `Ready.snapshot` replaces the state machine.
 final class SimulatedCluster {
-    /// What survives a crash: exactly what `Ready`s handed to the simulated fsync.
+    /// What survives a crash: exactly what `Ready`s handed to the simulated fsync, plus the
+    /// latest snapshot the shell persisted. `entries` follow the snapshot (or start at index 1).
     struct Disk {
         var hardState = HardState()
         var entries: [Entry] = []
+        var snapshot: Snapshot?
+
+        var offset: UInt64 { snapshot?.index ?? 0 }
+        var lastIndex: UInt64 { offset + UInt64(entries.count) }
     }
 
     /// Simulation steps per Raft tick: message delays are a few steps, so a round trip is well
@@ -27,8 +37,8 @@ final class SimulatedCluster {
 
     private var nodes: [UInt64: RaftNode] = [:]
     private(set) var disks: [UInt64: Disk] = [:]
-    /// Data of every entry each node applied in its current incarnation.
-    private(set) var appliedData: [UInt64: [[UInt8]]] = [:]
+    /// Each live node's state machine (restored from its snapshot on restart).
+    private(set) var stateMachines: [UInt64: SimulatedStateMachine] = [:]
     private(set) var step = 0
     /// Probability that a node crashes in the middle of handling a `Ready` (before or right after
     /// its fsync), to exercise exactly what is and is not durable at those points.
@@ -38,6 +48,14 @@ final class SimulatedCluster {
     private var pendingFsync: [UInt64: (ready: Ready, doneAt: Int)] = [:]
     /// Nodes that crashed during a `Ready`; they stay down until `restart`.
     private(set) var crashedDuringReady: [UInt64] = []
+    /// Probability per node and tick that its shell snapshots its state machine and compacts the
+    /// log, keeping `0...maxRetaining` entries before the snapshot's index.
+    var compactRate = 0.0
+    var maxRetaining = 10
+    /// How often snapshots were made, installed from a `Ready`, and restored from disk at restart.
+    private(set) var snapshotsMade = 0
+    private(set) var snapshotsInstalled: [UInt64: Int] = [:]
+    private(set) var restartsFromSnapshot = 0
 
     init(seed: UInt64, nodeCount: Int, electionTicks: Int = 10, preVote: Bool = true, checkQuorum: Bool = true,
          maxInflightAppends: Int = 64, maxAppendBytes: Int = 1 << 20, disks: [UInt64: Disk] = [:]) {
@@ -103,9 +121,10 @@ final class SimulatedCluster {
         for violation in violations { text += "VIOLATION: \(violation)\n" }
         for id in ids {
             if let status = nodes[id]?.status {
-                text += "  node \(id): \(status.role) term=\(status.term) leader=\(status.leader) commit=\(status.commitIndex) applied=\(status.appliedIndex) last=\(status.lastIndex)\n"
+                text += "  node \(id): \(status.role) term=\(status.term) leader=\(status.leader) commit=\(status.commitIndex) applied=\(status.appliedIndex) first=\(status.firstIndex) last=\(status.lastIndex) snapshot=\(status.snapshotIndex)\n"
             } else {
-                text += "  node \(id): down (disk: term=\(disks[id]!.hardState.term) last=\(disks[id]!.entries.count))\n"
+                let disk = disks[id]!
+                text += "  node \(id): down (disk: term=\(disk.hardState.term) snapshot=\(disk.offset) last=\(disk.lastIndex))\n"
             }
         }
         text += "last events:\n" + transcript.render()
@@ -140,9 +159,28 @@ final class SimulatedCluster {
         }
         for id in ids {
             guard let node = nodes[id] else { continue }
+            if random.chance(compactRate) { compact(id) }
             node.tick()
             drainReady(id)
         }
+    }
+
+    /// The shell snapshots its state machine at what it applied and lets the core compact. This
+    /// may happen while a `Ready` is out (its fsync pending), as in a shell with an async disk.
+    private func compact(_ id: UInt64) {
+        guard let node = nodes[id], let machine = stateMachines[id] else { return }
+        let retaining = random.int(in: 0...maxRetaining)
+        guard let snapshot = node.compact(through: machine.appliedIndex, data: machine.snapshotData, retaining: retaining) else { return }
+        snapshotsMade += 1
+        transcript.record(step, .note("node \(id) compacts: \(snapshot), retaining \(retaining), log now \(node.firstIndex)...\(node.status.lastIndex)"))
+        checker.observeSnapshotMade(id, snapshot)
+        // Persist it; stored entries it covers are no longer needed.
+        var disk = disks[id]!
+        precondition(disk.lastIndex >= snapshot.index, "seed=\(seed): node \(id) snapshot \(snapshot.index) beyond its durable log \(disk.lastIndex)")
+        disk.entries.removeFirst(Int(snapshot.index - disk.offset))
+        disk.snapshot = snapshot
+        checker.observeDurableSnapshot(id, snapshot)
+        disks[id] = disk
     }
 
     private func deliverDueMessages() {
@@ -160,6 +198,11 @@ final class SimulatedCluster {
     /// (between `ready()` and `advance()`), as a shell with an asynchronous disk does.
     private func drainReady(_ id: UInt64) {
         var rounds = 0
+        defer {
+            if let node = nodes[id], !node.hasReady, pendingFsync[id] == nil {
+                checker.observeSettled(node, stateMachines[id]!)
+            }
+        }
         while let node = nodes[id], node.hasReady, pendingFsync[id] == nil {
             rounds += 1
             precondition(rounds < 100, "seed=\(seed): node \(id) keeps producing Ready without input")
@@ -194,8 +237,18 @@ final class SimulatedCluster {
         }
         for message in ready.messagesAfterPersist { network.send(message, now: step, random: &random) }
         checker.observeCommit(node)
+        var machine = stateMachines[id]!
+        if let snapshot = ready.snapshot {
+            // Install: the leader's snapshot replaces the state machine.
+            transcript.record(step, .note("node \(id) installs \(snapshot)"))
+            snapshotsInstalled[id, default: 0] += 1
+            checker.observeInstall(id, snapshot)
+            machine = SimulatedStateMachine(snapshotData: snapshot.data) ?? machine
+        }
         checker.observeApply(id, ready.committedEntries)
-        appliedData[id, default: []].append(contentsOf: ready.committedEntries.map(\.data))
+        for entry in ready.committedEntries { machine.apply(entry) }
+        checker.observeStateMachine(id, machine)
+        stateMachines[id] = machine
         node.advance(ready)
         checker.observeCommit(node)
     }
@@ -209,21 +262,27 @@ final class SimulatedCluster {
         }
     }
 
-    /// The simulated fsync: storage truncates a conflicting suffix, then appends.
+    /// The simulated fsync: a snapshot replaces the whole log; then storage truncates a conflicting
+    /// suffix and appends.
     private func persist(_ id: UInt64, _ ready: Ready) {
         var disk = disks[id]!
+        if let snapshot = ready.snapshot {
+            checker.observeDurableSnapshot(id, snapshot)
+            disk.snapshot = snapshot
+            disk.entries = []
+        }
         if let first = ready.entries.first {
-            precondition(first.index >= 1 && first.index <= UInt64(disk.entries.count) + 1,
-                         "seed=\(seed): Ready entries start at \(first.index), beyond disk end \(disk.entries.count) + 1")
-            disk.entries.removeSubrange(Int(first.index - 1)...)
+            precondition(first.index > disk.offset && first.index <= disk.lastIndex + 1,
+                         "seed=\(seed): Ready entries start at \(first.index), outside the disk's log \(disk.offset + 1)...\(disk.lastIndex) + 1")
+            disk.entries.removeSubrange(Int(first.index - disk.offset - 1)...)
             disk.entries.append(contentsOf: ready.entries)
         }
         if let hardState = ready.hardState {
             disk.hardState = hardState
             checker.observeDurableCommit(id, hardState.commit)
         }
-        precondition(disk.hardState.commit <= UInt64(disk.entries.count),
-                     "seed=\(seed): node \(id) durable commit \(disk.hardState.commit) beyond its durable log \(disk.entries.count)")
+        precondition(disk.hardState.commit <= disk.lastIndex,
+                     "seed=\(seed): node \(id) durable commit \(disk.hardState.commit) beyond its durable log \(disk.lastIndex)")
         disks[id] = disk
     }
 
@@ -234,7 +293,7 @@ final class SimulatedCluster {
         guard nodes[id] != nil else { return }
         nodes[id] = nil
         pendingFsync[id] = nil
-        appliedData[id] = []
+        stateMachines[id] = nil
         checker.forgetIncarnation(id)
         transcript.record(step, .crash(id, reason))
     }
@@ -247,13 +306,21 @@ final class SimulatedCluster {
         transcript.record(step, .restart(id))
     }
 
+    /// Starts a node from its disk; its state machine is restored from the durable snapshot.
     private func start(_ id: UInt64) {
         let disk = disks[id]!
         let config = RaftConfig(id: id, peers: ids, electionTicks: electionTicks,
                                 maxInflightAppends: maxInflightAppends, maxAppendBytes: maxAppendBytes,
                                 preVote: preVote, checkQuorum: checkQuorum, randomSeed: random.next())
-        nodes[id] = RaftNode(config: config, hardState: disk.hardState, entries: disk.entries)
-        appliedData[id] = []
+        checker.observeRestart(id, from: disk.snapshot)
+        var machine = SimulatedStateMachine()
+        if let snapshot = disk.snapshot {
+            restartsFromSnapshot += 1
+            machine = SimulatedStateMachine(snapshotData: snapshot.data) ?? machine
+        }
+        stateMachines[id] = machine
+        nodes[id] = RaftNode(config: config, hardState: disk.hardState, snapshot: disk.snapshot,
+                             entries: disk.entries, applied: machine.appliedIndex)
         checker.observeCommit(nodes[id]!)
         drainReady(id)
     }
@@ -303,9 +370,10 @@ final class SimulatedCluster {
         return outcome
     }
 
-    /// How many live nodes applied `data` at `index`, judged from their applied state machines.
+    /// How many live nodes applied `data`, judged from their state machines (which may have got
+    /// it through a snapshot).
     func appliedCount(of data: [UInt8]) -> Int {
-        upIDs.filter { appliedData[$0]!.contains(data) }.count
+        upIDs.filter { stateMachines[$0]!.commands.contains(data) }.count
     }
 
     /// 6.824's `cfg.one`: keeps proposing `data` at whoever leads until at least `expectedNodes` live
