@@ -245,7 +245,7 @@ const ProtobufCMessageDescriptor kvraft__kv_request__descriptor =
   (ProtobufCMessageInit) kvraft__kv_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__node_status__field_descriptors[11] =
+static const ProtobufCFieldDescriptor kvraft__node_status__field_descriptors[12] =
 {
   {
     "node_id",
@@ -379,6 +379,18 @@ static const ProtobufCFieldDescriptor kvraft__node_status__field_descriptors[11]
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "snapshot_index",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__NodeStatus, snapshot_index),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__node_status__field_indices_by_name[] = {
   7,   /* field[7] = address */
@@ -391,12 +403,13 @@ static const unsigned kvraft__node_status__field_indices_by_name[] = {
   0,   /* field[0] = node_id */
   1,   /* field[1] = reachable */
   2,   /* field[2] = role */
+  11,   /* field[11] = snapshot_index */
   3,   /* field[3] = term */
 };
 static const ProtobufCIntRange kvraft__node_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor kvraft__node_status__descriptor =
 {
@@ -406,7 +419,7 @@ const ProtobufCMessageDescriptor kvraft__node_status__descriptor =
   "Kvraft__NodeStatus",
   "kvraft",
   sizeof(Kvraft__NodeStatus),
-  11,
+  12,
   kvraft__node_status__field_descriptors,
   kvraft__node_status__field_indices_by_name,
   1,  kvraft__node_status__number_ranges,

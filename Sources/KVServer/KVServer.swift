@@ -7,8 +7,9 @@ import Wire
 /// kvd: the key/value state machine of one node, fed by its raftd, serving clients.
 ///
 /// Every operation (Get included) is proposed to the log; replies go out when the entry
-/// applies here. kvd is rebuilt from raftd's stream on every start, so it holds nothing
-/// that raftd's log does not.
+/// applies here. kvd is rebuilt from raftd's stream on every start (raftd's snapshot, then
+/// the entries after it), so it holds nothing that raftd does not. When raftd's log grows,
+/// raftd asks for a snapshot of the state machine and compacts its log up to it.
 public final class KVServer {
     private let loop: EventLoop
     private let config: KVServerConfig
@@ -17,6 +18,10 @@ public final class KVServer {
     private let raftLink: Dialer
     private var raftDecoder = FrameDecoder(frameLimit: 64 << 20)
     private var raftReady = false
+    /// raftd restoring us from its snapshot (we are behind its compacted log).
+    private var snapshotIn = SnapshotAssembler()
+    /// Our snapshot on its way to raftd, cut into chunks as the link drains.
+    private var snapshotOut: SnapshotChunker?
     private var listener: Listener?
     private var clients: [ObjectIdentifier: ClientLink] = [:]
     private var pending = PendingRequests()
@@ -75,7 +80,10 @@ public final class KVServer {
 
     private func raftConnected(_ connection: Connection) {
         raftDecoder = FrameDecoder(frameLimit: 64 << 20)
+        snapshotIn = SnapshotAssembler()
+        snapshotOut = nil
         connection.onRead = { [weak self] conn in self?.receiveFromRaft(conn) }
+        connection.onWritable = { [weak self] conn in self?.sendSnapshotChunks(on: conn) }
         scratch.removeAll(keepingCapacity: true)
         KvdToRaft.hello(lastApplied: machine.appliedIndex).appendFrame(to: &scratch)
         connection.write(scratch)
@@ -100,7 +108,7 @@ public final class KVServer {
         raftDecoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
         do {
             while let frame = try raftDecoder.nextFrame() {
-                handle(try RaftToKvd(serialized: frame))
+                try handle(try RaftToKvd(serialized: frame))
             }
         } catch {
             logger.error("bad frame from raftd: \(error); reconnecting")
@@ -109,7 +117,7 @@ public final class KVServer {
         }
     }
 
-    private func handle(_ message: RaftToKvd) {
+    private func handle(_ message: RaftToKvd) throws {
         switch message {
         case let .committed(entries):
             for entry in entries { apply(entry) }
@@ -123,7 +131,64 @@ public final class KVServer {
             node.appliedIndex = machine.appliedIndex
             node.address = "\(config.listen)"
             waiter.client.reply(KvResponse(requestID: waiter.requestID, status: .ok, nodes: [node]))
+        case let .snapshot(chunk):
+            guard let complete = try snapshotIn.add(chunk) else { return }
+            try restore(from: complete)
+        case .snapshotRequest:
+            takeSnapshot()
         }
+    }
+
+    // MARK: Snapshots
+
+    /// Encodes the state machine as of the last applied entry and streams it to raftd, which
+    /// compacts its log up to that index. One at a time: a request while one is on its way waits.
+    private func takeSnapshot() {
+        guard snapshotOut == nil, let connection = raftLink.connection else { return }
+        let clock = ContinuousClock()
+        let started = clock.now
+        let data = machine.snapshot()
+        logger.info("sending raftd a snapshot", metadata: [
+            "index": "\(machine.appliedIndex)", "bytes": "\(data.count)", "keys": "\(machine.count)",
+            "sessions": "\(machine.sessionCount)", "encodeDuration": "\(clock.now - started)",
+        ])
+        snapshotOut = SnapshotChunker(index: machine.appliedIndex, term: 0, data: data)
+        sendSnapshotChunks(on: connection)
+    }
+
+    private func sendSnapshotChunks(on connection: Connection) {
+        guard var chunker = snapshotOut else { return }
+        while connection.isWritable, let chunk = chunker.next() {
+            scratch.removeAll(keepingCapacity: true)
+            KvdToRaft.snapshot(chunk).appendFrame(to: &scratch)
+            connection.write(scratch)
+        }
+        snapshotOut = chunker.isFinished ? nil : chunker
+    }
+
+    /// Replaces the state machine with raftd's snapshot: we were behind its compacted log.
+    private func restore(from snapshot: SnapshotAssembler.Complete) throws {
+        guard snapshot.index > machine.appliedIndex else { return }
+        let restored = try KVStateMachine(restoring: snapshot.data, sessionTimeoutMs: config.sessionTimeoutMs,
+                                          maxSessions: config.maxSessions)
+        guard restored.appliedIndex == snapshot.index else {
+            throw SnapshotMismatch(description: "raftd's snapshot for index \(snapshot.index) holds state as of \(restored.appliedIndex)")
+        }
+        logger.info("restored from raftd's snapshot", metadata: [
+            "index": "\(snapshot.index)", "bytes": "\(snapshot.data.count)", "keys": "\(restored.count)",
+            "previouslyApplied": "\(machine.appliedIndex)",
+        ])
+        machine = restored
+        // Requests whose entries the snapshot covers can no longer learn their replies here.
+        for (index, proposal) in pending.awaitingApply where index <= snapshot.index {
+            pending.awaitingApply[index] = nil
+            pending.finished(proposal)
+            answer(proposal.waiters, status: .unavailable, message: "applied from a snapshot; outcome unknown, retry")
+        }
+    }
+
+    private struct SnapshotMismatch: Error, CustomStringConvertible {
+        let description: String
     }
 
     private func apply(_ entry: LogEntry) {

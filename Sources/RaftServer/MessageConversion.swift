@@ -27,6 +27,7 @@ extension PeerMessageType {
         case .heartbeat: self = .heartbeat
         case .heartbeatResponse: self = .heartbeatResponse
         case .timeoutNow: self = .timeoutNow
+        case .snapshot: self = .snapshot
         }
     }
 
@@ -41,6 +42,7 @@ extension PeerMessageType {
         case .heartbeat: .heartbeat
         case .heartbeatResponse: .heartbeatResponse
         case .timeoutNow: .timeoutNow
+        case .snapshot: .snapshot
         default: nil
         }
     }
@@ -54,11 +56,12 @@ extension PeerMessage {
                   rejectHint: message.rejectHint, rejectTerm: message.rejectTerm, transfer: message.transfer)
     }
 
-    /// nil for a message type this version does not know.
-    var raftMessage: Message? {
+    /// nil for a message type this version does not know. A snapshot message's payload arrives
+    /// in chunks; the transport reassembles it and passes it as `snapshot`.
+    func raftMessage(snapshot: Raft.Snapshot? = nil) -> Message? {
         guard let type = type.raftType else { return nil }
         return Message(type: type, from: from, to: to, term: term, logTerm: logTerm, index: index, commit: commit,
                        entries: entries.map(Raft.Entry.init), reject: reject, rejectHint: rejectHint, rejectTerm: rejectTerm,
-                       transfer: transfer)
+                       transfer: transfer, snapshot: snapshot)
     }
 }

@@ -9,7 +9,8 @@ import Wire
 ///
 /// Never blocks the loop on a slow peer: a peer whose connection is backed up past its
 /// high-water mark gets a bounded queue; when that fills, heartbeats are dropped first, then
-/// the oldest messages (Raft retransmits whatever is lost).
+/// the oldest messages (Raft retransmits whatever is lost). A snapshot goes out in chunks,
+/// each cut only when the link has room, and is reassembled per incoming link before Raft sees it.
 final class PeerTransport {
     private let loop: EventLoop
     private let config: RaftServerConfig
@@ -52,6 +53,10 @@ final class PeerTransport {
         guard !messages.isEmpty else { return }
         for message in messages {
             guard let peer = outgoing[message.to] else { continue }
+            if message.type == .snapshot, let snapshot = message.snapshot {
+                peer.startSnapshot(PeerMessage(message, clusterID: config.clusterID), snapshot)
+                continue
+            }
             peer.enqueue(PeerMessage(message, clusterID: config.clusterID), isHeartbeat: message.type == .heartbeat)
         }
         for peer in outgoing.values {
@@ -83,8 +88,18 @@ final class PeerTransport {
                 guard message.to == config.nodeID else {
                     return reject(connection, "message for node \(message.to) arrived at node \(config.nodeID)")
                 }
-                guard let raftMessage = message.raftMessage else { continue }
                 peer.nodeID = message.from
+                if message.type == .snapshot {
+                    guard let chunk = message.snapshot else {
+                        return reject(connection, "snapshot message from node \(message.from) without a chunk")
+                    }
+                    guard let complete = try peer.snapshot.add(chunk) else { continue }
+                    let snapshot = Snapshot(index: complete.index, term: complete.term, data: complete.data)
+                    logger.info("received \(snapshot) from node \(message.from)")
+                    if let raftMessage = message.raftMessage(snapshot: snapshot) { onMessage(raftMessage) }
+                    continue
+                }
+                guard let raftMessage = message.raftMessage() else { continue }
                 onMessage(raftMessage)
             }
         } catch {
@@ -110,6 +125,9 @@ private final class OutgoingPeer {
     /// Frames of this pass for a link that keeps up (sent by the next `flush`, before `queue`).
     private var direct: [UInt8] = []
     private var wasConnected = false
+    /// A snapshot being streamed: the message it belongs to and the chunks still to cut.
+    private var snapshotHeader: PeerMessage?
+    private var snapshotChunks: SnapshotChunker?
     static let maxQueuedBytes = 32 << 20
     static let maxQueuedMessages = 4096
 
@@ -138,6 +156,9 @@ private final class OutgoingPeer {
             self.queue.removeAll()
             self.queuedBytes = 0
             self.direct.removeAll()
+            // Half a snapshot is useless: the leader sends it again after its snapshot timeout.
+            self.snapshotHeader = nil
+            self.snapshotChunks = nil
         }
         dialer.start()
     }
@@ -161,12 +182,42 @@ private final class OutgoingPeer {
         }
     }
 
+    /// Starts streaming `snapshot` (replacing an older one in progress; a resend of the one in
+    /// progress changes nothing, so a slow link is not restarted from scratch).
+    func startSnapshot(_ header: PeerMessage, _ snapshot: Snapshot) {
+        guard dialer.connection != nil else { return }
+        if let current = snapshotChunks, current.index == snapshot.index, current.term == snapshot.term { return }
+        var header = header
+        header.snapshot = nil
+        snapshotHeader = header
+        snapshotChunks = SnapshotChunker(index: snapshot.index, term: snapshot.term, data: snapshot.data)
+        logger.info("sending \(snapshot) to peer \(id)")
+    }
+
     func flush() {
         guard let connection = dialer.connection else { return }
         if !direct.isEmpty {
             connection.write(direct)
             direct.removeAll(keepingCapacity: true)
         }
+        flushQueue(connection)
+        flushSnapshot(connection)
+    }
+
+    /// Cuts and writes snapshot chunks while the link has room; `onWritable` brings us back.
+    private func flushSnapshot(_ connection: Connection) {
+        guard var chunker = snapshotChunks, var header = snapshotHeader, queue.isEmpty else { return }
+        while connection.isWritable, let chunk = chunker.next() {
+            header.snapshot = chunk
+            scratch.removeAll(keepingCapacity: true)
+            header.appendFrame(to: &scratch)
+            connection.write(scratch)
+        }
+        snapshotChunks = chunker.isFinished ? nil : chunker
+        if chunker.isFinished { snapshotHeader = nil }
+    }
+
+    private func flushQueue(_ connection: Connection) {
         guard !queue.isEmpty else { return }
         scratch.removeAll(keepingCapacity: true)
         var sent = 0
@@ -184,6 +235,7 @@ private final class OutgoingPeer {
 private final class IncomingPeer {
     let connection: Connection
     var decoder = FrameDecoder(frameLimit: PeerTransport.frameLimit)
+    var snapshot = SnapshotAssembler()
     var nodeID: UInt64 = 0
 
     init(connection: Connection) {

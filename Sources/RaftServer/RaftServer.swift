@@ -32,6 +32,8 @@ public final class RaftServer {
     /// Term and vote as last written to the log (they must be fsynced before use).
     private var syncedTerm: UInt64 = 0
     private var syncedVote: UInt64 = 0
+    /// Entry bytes logged since the last snapshot: past `snapshotLogBytes` we ask kvd for one.
+    private var logBytesSinceSnapshot = 0
 
     public init(loop: EventLoop, config: RaftServerConfig, logger: Logger) throws {
         self.loop = loop
@@ -43,11 +45,14 @@ public final class RaftServer {
         raftConfig.heartbeatTicks = config.heartbeatTicks
         raftConfig.maxAppendBytes = config.maxAppendBytes
         raftConfig.randomSeed = UInt64.random(in: 1...UInt64.max)
-        // Everything up to the persisted commit index is committed and durable: kvd may have it
-        // at once, without waiting for the core to hand it out again.
-        let durableCommit = min(storage.hardState.commit, storage.lastIndex)
-        node = RaftNode(config: raftConfig, hardState: storage.hardState, entries: storage.entries, applied: durableCommit)
+        // Everything up to the persisted commit index (and the snapshot, which only ever covers
+        // committed entries) is committed and durable: kvd may have it at once, without waiting
+        // for the core to hand it out again.
+        let durableCommit = max(min(storage.hardState.commit, storage.lastIndex), storage.snapshot?.index ?? 0)
+        node = RaftNode(config: raftConfig, hardState: storage.hardState, snapshot: storage.snapshot,
+                        entries: storage.entries, applied: durableCommit)
         committedIndex = durableCommit
+        logBytesSinceSnapshot = storage.entries.reduce(0) { $0 + $1.byteSize }
         syncedTerm = storage.hardState.term
         syncedVote = storage.hardState.vote
         transport = PeerTransport(loop: loop, config: config, logger: logger) { [weak self] message in
@@ -133,10 +138,19 @@ public final class RaftServer {
             // The leader's appends hit the wire before its own fsync starts (thesis §10.2.1).
             transport.send(ready.messages, flushNow: !ready.entries.isEmpty)
             do {
+                if let snapshot = ready.snapshot {
+                    // The leader's snapshot replaces our log; durable before we acknowledge it.
+                    logger.info("installing \(snapshot) from the leader", metadata: ["lastIndex": "\(storage.lastIndex)"])
+                    try storage.installSnapshot(snapshot)
+                    logBytesSinceSnapshot = 0
+                }
                 if let first = ready.entries.first, first.index <= storage.lastIndex {
                     logger.notice("replacing log entries from index \(first.index) (last was \(storage.lastIndex)) with the leader's")
                 }
-                if !ready.entries.isEmpty { try storage.append(ready.entries) }
+                if !ready.entries.isEmpty {
+                    try storage.append(ready.entries)
+                    logBytesSinceSnapshot += ready.entries.reduce(0) { $0 + $1.byteSize }
+                }
                 var mustSync = !ready.entries.isEmpty
                 if let hardState = ready.hardState {
                     try storage.save(hardState: hardState)
@@ -156,10 +170,12 @@ public final class RaftServer {
             // Votes and append acknowledgements leave at once: the leader is waiting on them.
             transport.send(ready.messagesAfterPersist, flushNow: true)
             if let soft = ready.softState { announce(soft) }
+            if let snapshot = ready.snapshot { committedIndex = max(committedIndex, snapshot.index) }
             if let last = ready.committedEntries.last { committedIndex = max(committedIndex, last.index) }
             node.advance(ready)
         }
         streamCommitted()
+        requestSnapshotIfDue()
         if pendingShutdown != nil, node.status.role != .leader { finishShutdown(handedOver: true) }
     }
 
@@ -209,7 +225,7 @@ public final class RaftServer {
         session.decoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
         do {
             while let frame = try session.decoder.nextFrame() {
-                handle(try KvdToRaft(serialized: frame), from: session)
+                try handle(try KvdToRaft(serialized: frame), from: session)
             }
         } catch {
             logger.warning("closing kvd connection: \(error)")
@@ -220,7 +236,7 @@ public final class RaftServer {
         readyAction.schedule()
     }
 
-    private func handle(_ message: KvdToRaft, from session: ApplySession) {
+    private func handle(_ message: KvdToRaft, from session: ApplySession) throws {
         switch message {
         case let .hello(lastApplied):
             let status = node.status
@@ -229,6 +245,7 @@ public final class RaftServer {
             }
             logger.info("kvd attached", metadata: ["lastApplied": "\(lastApplied)", "commit": "\(committedIndex)"])
             session.streamedIndex = lastApplied
+            session.snapshotOut = nil
             session.send(.leadership(Leadership(term: status.term, leaderID: status.leader, isLeader: status.role == .leader)))
             streamCommitted()
         case let .propose(proposals):
@@ -248,13 +265,97 @@ public final class RaftServer {
             session.send(.status(queryID: queryID, NodeStatus(
                 nodeID: config.nodeID, reachable: true, role: status.role.name, term: status.term, leaderID: status.leader,
                 commitIndex: status.commitIndex, appliedIndex: committedIndex, address: "\(config.listen)",
-                fsyncs: storage.syncCount, lastIndex: status.lastIndex)))
+                fsyncs: storage.syncCount, lastIndex: status.lastIndex, snapshotIndex: node.snapshot?.index ?? 0)))
+        case let .snapshot(chunk):
+            guard let complete = try session.snapshotIn.add(chunk) else { return }
+            session.snapshotRequestedAt = nil
+            try compact(with: complete, from: session)
         }
     }
 
-    /// Sends committed entries kvd has not seen yet, while its socket keeps up.
+    // MARK: Snapshots and compaction
+
+    /// Asks kvd for a snapshot once enough log accumulated since the last one (one request at a
+    /// time; an unanswered one is repeated after a while, e.g. if kvd reconnected meanwhile).
+    private func requestSnapshotIfDue() {
+        guard logBytesSinceSnapshot >= config.snapshotLogBytes, let session, session.streamedIndex != nil,
+              session.snapshotOut == nil else { return }
+        let now = EventLoop.monotonicNanos()
+        if let asked = session.snapshotRequestedAt, now - asked < Self.snapshotRequestRetryNanos { return }
+        session.snapshotRequestedAt = now
+        session.send(.snapshotRequest(appliedAtLeast: committedIndex))
+    }
+
+    private static let snapshotRequestRetryNanos: UInt64 = 10_000_000_000
+
+    /// kvd's state at `kvdSnapshot.index`: made durable, then the log before it is discarded
+    /// (except a catch-up tail) in memory and on disk.
+    private func compact(with kvdSnapshot: SnapshotAssembler.Complete, from session: ApplySession) throws {
+        let index = kvdSnapshot.index
+        guard let streamed = session.streamedIndex, index <= streamed else {
+            throw ApplyProtocolViolation("kvd sent a snapshot at index \(index) but was only sent entries up to \(session.streamedIndex ?? 0)")
+        }
+        // Already covered by a newer snapshot, or compacted away meanwhile.
+        guard index > node.snapshot?.index ?? 0, let term = node.entry(at: index)?.term else { return }
+        let snapshot = Snapshot(index: index, term: term, data: kvdSnapshot.data)
+        let clock = ContinuousClock()
+        let started = clock.now
+        do {
+            try storage.saveSnapshot(snapshot)
+        } catch {
+            // The log is intact on disk; only compaction is put off.
+            logger.error("cannot save \(snapshot): \(error); the log stays uncompacted")
+            return
+        }
+        node.compact(through: index, data: snapshot.data, retaining: catchUpEntries(before: index))
+        logBytesSinceSnapshot = 0
+        var bytes = 0
+        var next = index + 1
+        while let entry = node.entry(at: next) {
+            bytes += entry.byteSize
+            next += 1
+        }
+        logBytesSinceSnapshot = bytes
+        logger.info("compacted the log through \(index)", metadata: [
+            "snapshotBytes": "\(snapshot.data.count)", "firstIndex": "\(node.firstIndex)",
+            "duration": "\(clock.now - started)",
+        ])
+    }
+
+    /// How many entries before `index` fit in `snapshotCatchUpBytes` (kept when compacting).
+    private func catchUpEntries(before index: UInt64) -> Int {
+        var count = 0
+        var bytes = 0
+        var position = index
+        while position > 0, let entry = node.entry(at: position) {
+            bytes += entry.byteSize
+            if bytes > config.snapshotCatchUpBytes { break }
+            count += 1
+            position -= 1
+        }
+        return count
+    }
+
+    /// Sends committed entries kvd has not seen yet, while its socket keeps up; a kvd behind the
+    /// compacted log gets the snapshot first.
     private func streamCommitted() {
         guard let session, var next = session.streamedIndex.map({ $0 + 1 }) else { return }
+        if session.snapshotOut == nil, next <= committedIndex, next < node.firstIndex, let snapshot = node.snapshot {
+            logger.info("restoring kvd from \(snapshot): it has applied up to \(next - 1), the log starts at \(node.firstIndex)")
+            session.snapshotOut = SnapshotChunker(index: snapshot.index, term: snapshot.term, data: snapshot.data)
+        }
+        if var chunker = session.snapshotOut {
+            while session.connection.isWritable, let chunk = chunker.next() {
+                session.send(.snapshot(chunk))
+            }
+            guard chunker.isFinished else {
+                session.snapshotOut = chunker
+                return
+            }
+            session.snapshotOut = nil
+            session.streamedIndex = chunker.index
+            next = chunker.index + 1
+        }
         while next <= committedIndex, session.connection.isWritable {
             var batch: [LogEntry] = []
             var bytes = 0
@@ -268,6 +369,12 @@ public final class RaftServer {
             session.streamedIndex = next - 1
         }
     }
+}
+
+/// kvd broke the apply protocol; its connection is closed.
+struct ApplyProtocolViolation: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 extension RaftRole {

@@ -17,6 +17,12 @@ public struct RaftServerConfig: Sendable {
     public var applyChunkBytes: Int = 1 << 20
     /// Most log bytes in one append message to a follower.
     public var maxAppendBytes: Int = 1 << 20
+    /// Once this many bytes of entries were logged since the last snapshot, raftd asks kvd for
+    /// a snapshot and compacts the log up to it (bounding memory, disk and restart time).
+    public var snapshotLogBytes: Int = 8 << 20
+    /// Entry bytes kept before a snapshot's index when compacting, so a follower that is only
+    /// slightly behind catches up with appends instead of a whole snapshot.
+    public var snapshotCatchUpBytes: Int = 2 << 20
 
     public init(nodeID: UInt64, clusterID: UInt64, listen: Endpoint, peers: [UInt64: Endpoint], applySocketPath: String,
                 dataDir: String, heartbeatMs: Double = 50, electionMs: Double = 300) {

@@ -87,10 +87,12 @@ public struct NodeStatus: Hashable, Sendable {
     /// raftd's log fdatasyncs since it started.
     public var fsyncs: UInt64
     public var lastIndex: UInt64
+    /// Index of raftd's latest snapshot: the log before it is compacted away.
+    public var snapshotIndex: UInt64
 
     public init(nodeID: UInt64 = 0, reachable: Bool = false, role: String = "", term: UInt64 = 0, leaderID: UInt64 = 0,
                 commitIndex: UInt64 = 0, appliedIndex: UInt64 = 0, address: String = "", error: String = "",
-                fsyncs: UInt64 = 0, lastIndex: UInt64 = 0) {
+                fsyncs: UInt64 = 0, lastIndex: UInt64 = 0, snapshotIndex: UInt64 = 0) {
         self.nodeID = nodeID
         self.reachable = reachable
         self.role = role
@@ -102,6 +104,7 @@ public struct NodeStatus: Hashable, Sendable {
         self.error = error
         self.fsyncs = fsyncs
         self.lastIndex = lastIndex
+        self.snapshotIndex = snapshotIndex
     }
 }
 

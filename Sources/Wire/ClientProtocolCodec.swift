@@ -39,6 +39,7 @@ extension NodeStatus: WireMessage {
         if !error.isEmpty { m.pointee.error = arena.string(error) }
         m.pointee.fsyncs = fsyncs
         m.pointee.last_index = lastIndex
+        m.pointee.snapshot_index = snapshotIndex
         return m
     }
 
@@ -46,7 +47,8 @@ extension NodeStatus: WireMessage {
         self.init(nodeID: m.pointee.node_id, reachable: m.pointee.reachable != 0, role: CValue.string(m.pointee.role),
                   term: m.pointee.term, leaderID: m.pointee.leader_id, commitIndex: m.pointee.commit_index,
                   appliedIndex: m.pointee.applied_index, address: CValue.string(m.pointee.address),
-                  error: CValue.string(m.pointee.error), fsyncs: m.pointee.fsyncs, lastIndex: m.pointee.last_index)
+                  error: CValue.string(m.pointee.error), fsyncs: m.pointee.fsyncs, lastIndex: m.pointee.last_index,
+                  snapshotIndex: m.pointee.snapshot_index)
     }
 
     public func append(to out: inout [UInt8], framed: Bool) {

@@ -41,6 +41,12 @@ struct Raftd: ParsableCommand {
     @Option(help: "Election timeout in milliseconds (randomized between 1x and 2x).")
     var electionMs: Double = 300
 
+    @Option(help: "Ask kvd for a snapshot and compact the log once this many bytes of entries were logged since the last one.")
+    var snapshotLogBytes: Int = 8 << 20
+
+    @Option(help: "Bytes of entries kept before a snapshot's index when compacting, so slightly lagging followers catch up without a snapshot.")
+    var snapshotCatchUpBytes: Int = 2 << 20
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -53,6 +59,8 @@ struct Raftd: ParsableCommand {
         }
         guard heartbeatMs >= 1 else { throw ValidationError("--heartbeat-ms must be at least 1") }
         guard electionMs >= heartbeatMs * 3 else { throw ValidationError("--election-ms must be at least 3x --heartbeat-ms") }
+        guard snapshotLogBytes >= 1 else { throw ValidationError("--snapshot-log-bytes must be positive") }
+        guard snapshotCatchUpBytes >= 0 else { throw ValidationError("--snapshot-catch-up-bytes must not be negative") }
     }
 
     func run() throws {
@@ -60,9 +68,11 @@ struct Raftd: ParsableCommand {
         let logger = Logger(label: "raftd")
         var endpoints: [UInt64: Endpoint] = [:]
         for (peer, address) in peers.byID { endpoints[peer] = Endpoint.parseHostPort(address)! }
-        let config = RaftServerConfig(
+        var config = RaftServerConfig(
             nodeID: id, clusterID: ClusterID.hash(clusterID), listen: Endpoint.parseHostPort(listen)!, peers: endpoints,
             applySocketPath: applySocket, dataDir: dataDir, heartbeatMs: heartbeatMs, electionMs: electionMs)
+        config.snapshotLogBytes = snapshotLogBytes
+        config.snapshotCatchUpBytes = snapshotCatchUpBytes
         let loop = EventLoop()
         let server: RaftServer
         do {

@@ -3,6 +3,10 @@ import Wire
 
 /// Stands in for kvd on raftd apply sockets, for tests of raftd alone: records every
 /// committed entry each raftd streams, and proposes commands. One loop, driven by the test.
+///
+/// Its "state machine" is the list of applied entries: asked for a snapshot, it sends that
+/// list (encoded as a `CommittedEntries` message), and restoring from raftd's snapshot
+/// replaces the list, so a test can check that snapshots carry exactly the applied history.
 public final class ApplyProbe {
     public final class Link {
         public let node: Int
@@ -11,11 +15,15 @@ public final class ApplyProbe {
         var decoder = FrameDecoder(frameLimit: 64 << 20)
         /// Every entry received, in order, across reconnects.
         public private(set) var applied: [LogEntry] = []
-        public private(set) var leadership: Leadership?
+        public internal(set) var leadership: Leadership?
         /// Proposal results by proposal id.
         public var results: [UInt64: ProposeResult] = [:]
         /// Set when raftd streamed an entry that did not follow the previous one.
         public private(set) var streamErrors: [String] = []
+        /// Snapshots raftd sent us (restores) and asked us for.
+        public private(set) var restores = 0
+        public private(set) var snapshotRequests = 0
+        var snapshotIn = SnapshotAssembler()
 
         init(node: Int, path: String) {
             self.node = node
@@ -37,6 +45,23 @@ public final class ApplyProbe {
             case let .leadership(l): leadership = l
             case let .results(list): for r in list { results[r.proposalID] = r }
             case .status: break
+            case let .snapshot(chunk):
+                do {
+                    guard let complete = try snapshotIn.add(chunk) else { return }
+                    guard case let .committed(entries) = try RaftToKvd(serialized: complete.data),
+                          entries.last?.index ?? 0 == complete.index else {
+                        return streamErrors.append("node \(node): snapshot at \(complete.index) does not hold the applied entries up to it")
+                    }
+                    applied = entries
+                    restores += 1
+                } catch {
+                    streamErrors.append("node \(node): bad snapshot from raftd: \(error)")
+                }
+            case .snapshotRequest:
+                snapshotRequests += 1
+                let data = RaftToKvd.committed(applied).serialized()
+                var chunker = SnapshotChunker(index: lastApplied, term: 0, data: data, chunkSize: 64 << 10)
+                while let chunk = chunker.next() { connection?.write(KvdToRaft.snapshot(chunk).framed()) }
             }
         }
     }
@@ -58,6 +83,7 @@ public final class ApplyProbe {
         guard let connection = try? Connection.connect(loop: loop, to: .unix(path: link.path)) else { return }
         link.connection = connection
         link.decoder = FrameDecoder(frameLimit: 64 << 20)
+        link.snapshotIn = SnapshotAssembler()
         connection.onRead = { [weak link] conn in
             guard let link else { return }
             link.decoder.withAppendableBuffer { _ = conn.readAvailable(appendingTo: &$0) }
@@ -65,13 +91,17 @@ public final class ApplyProbe {
                 link.receive(message)
             }
         }
-        connection.onClose = { [weak link] _, _ in link?.connection = nil }
+        connection.onClose = { [weak link] _, _ in
+            link?.connection = nil
+            link?.leadership = nil  // stale once the link is gone
+        }
         connection.write(KvdToRaft.hello(lastApplied: link.lastApplied).framed())
     }
 
     public func disconnect(_ node: Int) {
         links[node]?.connection?.close()
         links[node]?.connection = nil
+        links[node]?.leadership = nil
     }
 
     /// Proposes `commands` through node's raftd; returns the proposal ids.

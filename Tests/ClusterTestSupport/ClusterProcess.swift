@@ -62,6 +62,12 @@ public final class ClusterProcess {
         return process.terminationStatus
     }
 
+    /// Whether anything this process (in any of its runs) logged contains `text`.
+    public func logContains(_ text: String) -> Bool {
+        guard let log = try? String(contentsOf: logURL, encoding: .utf8) else { return false }
+        return log.contains(text)
+    }
+
     public func logTail(lines: Int = 30) -> String {
         guard let text = try? String(contentsOf: logURL, encoding: .utf8) else { return "" }
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")

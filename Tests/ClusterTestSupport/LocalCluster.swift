@@ -15,6 +15,10 @@ public struct ClusterOptions: Sendable {
     /// Gateway: how long it keeps retrying one request.
     public var gatewayDeadlineMs = 2000.0
     public var sessionTimeoutS = 3600
+    /// raftd compacts after this many log bytes: small, so every scenario takes snapshots,
+    /// and nodes that fall behind (killed, partitioned) catch up by installing one.
+    public var snapshotLogBytes = 64 << 10
+    public var snapshotCatchUpBytes = 8 << 10
     public var logLevel = "info"
 
     public init(nodes: Int = 3, gateways: Int = 1) {
@@ -78,6 +82,8 @@ public final class LocalCluster {
                 arguments: ["--id", "\(i)", "--listen", "127.0.0.1:\(raftPorts[i - 1])", "--peers", peers,
                             "--apply-socket", socket, "--data-dir", directory.appendingPathComponent("data-\(i)").path,
                             "--heartbeat-ms", "\(options.heartbeatMs)", "--election-ms", "\(options.electionMs)",
+                            "--snapshot-log-bytes", "\(options.snapshotLogBytes)",
+                            "--snapshot-catch-up-bytes", "\(options.snapshotCatchUpBytes)",
                             "--log-level", options.logLevel],
                 logURL: directory.appendingPathComponent("raftd-\(i).log")))
             kvds.append(ClusterProcess(

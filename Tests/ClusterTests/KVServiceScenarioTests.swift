@@ -42,6 +42,45 @@ struct KVServiceScenarioTests {
     @Test func killOnlyKvds() throws { try Scenario(clients: 5, crash: [.kvd]).run("kill -9 kvds only") }
     @Test func killOnlyRaftds() throws { try Scenario(clients: 5, crash: [.raftd]).run("kill -9 raftds only") }
 
+    /// Compaction seen from clients: after raftd compacted its log many times, restarted kvds
+    /// (a follower's, then the leader's) rebuild from raftd's snapshot plus the entries after
+    /// it, and every value reads back.
+    @Test func restartedKvdsRestoreFromSnapshots() throws {
+        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 1))
+        defer { cluster.shutdown() }
+        try cluster.start()
+        let leader = try #require(cluster.waitForLeader())
+        let clerk = Clerk(endpoints: cluster.gatewayEndpoints)
+        func key(_ i: Int) -> [UInt8] { Array("key-\(i)".utf8) }
+        func value(_ i: Int, _ round: Int) -> [UInt8] { Array("value-\(i)-\(round)-".utf8) + [UInt8](repeating: UInt8(65 + round), count: 200) }
+        func write(round: Int) {
+            for i in 0..<600 {
+                guard case let .completed(response) = clerk.put(key(i), value(i, round)), response.status == .ok else {
+                    Issue.record("put \(i) in round \(round) failed\n\(cluster.logs())")
+                    return
+                }
+            }
+        }
+        write(round: 0)
+        let follower = (1...3).first { $0 != leader }!
+        cluster.kill9(cluster.kvd(follower))
+        write(round: 1)
+        try cluster.kvd(follower).start()
+        // The leader's kvd goes too; rebuilt from a snapshot, it serves the leader's clients again.
+        cluster.kill9(cluster.kvd(leader))
+        try cluster.kvd(leader).start()
+        write(round: 2)
+        for i in 0..<600 {
+            guard case let .completed(response) = clerk.get(key(i)) else {
+                Issue.record("get \(i) failed\n\(cluster.logs())")
+                return
+            }
+            #expect(response.status == .ok && response.value == value(i, 2), "key \(i)")
+        }
+        #expect(cluster.kvd(follower).logContains("restored from raftd's snapshot"), "\(cluster.logs())")
+        #expect(cluster.kvd(leader).logContains("restored from raftd's snapshot"), "\(cluster.logs())")
+    }
+
     /// The 6.824 speed check: 1,000 sequential Appends by one client, reported in ms/op.
     @Test func thousandSequentialAppends() throws {
         let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 1))

@@ -100,3 +100,71 @@ struct RaftdProcessTests {
         for process in cluster.raftds { #expect(process.isRunning, "\(process.name) died") }
     }
 }
+
+/// Log compaction with real raftds: snapshots taken from the (probe) state machine, a follower
+/// that missed compacted entries catches up by installing the leader's snapshot, and a whole
+/// cluster restarts from snapshot + log.
+@Suite(.serialized)
+struct RaftdSnapshotTests {
+    @Test func laggingFollowerInstallsSnapshotAndClusterRestartsFromIt() throws {
+        var options = ClusterOptions(nodes: 3, gateways: 0)
+        options.snapshotLogBytes = 64 << 10
+        options.snapshotCatchUpBytes = 8 << 10
+        let cluster = try LocalCluster(options)
+        defer { cluster.shutdown() }
+        try cluster.start(raftdsOnly: true)
+        let probe = ApplyProbe(sockets: Dictionary(uniqueKeysWithValues: (1...3).map { ($0, cluster.applySocket($0)) }))
+        func fail(_ what: String) -> String { "\(what)\n\(cluster.logs())" }
+        #expect(probe.run(timeoutMs: 10_000) { probe.leader != nil }, "\(fail("no leader elected"))")
+        let leader = try #require(probe.leader)
+        let lagging = (1...3).first { $0 != leader }!
+
+        var expected: [[UInt8]] = []
+        func propose(_ count: Int, on node: Int) {
+            for _ in 0..<(count / 100) {
+                let commands = (0..<100).map { i in Array("command-\(expected.count + i)-".utf8) + [UInt8](repeating: 0x61, count: 80) }
+                probe.propose(on: node, commands)
+                expected.append(contentsOf: commands)
+                probe.run(timeoutMs: 2) { false }
+            }
+        }
+        func applied(_ node: Int) -> [[UInt8]] { probe.links[node]!.applied.filter { !$0.isNoop }.map(\.data) }
+
+        propose(500, on: leader)
+        #expect(probe.run(timeoutMs: 10_000) { (1...3).allSatisfy { applied($0).count == expected.count } }, "\(fail("first commands not applied"))")
+
+        // The follower goes down; the others log ~1 MB, compacting many times over.
+        cluster.kill9(cluster.raftd(lagging))
+        probe.disconnect(lagging)
+        propose(10_000, on: leader)
+        let survivors = (1...3).filter { $0 != lagging }
+        #expect(probe.run(timeoutMs: 30_000) { survivors.allSatisfy { applied($0).count == expected.count } }, "\(fail("survivors did not apply"))")
+        for node in survivors {
+            #expect(probe.links[node]!.snapshotRequests >= 3, "node \(node) was asked for \(probe.links[node]!.snapshotRequests) snapshots")
+            let snapshotFile = cluster.directory.appendingPathComponent("data-\(node)/snapshot").path
+            #expect(FileManager.default.fileExists(atPath: snapshotFile), "no snapshot file for node \(node)")
+        }
+
+        // Back up: its log ends long before the leader's first entry, so it must take a snapshot,
+        // and its stand-in kvd is restored from it.
+        try cluster.raftd(lagging).start()
+        #expect(probe.run(timeoutMs: 20_000) { applied(lagging).count == expected.count }, "\(fail("lagging node did not catch up"))")
+        #expect(probe.links[lagging]!.restores >= 1, "the lagging node caught up without a snapshot")
+        #expect(cluster.raftd(lagging).logContains("installing snapshot"), "\(fail("no snapshot installed"))")
+        #expect(applied(lagging) == expected, "the lagging node's history differs")
+
+        // Everyone restarts at once from snapshot + log, and the cluster goes on.
+        for node in 1...3 { cluster.kill9(cluster.raftd(node)); probe.disconnect(node) }
+        for node in 1...3 { try cluster.raftd(node).start() }
+        #expect(probe.run(timeoutMs: 10_000) { probe.leader != nil }, "\(fail("no leader after restarting everyone"))")
+        propose(300, on: try #require(probe.leader))
+        let counts = { (1...3).map { applied($0).count } }
+        #expect(probe.run(timeoutMs: 20_000) { counts().allSatisfy { $0 == expected.count } },
+                "\(fail("no progress after restarting from snapshots: applied \(counts()) of \(expected.count)"))")
+        for node in 1...3 {
+            let matches = applied(node) == expected
+            #expect(matches, "node \(node) applied a different history (\(applied(node).count) commands, expected \(expected.count))")
+            #expect(probe.links[node]!.streamErrors.isEmpty, "\(probe.links[node]!.streamErrors)")
+        }
+    }
+}

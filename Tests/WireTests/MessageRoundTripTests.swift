@@ -21,7 +21,7 @@ extension RandomNumberGenerator {
         NodeStatus(nodeID: varintValue(), reachable: bool(),
                    role: ["", "leader", "follower", "candidate", "pre-candidate"].randomElement(using: &self)!,
                    term: varintValue(), leaderID: varintValue(), commitIndex: varintValue(), appliedIndex: varintValue(),
-                   address: string(), error: string())
+                   address: string(), error: string(), fsyncs: varintValue(), lastIndex: varintValue(), snapshotIndex: varintValue())
     }
 
     mutating func kvResponse() -> KvResponse {

@@ -92,10 +92,14 @@ struct  Kvraft__NodeStatus
    * last index in this node's log
    */
   uint64_t last_index;
+  /*
+   * the log is compacted up to here (raftd's latest snapshot), 0 if never
+   */
+  uint64_t snapshot_index;
 };
 #define KVRAFT__NODE_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__node_status__descriptor) \
-    , 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0 }
+    , 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0 }
 
 
 struct  Kvraft__KvResponse
