@@ -70,6 +70,7 @@ public final class DurableLog {
     private let preallocation: Int
     private var lockFD: Int32
     private let logger: Logger
+    private let remover: SegmentRemover
 
     /// Unsynced bytes past this are written (not synced) early, bounding the buffer's memory.
     private static let pendingFlushThreshold = 8 << 20
@@ -93,6 +94,7 @@ public final class DurableLog {
         self.preallocation = preallocation
         self.lockFD = lockFD
         self.logger = logger
+        remover = SegmentRemover(directory: directory, logger: logger)
     }
 
     /// Dropping a log without `close()` behaves like a crash: unsynced appends are lost.
@@ -272,7 +274,7 @@ public final class DurableLog {
             }
             segments[segments.count - 1].startsWithHardState = true
         }
-        try deleteCoveredSegments()
+        deleteCoveredSegments()
     }
 
     // MARK: Writing
@@ -365,7 +367,7 @@ public final class DurableLog {
             "snapshotIndex": "\(snapshot.index)", "snapshotTerm": "\(snapshot.term)", "bytes": "\(snapshot.data.count)",
             "droppedEntries": "\(covered)",
         ])
-        try deleteCoveredSegments()
+        deleteCoveredSegments()
     }
 
     /// Replaces the whole log with a snapshot received from the leader. Its index may be beyond
@@ -389,7 +391,7 @@ public final class DurableLog {
             "snapshotIndex": "\(snapshot.index)", "snapshotTerm": "\(snapshot.term)", "bytes": "\(snapshot.data.count)",
             "droppedEntries": "\(dropped)",
         ])
-        try deleteCoveredSegments()
+        deleteCoveredSegments()
     }
 
     /// Writes "the log restarts after (index, term)" as the first record after the hard state of a
@@ -403,37 +405,24 @@ public final class DurableLog {
         for older in segments.indices.dropLast() { segments[older].lastIndex = 0 }
     }
 
-    /// Deletes the longest run of oldest segments that the snapshot covers entirely, such that the
-    /// first segment kept starts with a hard state record; never the segment being written.
-    /// Oldest first, syncing the directory after each, so a crash never leaves a hole in the
-    /// sequence. A segment that cannot be unlinked stays (and so do the ones after it) until the
-    /// next compaction; a failed directory sync makes the log refuse further use.
-    private func deleteCoveredSegments() throws {
+    /// Drops the longest run of oldest segments that the snapshot covers entirely, such that the
+    /// first segment kept starts with a hard state record; never the segment being written. The
+    /// files are deleted in the background (see `SegmentRemover`).
+    private func deleteCoveredSegments() {
         guard let covered = snapshot?.index else { return }
         var count = 0
         for position in segments.indices.dropLast() {
             guard segments[position].lastIndex <= covered else { break }
             if segments[position + 1].startsWithHardState { count = position + 1 }
         }
-        var deleted: [String] = []
-        for _ in 0..<count {
-            let path = segments[0].segment.path
-            do {
-                try SystemFile.remove(path)
-            } catch {
-                logger.warning("could not delete a WAL segment the snapshot covers; will retry at the next compaction",
-                               metadata: ["file": "\(path)", "error": "\(error)"])
-                break
-            }
-            segments.removeFirst()
-            try failing { try SystemFile.syncDirectory(directory) }
-            deleted.append(path)
-        }
-        if !deleted.isEmpty {
-            logger.info("deleted \(deleted.count) WAL segments the snapshot covers", metadata: [
-                "snapshotIndex": "\(covered)", "files": "\(deleted.joined(separator: ", "))",
-            ])
-        }
+        let paths = segments.prefix(count).map(\.segment.path)
+        segments.removeFirst(count)
+        remover.remove(paths, snapshotIndex: covered)
+    }
+
+    /// Waits for background segment deletions (for tests, and before closing).
+    public func waitForSegmentDeletions() {
+        remover.waitUntilIdle()
     }
 
     // MARK: Closing
@@ -456,6 +445,8 @@ public final class DurableLog {
 
     /// Closes each descriptor once: a second close could hit a descriptor number reused by someone else.
     private func releaseFiles() {
+        // Deletions finish before the lock goes, so the next opener sees a settled directory.
+        remover.waitUntilIdle()
         writer.closeDescriptor()
         if lockFD >= 0 {
             SystemFile.close(lockFD)

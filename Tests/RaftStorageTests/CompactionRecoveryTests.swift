@@ -38,6 +38,7 @@ import Testing
             #expect(warning.message.contains("the log holds term 1 at index 8, not the snapshot's entry (index 8, term 2)"))
             #expect(warning.metadata["droppedEntries"] == "10")
             // The reset record now stands in a new segment; the old one is superseded and gone.
+            log.waitForSegmentDeletions()
             #expect(try segmentNames(dir) == ["wal-0000000000000002.log"])
             // Appends after the snapshot replay on top of the reset.
             try log.append(makeEntries(9...12, term: 2))
@@ -66,6 +67,7 @@ import Testing
             #expect(log.entries.isEmpty)
             #expect(log.lastIndex == 25)
             #expect(capture.messages(at: .warning).first?.message.contains("the log holds entries up to index 10") == true)
+            log.waitForSegmentDeletions()
             #expect(try segmentNames(dir).count == 1)
             try log.append(makeEntries(26...27, term: 3))
             log.close()
@@ -119,6 +121,7 @@ import Testing
         #expect(log.lastIndex == 20)
         #expect(log.recovery.truncatedBytes > 0)
         #expect(capture.messages(at: .warning).contains { $0.message.contains("a crash interrupted installing that snapshot") })
+        log.waitForSegmentDeletions()
         let names = try segmentNames(dir)
         #expect(names.count == 1)
         #expect(!oldSegments.map { String($0.0.split(separator: "/").last!) }.contains(names[0]))
@@ -147,6 +150,7 @@ import Testing
         #expect(log.recovery.segments == oldSegments.count + 1)
         #expect(log.entries == makeEntries(16...17, term: 3), "the reset record supersedes the old entries")
         #expect(capture.messages(at: .warning).isEmpty)
+        log.waitForSegmentDeletions()
         #expect(try segmentPaths(dir).count == 1, "recovery finished the deletion")
     }
 
@@ -159,6 +163,7 @@ import Testing
             try appendEach(log, makeEntries(1...40, term: 1))
             let before = try segmentPaths(dir).map { ($0, try readFile($0)) }
             try log.saveSnapshot(Snapshot(index: 30, term: 1, data: []))
+            log.waitForSegmentDeletions()
             let after = try segmentPaths(dir)
             deleted = before.filter { !after.contains($0.0) }
             log.close()
@@ -168,6 +173,7 @@ import Testing
         let log = try openLog(dir, segmentSize: 256)
         #expect(log.recovery.segments > deleted.count - 1)
         #expect(log.entries == makeEntries(31...40, term: 1))
+        log.waitForSegmentDeletions()
         for (path, _) in deleted { #expect(!FileManager.default.fileExists(atPath: path)) }
     }
 
@@ -217,6 +223,7 @@ import Testing
         #expect(log.entries == makeEntries(1...20, term: 5))
         #expect(try replaySegment(dir, next).segments[0].startsWithHardState)
         try log.saveSnapshot(Snapshot(index: 20, term: 5, data: []))
+        log.waitForSegmentDeletions()
         #expect(try segmentNames(dir) == [next])
         log.close()
         let reopened = try openLog(dir, segmentSize: 256)

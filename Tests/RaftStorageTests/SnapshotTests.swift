@@ -29,6 +29,7 @@ import Testing
             #expect(log.firstIndex == 61)
             #expect(log.lastIndex == 100)
             #expect(log.entries == makeEntries(61...100, term: 2))
+            log.waitForSegmentDeletions()
             remaining = try segmentNames(dir)
             #expect(remaining == Array(before.dropFirst(deletable)))
             #expect(lastIndexes[deletable] > 60, "the first segment kept holds entries after the snapshot")
@@ -170,6 +171,7 @@ import Testing
             let before = try segmentNames(dir)
             #expect(before.count > 5)
             try log.saveSnapshot(Snapshot(index: 40, term: 4, data: [4, 0]))
+            log.waitForSegmentDeletions()
             #expect(try segmentNames(dir) == [before.last!])
             kept = before.last!
             log.close()
@@ -201,6 +203,7 @@ import Testing
             #expect(log.firstIndex == 51)
             #expect(log.lastIndex == 50)
             // The reset record starts a new segment; every older one is superseded and deleted.
+            log.waitForSegmentDeletions()
             #expect(try segmentNames(dir) == [WALSegment.fileName(sequence: UInt64(before.count + 1))])
 
             #expect(throws: StorageError.appendGap(lastIndex: 50, firstIndex: 53)) { try log.append(makeEntries(53...53, term: 3)) }
@@ -265,6 +268,7 @@ import Testing
             try log.installSnapshot(Snapshot(index: 300, term: 2, data: [2]))
             try log.append(makeEntries(301...310, term: 2))
             try log.sync()
+            log.waitForSegmentDeletions()
             #expect(try segmentPaths(dir).count == 1)
             #expect(try fileSize(segmentPaths(dir)[0]) == 4096)
             log.close()
@@ -363,6 +367,7 @@ import Testing
             #expect(state(log) == model, "\(context)")
             #expect(log.firstIndex == model.firstIndex, "\(context)")
             #expect(log.lastIndex == model.lastIndex, "\(context)")
+            log.waitForSegmentDeletions()
             let names = try segmentNames(dir)
             if compacted, model.snapshot != nil, names.count > 1 {
                 // Compaction left nothing behind that it could have deleted.
