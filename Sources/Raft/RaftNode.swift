@@ -221,7 +221,7 @@ public final class RaftNode {
         if let last = ready.entries.last { log.persisted(through: last.index) }
         if let last = ready.committedEntries.last { log.applied(through: last.index) }
         if case .leader(let state) = role, maybeCommit(state) {
-            broadcastAppend(state, includeEmpty: true)
+            broadcastAppend(state, includeEmpty: false)
         }
     }
 

@@ -40,7 +40,11 @@ extension RaftNode {
                 }
             } else {
                 if state.progress[message.from]!.acknowledge(message.index), maybeCommit(state) {
-                    broadcastAppend(state, includeEmpty: true)
+                    // A new commit index rides on the next append or heartbeat rather than an
+                    // append of its own: followers' state machines only need it eventually (clients
+                    // are answered by the leader), and an extra message per commit costs every
+                    // node a wakeup and an acknowledgement.
+                    broadcastAppend(state, includeEmpty: false)
                 } else {
                     sendAppends(to: message.from, state)
                 }

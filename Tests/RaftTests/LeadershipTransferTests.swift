@@ -78,6 +78,7 @@ import Testing
         // The new leader commits, and nothing committed before was lost.
         guard case .accepted(let index, _) = new.propose([7]) else { Issue.record("new leader refused"); return }
         net.run()
+        net.tick([3])  // followers learn the commit index from the next heartbeat
         for node in net.nodes.values {
             #expect(node.status.commitIndex >= index)
             #expect(node.status.commitIndex > committed)

@@ -50,6 +50,13 @@ import Testing
             #expect(node.status.role == .leader, "node \(id) did not win: \(node.status)")
         }
 
+        /// One heartbeat round from `id`: followers learn the leader's commit index from
+        /// heartbeats and later appends (a commit alone sends nothing).
+        func heartbeat(from id: UInt64) {
+            nodes[id]!.tick()
+            run()
+        }
+
         var transcript: String { delivered.map(\.description).joined(separator: "\n") }
     }
 
@@ -139,6 +146,7 @@ import Testing
         #expect(rejections.count <= 2, "\(rejections.count) rejections:\n\(pump.transcript)")
         #expect(follower.status.lastIndex == 55)
         #expect((1...55).allSatisfy { follower.entry(at: $0) == leader.entry(at: $0) }, "follower's log differs from the leader's")
+        pump.heartbeat(from: 1)
         #expect(follower.status.commitIndex == 55)
     }
 
@@ -172,6 +180,8 @@ import Testing
         leader.advance(ready)
         for message in ready.messages { pump.nodes[message.to]!.step(message) }
         pump.run()
+        #expect(leader.status.commitIndex == 11)
+        pump.heartbeat(from: 1)
         #expect(pump.nodes[2]!.status.commitIndex == 11, "the rest follows as acknowledgements free the window: \(leader.status)\n\(pump.transcript)")
     }
 

@@ -284,6 +284,7 @@ import Testing
         pump.run()
         #expect(pump.installed.map(\.node).sorted() == [2, 3], "\(pump.transcript)")
         #expect(pump.installed.allSatisfy { $0.snapshot == snapshot })
+        pump.heartbeat(from: 1)
         for node in fresh {
             #expect(node.status.commitIndex == 14 && node.status.firstIndex == 11)
             #expect((11...14).allSatisfy { node.entry(at: $0) == restarted.entry(at: $0) })
