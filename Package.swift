@@ -25,6 +25,7 @@ let package = Package(
             linkerSettings: [.linkedLibrary("protobuf-c")]
         ),
         .systemLibrary(name: "CLibevent", path: "Sources/CLibevent"),
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
 
         // Thin Swift wrappers: the only modules that touch C pointers.
         .target(name: "Wire", dependencies: ["CProtobufC"]),
@@ -37,7 +38,7 @@ let package = Package(
         // Processes' logic, in libraries so tests can reach it.
         .target(name: "KVStore", dependencies: ["Wire"]),
         .target(name: "ServiceSupport", dependencies: [
-            "Wire", "EventLoop",
+            "Wire", "EventLoop", "CMalloc",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -1,3 +1,4 @@
+import Dispatch
 import EventLoop
 import KVStore
 import Logging
@@ -22,6 +23,12 @@ public final class KVServer {
     private var snapshotIn = SnapshotAssembler()
     /// Our snapshot on its way to raftd, cut into chunks as the link drains.
     private var snapshotOut: SnapshotChunker?
+    /// Snapshots are encoded off the loop (from a copy-on-write copy of the state machine) and
+    /// come back here; `encoding` is set meanwhile, one at a time.
+    private var snapshotEncoded: LoopMailbox<EncodedSnapshot>!
+    private var encoding = false
+    /// Bumped on every raftd (re)connection, so an encoding started for one is not sent on another.
+    private var raftConnection = 0
     private var listener: Listener?
     private var clients: [ObjectIdentifier: ClientLink] = [:]
     private var pending = PendingRequests()
@@ -43,6 +50,7 @@ public final class KVServer {
         raftLink = Dialer(loop: loop, endpoint: .unix(path: config.raftSocketPath), minBackoffMs: 10, maxBackoffMs: 500)
         flushAction = DeferredAction(loop: loop) { [weak self] in self?.flushProposals() }
         sweepTimer = Timer(loop: loop, repeating: true) { [weak self] in self?.sweepDeadlines() }
+        snapshotEncoded = LoopMailbox(loop: loop) { [weak self] encoded in self?.snapshotReady(encoded) }
     }
 
     public func start() throws {
@@ -82,6 +90,7 @@ public final class KVServer {
         raftDecoder = FrameDecoder(frameLimit: 64 << 20)
         snapshotIn = SnapshotAssembler()
         snapshotOut = nil
+        raftConnection += 1
         connection.onRead = { [weak self] conn in self?.receiveFromRaft(conn) }
         connection.onWritable = { [weak self] conn in self?.sendSnapshotChunks(on: conn) }
         scratch.removeAll(keepingCapacity: true)
@@ -142,17 +151,32 @@ public final class KVServer {
     // MARK: Snapshots
 
     /// Encodes the state machine as of the last applied entry and streams it to raftd, which
-    /// compacts its log up to that index. One at a time: a request while one is on its way waits.
+    /// compacts its log up to that index. The encoding runs on another thread from a copy of the
+    /// machine (copy-on-write: the loop keeps applying meanwhile), so serving never stalls on it.
+    /// One at a time: a request while one is under way is dropped (raftd asks again).
     private func takeSnapshot() {
-        guard snapshotOut == nil, let connection = raftLink.connection else { return }
-        let clock = ContinuousClock()
-        let started = clock.now
-        let data = machine.snapshot()
+        guard snapshotOut == nil, !encoding, raftLink.connection != nil else { return }
+        encoding = true
+        let frozen = machine
+        let connection = raftConnection
+        let mailbox = snapshotEncoded!
+        DispatchQueue.global().async {
+            let clock = ContinuousClock()
+            let started = clock.now
+            let data = frozen.snapshot()
+            mailbox.post(EncodedSnapshot(index: frozen.appliedIndex, data: data, keys: frozen.count,
+                                         sessions: frozen.sessionCount, duration: clock.now - started, raftConnection: connection))
+        }
+    }
+
+    private func snapshotReady(_ encoded: EncodedSnapshot) {
+        encoding = false
+        guard encoded.raftConnection == raftConnection, snapshotOut == nil, let connection = raftLink.connection else { return }
         logger.info("sending raftd a snapshot", metadata: [
-            "index": "\(machine.appliedIndex)", "bytes": "\(data.count)", "keys": "\(machine.count)",
-            "sessions": "\(machine.sessionCount)", "encodeDuration": "\(clock.now - started)",
+            "index": "\(encoded.index)", "bytes": "\(encoded.data.count)", "keys": "\(encoded.keys)",
+            "sessions": "\(encoded.sessions)", "encodeDuration": "\(encoded.duration)",
         ])
-        snapshotOut = SnapshotChunker(index: machine.appliedIndex, term: 0, data: data)
+        snapshotOut = SnapshotChunker(index: encoded.index, term: 0, data: encoded.data)
         sendSnapshotChunks(on: connection)
     }
 
@@ -164,6 +188,7 @@ public final class KVServer {
             connection.write(scratch)
         }
         snapshotOut = chunker.isFinished ? nil : chunker
+        if chunker.isFinished { HeapTrimming.releaseFreeMemory() }
     }
 
     /// Replaces the state machine with raftd's snapshot: we were behind its compacted log.
@@ -179,12 +204,22 @@ public final class KVServer {
             "previouslyApplied": "\(machine.appliedIndex)",
         ])
         machine = restored
+        HeapTrimming.releaseFreeMemory()
         // Requests whose entries the snapshot covers can no longer learn their replies here.
         for (index, proposal) in pending.awaitingApply where index <= snapshot.index {
             pending.awaitingApply[index] = nil
             pending.finished(proposal)
             answer(proposal.waiters, status: .unavailable, message: "applied from a snapshot; outcome unknown, retry")
         }
+    }
+
+    private struct EncodedSnapshot: Sendable {
+        let index: UInt64
+        let data: [UInt8]
+        let keys: Int
+        let sessions: Int
+        let duration: Duration
+        let raftConnection: Int
     }
 
     private struct SnapshotMismatch: Error, CustomStringConvertible {

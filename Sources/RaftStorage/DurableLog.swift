@@ -346,7 +346,10 @@ public final class DurableLog {
     /// newer than the current one is ignored. Throws `snapshotBeyondLog` / `snapshotTermMismatch`
     /// (changing nothing) if the log does not hold that entry. If writing the snapshot file fails,
     /// the log is unchanged and usable; a failure after that makes the log refuse further use.
-    public func saveSnapshot(_ snapshot: Snapshot) throws {
+    ///
+    /// `fileWritten`: the caller already made the snapshot file durable with `writeSnapshotFile`
+    /// (off the loop's thread), so only the log's side is done here.
+    public func saveSnapshot(_ snapshot: Snapshot, fileWritten: Bool = false) throws {
         try checkUsable()
         guard snapshot.index >= firstIndex else { return }
         guard snapshot.index <= lastIndex else {
@@ -359,7 +362,7 @@ public final class DurableLog {
         try sync()
         // Either the old snapshot file or this one may survive a failure here: the synced log
         // continues both, so the log stays usable.
-        try SnapshotFile.write(snapshot, directory: directory)
+        if !fileWritten { try SnapshotFile.write(snapshot, directory: directory) }
         let covered = Int(snapshot.index - firstIndex + 1)
         self.snapshot = snapshot
         entries.removeFirstReleasingMemory(covered)
@@ -368,6 +371,15 @@ public final class DurableLog {
             "droppedEntries": "\(covered)",
         ])
         deleteCoveredSegments()
+    }
+
+    /// Writes `snapshot` as `directory`'s snapshot file, durably and atomically, touching nothing
+    /// else: it may run on another thread while the log is in use, to be followed on the log's
+    /// thread by `saveSnapshot(_:fileWritten: true)`. The snapshot must cover only entries already
+    /// synced to this log (a crash then recovers the log and reconciles it with this file). Never
+    /// concurrently with another write of the snapshot file (`installSnapshot` included).
+    public static func writeSnapshotFile(_ snapshot: Snapshot, directory: String) throws {
+        try SnapshotFile.write(snapshot, directory: directory)
     }
 
     /// Replaces the whole log with a snapshot received from the leader. Its index may be beyond

@@ -1,4 +1,5 @@
 import Dispatch
+import Glibc
 import Logging
 
 /// Deletes WAL segments a snapshot made obsolete, on a background thread.
@@ -8,6 +9,10 @@ import Logging
 /// the log, and recovery finishes any deletion a crash interrupted. Files go oldest first, each
 /// followed by a directory sync, on one serial queue, so a crash never leaves a hole in the
 /// segment sequence.
+///
+/// Even in the background, freeing a whole segment in one journal transaction stalls the WAL's
+/// fdatasyncs behind it (writes into preallocated extents commit the journal too), so a file is
+/// first shrunk a few MiB at a time with pauses between, and unlinked once small.
 final class SegmentRemover: Sendable {
     private let queue = DispatchQueue(label: "kvraft.wal-segment-remover")
     private let directory: String
@@ -27,6 +32,7 @@ final class SegmentRemover: Sendable {
             var deleted: [String] = []
             for path in paths {
                 do {
+                    try SegmentRemover.shrinkGradually(path)
                     try SystemFile.remove(path)
                     try SystemFile.syncDirectory(directory)
                     deleted.append(path)
@@ -42,6 +48,21 @@ final class SegmentRemover: Sendable {
                     "snapshotIndex": "\(snapshotIndex)", "files": "\(deleted.joined(separator: ", "))",
                 ])
             }
+        }
+    }
+
+    static let shrinkStep = 4 << 20
+    static let shrinkPauseMicros: UInt32 = 2_000
+
+    /// Truncates `path` down to nothing `shrinkStep` bytes at a time, pausing between steps.
+    private static func shrinkGradually(_ path: String) throws {
+        let fd = try SystemFile.open(path, flags: O_WRONLY)
+        defer { SystemFile.close(fd) }
+        var size = try SystemFile.size(fd, path: path)
+        while size > shrinkStep {
+            size -= shrinkStep
+            try SystemFile.truncate(fd, to: size, path: path)
+            usleep(shrinkPauseMicros)
         }
     }
 
