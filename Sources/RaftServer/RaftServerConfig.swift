@@ -19,7 +19,7 @@ public struct RaftServerConfig: Sendable {
     public var maxAppendBytes: Int = 1 << 20
     /// Once this many bytes of entries were logged since the last snapshot, raftd asks kvd for
     /// a snapshot and compacts the log up to it (bounding memory, disk and restart time).
-    public var snapshotLogBytes: Int = 8 << 20
+    public var snapshotLogBytes: Int = 16 << 20
     /// Entry bytes kept before a snapshot's index when compacting, so a follower that is only
     /// slightly behind catches up with appends instead of a whole snapshot.
     public var snapshotCatchUpBytes: Int = 2 << 20

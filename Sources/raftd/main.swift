@@ -42,7 +42,7 @@ struct Raftd: ParsableCommand {
     var electionMs: Double = 300
 
     @Option(help: "Ask kvd for a snapshot and compact the log once this many bytes of entries were logged since the last one.")
-    var snapshotLogBytes: Int = 8 << 20
+    var snapshotLogBytes: Int = 16 << 20
 
     @Option(help: "Bytes of entries kept before a snapshot's index when compacting, so slightly lagging followers catch up without a snapshot.")
     var snapshotCatchUpBytes: Int = 2 << 20
