@@ -208,8 +208,7 @@ public final class KVServer {
         // Requests whose entries the snapshot covers can no longer learn their replies here.
         for (index, proposal) in pending.awaitingApply where index <= snapshot.index {
             pending.awaitingApply[index] = nil
-            pending.finished(proposal)
-            answer(proposal.waiters, status: .unavailable, message: "applied from a snapshot; outcome unknown, retry")
+            answer(pending.finished(proposal), status: .unavailable, message: "applied from a snapshot; outcome unknown, retry")
         }
     }
 
@@ -248,14 +247,14 @@ public final class KVServer {
             }
         }
         guard let proposal = pending.awaitingApply.removeValue(forKey: entry.index) else { return }
-        pending.finished(proposal)
-        if proposal.term == entry.term && results.count == proposal.waiters.count {
-            for (waiter, result) in zip(proposal.waiters, results) {
+        let waiters = pending.finished(proposal)
+        if proposal.term == entry.term && results.count == waiters.count {
+            for (waiter, result) in zip(waiters, results) {
                 waiter.client.reply(KvResponse(requestID: waiter.requestID, status: result.status, value: result.value))
             }
         } else {
             // Another leader's entry took this position: ours was never applied.
-            answer(proposal.waiters, status: .wrongLeader, message: "log position taken by another leader's entry")
+            answer(waiters, status: .wrongLeader, message: "log position taken by another leader's entry")
         }
     }
 
@@ -265,15 +264,14 @@ public final class KVServer {
             proposal.index = result.index
             proposal.term = result.term
             if let displaced = pending.awaitingApply.updateValue(proposal, forKey: result.index) {
-                pending.finished(displaced)
-                answer(displaced.waiters, status: .wrongLeader, message: "log position reused")
+                answer(pending.finished(displaced), status: .wrongLeader, message: "log position reused")
             }
         } else {
-            pending.finished(proposal)
+            let waiters = pending.finished(proposal)
             if result.leaderID != 0 && !result.accepted {
                 leadership = Leadership(term: leadership.term, leaderID: result.leaderID, isLeader: false)
             }
-            answer(proposal.waiters, status: .wrongLeader, message: "not the leader")
+            answer(waiters, status: .wrongLeader, message: "not the leader")
         }
     }
 
@@ -369,7 +367,7 @@ public final class KVServer {
 
     private func sweepDeadlines() {
         for proposal in pending.takeExpired(now: EventLoop.monotonicNanos()) {
-            answer(proposal.waiters, status: .timeout, message: "not applied within \(Int(config.requestTimeoutMs)) ms; outcome unknown, retry")
+            answer(proposal.takeWaiters(), status: .timeout, message: "not applied within \(Int(config.requestTimeoutMs)) ms; outcome unknown, retry")
         }
     }
 

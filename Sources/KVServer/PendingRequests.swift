@@ -10,12 +10,19 @@ struct Waiter {
 /// Commands proposed together as one log entry, and who waits for each.
 final class ProposalInFlight {
     let id: UInt64
-    let waiters: [Waiter]
+    /// Emptied once answered: the proposal itself stays in `byAge` until its deadline passes,
+    /// and must not hold its clients' links and request ids that long.
+    private(set) var waiters: [Waiter]
     /// Monotonic nanoseconds after which the waiters get TIMEOUT.
     let deadline: UInt64
     /// Where raftd appended it, once it said so.
     var index: UInt64 = 0
     var term: UInt64 = 0
+
+    func takeWaiters() -> [Waiter] {
+        defer { waiters = [] }
+        return waiters
+    }
 
     init(id: UInt64, waiters: [Waiter], deadline: UInt64) {
         self.id = id
@@ -76,7 +83,9 @@ struct PendingRequests {
         return expired
     }
 
-    mutating func finished(_ proposal: ProposalInFlight) {
+    /// Marks `proposal` answered and hands over its waiters.
+    mutating func finished(_ proposal: ProposalInFlight) -> [Waiter] {
         count -= proposal.waiters.count
+        return proposal.takeWaiters()
     }
 }

@@ -34,8 +34,11 @@ public final class RaftServer {
     /// Term and vote as last written to the log (they must be fsynced before use).
     private var syncedTerm: UInt64 = 0
     private var syncedVote: UInt64 = 0
-    /// Entry bytes logged since the last snapshot: past `snapshotLogBytes` we ask kvd for one.
+    /// Entry bytes logged since the last snapshot: past `snapshotLogBytes`, and past the last
+    /// snapshot's own size, we ask kvd for one. The second bound keeps a large state from being
+    /// rewritten more often than the log it replaces grows (at most 2x write amplification).
     private var logBytesSinceSnapshot = 0
+    private var lastSnapshotBytes = 0
     /// Snapshot files are written on this queue, one at a time, and reported back on the loop.
     private let snapshotQueue = DispatchQueue(label: "kvraft.raftd-snapshot-writer")
     private var snapshotWrites: LoopMailbox<SnapshotWrite>!
@@ -59,6 +62,7 @@ public final class RaftServer {
                         entries: storage.entries, applied: durableCommit)
         committedIndex = durableCommit
         logBytesSinceSnapshot = storage.entries.reduce(0) { $0 + $1.byteSize }
+        lastSnapshotBytes = storage.snapshot?.data.count ?? 0
         syncedTerm = storage.hardState.term
         syncedVote = storage.hardState.vote
         transport = PeerTransport(loop: loop, config: config, logger: logger) { [weak self] message in
@@ -152,6 +156,7 @@ public final class RaftServer {
                     snapshotQueue.sync {}  // never two writers of the snapshot file
                     try storage.installSnapshot(snapshot)
                     logBytesSinceSnapshot = 0
+                    lastSnapshotBytes = snapshot.data.count
                 }
                 if let first = ready.entries.first, first.index <= storage.lastIndex {
                     logger.notice("replacing log entries from index \(first.index) (last was \(storage.lastIndex)) with the leader's")
@@ -287,7 +292,7 @@ public final class RaftServer {
     /// Asks kvd for a snapshot once enough log accumulated since the last one (one request at a
     /// time; an unanswered one is repeated after a while, e.g. if kvd reconnected meanwhile).
     private func requestSnapshotIfDue() {
-        guard logBytesSinceSnapshot >= config.snapshotLogBytes, !snapshotWriteInFlight, let session,
+        guard logBytesSinceSnapshot >= max(config.snapshotLogBytes, lastSnapshotBytes), !snapshotWriteInFlight, let session,
               session.streamedIndex != nil, session.snapshotOut == nil else { return }
         let now = EventLoop.monotonicNanos()
         if let asked = session.snapshotRequestedAt, now - asked < Self.snapshotRequestRetryNanos { return }
@@ -352,6 +357,7 @@ public final class RaftServer {
             next += 1
         }
         logBytesSinceSnapshot = bytes
+        lastSnapshotBytes = snapshot.data.count
         HeapTrimming.releaseFreeMemory()
         logger.info("compacted the log through \(snapshot.index)", metadata: [
             "snapshotBytes": "\(snapshot.data.count)", "firstIndex": "\(node.firstIndex)", "writeDuration": "\(write.duration)",

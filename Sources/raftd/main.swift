@@ -41,7 +41,7 @@ struct Raftd: ParsableCommand {
     @Option(help: "Election timeout in milliseconds (randomized between 1x and 2x).")
     var electionMs: Double = 300
 
-    @Option(help: "Ask kvd for a snapshot and compact the log once this many bytes of entries were logged since the last one.")
+    @Option(help: "Ask kvd for a snapshot and compact the log once this many bytes of entries were logged since the last one (and at least as many as the last snapshot's size).")
     var snapshotLogBytes: Int = 16 << 20
 
     @Option(help: "Bytes of entries kept before a snapshot's index when compacting, so slightly lagging followers catch up without a snapshot.")
