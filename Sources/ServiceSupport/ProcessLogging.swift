@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -37,7 +36,14 @@ struct LineLogHandler: LogHandler {
         let rendered = fields.isEmpty ? "" : " " + fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         let line = "\(timestamp()) \(process) \(event.level): \(event.message)\(rendered)\n"
         // One write(2) per line: lines from concurrent processes sharing a terminal don't interleave.
-        FileHandle.standardError.write(Data(line.utf8))
+        var bytes = Array(line.utf8)
+        var written = 0
+        while written < bytes.count {
+            let result = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + written, $0.count - written) }
+            if result < 0 && errno == EINTR { continue }
+            guard result > 0 else { break }  // stderr gone: nothing sensible left to do
+            written += result
+        }
     }
 
     private func timestamp() -> String {
