@@ -79,7 +79,19 @@ struct RaftdProcessTests {
         PeerMessage(clusterID: 12345, from: 2, to: UInt64(leader), type: .heartbeat, term: 99).appendFrame(to: &foreignCluster)
         var unknownSender: [UInt8] = []
         PeerMessage(clusterID: ClusterID.hash("kvraft"), from: 77, to: UInt64(leader), type: .vote, term: 1_000).appendFrame(to: &unknownSender)
-        let attacks: [[UInt8]] = [[0xff, 0xff, 0xff, 0xff, 1, 2], [0, 0, 0, 3, 0xff, 0xff, 0xff], foreignCluster, unknownSender]
+        // Snapshot chunks that do not start a snapshot, or announce one beyond the size limit.
+        let clusterID = ClusterID.hash("kvraft")
+        let follower2 = UInt64((1...3).first { $0 != leader }!)
+        var strayChunk: [UInt8] = []
+        PeerMessage(clusterID: clusterID, from: follower2, to: UInt64(leader), type: .snapshot, term: 1,
+                    snapshot: SnapshotChunk(index: 9, term: 1, offset: 100, totalSize: 200, data: [1, 2, 3])).appendFrame(to: &strayChunk)
+        var hugeSnapshot: [UInt8] = []
+        PeerMessage(clusterID: clusterID, from: follower2, to: UInt64(leader), type: .snapshot, term: 1,
+                    snapshot: SnapshotChunk(index: 9, term: 1, offset: 0, totalSize: 1 << 40, data: [1])).appendFrame(to: &hugeSnapshot)
+        var chunklessSnapshot: [UInt8] = []
+        PeerMessage(clusterID: clusterID, from: follower2, to: UInt64(leader), type: .snapshot, term: 1).appendFrame(to: &chunklessSnapshot)
+        let attacks: [[UInt8]] = [[0xff, 0xff, 0xff, 0xff, 1, 2], [0, 0, 0, 3, 0xff, 0xff, 0xff], foreignCluster, unknownSender,
+                                  strayChunk, hugeSnapshot, chunklessSnapshot]
         for bytes in attacks {
             let connection = KVConnection(endpoint: peerPort)
             _ = try? connection.sendRaw(bytes, timeoutMs: 300)
