@@ -21,6 +21,9 @@ public final class EventLoop {
         // write into one epoll_ctl per pass (or none).
         let config = event_config_new()
         event_config_set_flag(config, Int32(EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST.rawValue))
+        // Timers to the microsecond (a timerfd), not epoll_wait's milliseconds: group commit
+        // waits fractions of a millisecond.
+        event_config_set_flag(config, Int32(EVENT_BASE_FLAG_PRECISE_TIMER.rawValue))
         guard let base = event_base_new_with_config(config) else { fatalError("event_base_new failed") }
         event_config_free(config)
         self.base = base

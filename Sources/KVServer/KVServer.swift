@@ -33,6 +33,10 @@ public final class KVServer {
     private var clients: [ObjectIdentifier: ClientLink] = [:]
     private var pending = PendingRequests()
     private var flushAction: DeferredAction!
+    /// Group commit (see `KVServerConfig.groupCommitDelayUs`): when the last proposal left, and
+    /// the timer that proposes a batch held back meanwhile.
+    private var lastProposalNanos: UInt64 = 0
+    private var groupCommitTimer: Timer!
     private var sweepTimer: Timer!
     private var nextProposalID: UInt64 = 1
     private var nextQueryID: UInt64 = 1
@@ -49,6 +53,7 @@ public final class KVServer {
         machine = KVStateMachine(sessionTimeoutMs: config.sessionTimeoutMs, maxSessions: config.maxSessions)
         raftLink = Dialer(loop: loop, endpoint: .unix(path: config.raftSocketPath), minBackoffMs: 10, maxBackoffMs: 500)
         flushAction = DeferredAction(loop: loop) { [weak self] in self?.flushProposals() }
+        groupCommitTimer = Timer(loop: loop) { [weak self] in self?.flushProposals() }
         sweepTimer = Timer(loop: loop, repeating: true) { [weak self] in self?.sweepDeadlines() }
         snapshotEncoded = LoopMailbox(loop: loop) { [weak self] encoded in self?.snapshotReady(encoded) }
     }
@@ -74,6 +79,7 @@ public final class KVServer {
         raftLink.stop()
         for client in clients.values { client.connection.closeAfterFlush() }
         sweepTimer.cancel()
+        groupCommitTimer.cancel()
         logger.info("kvd \(config.nodeID) stopped", metadata: ["applied": "\(machine.appliedIndex)"])
     }
 
@@ -323,7 +329,21 @@ public final class KVServer {
         pending.batchWaiters.append(Waiter(client: client, requestID: request.requestID))
         pending.batchBytes += size
         pending.count += 1
-        flushAction.schedule()
+        scheduleFlush()
+    }
+
+    /// Proposes the batch at the end of this loop pass, or, while enough earlier commands are
+    /// still in flight, once `groupCommitDelayUs` has passed since the previous proposal.
+    private func scheduleFlush() {
+        guard !groupCommitTimer.isScheduled else { return }
+        let inFlight = pending.count - pending.batchCommands.count
+        let delayNanos = UInt64(config.groupCommitDelayUs * 1000)
+        let now = EventLoop.monotonicNanos()
+        if delayNanos > 0, inFlight >= config.groupCommitMinInFlight, now < lastProposalNanos + delayNanos {
+            groupCommitTimer.schedule(milliseconds: Double(lastProposalNanos + delayNanos - now) / 1_000_000)
+        } else {
+            flushAction.schedule()
+        }
     }
 
     private func queryStatus(_ request: KvRequest, from client: ClientLink) {
@@ -343,7 +363,9 @@ public final class KVServer {
 
     /// Sends everything batched since the last flush as one proposal (one log entry).
     private func flushProposals() {
+        groupCommitTimer.cancel()
         guard !pending.batchCommands.isEmpty else { return }
+        lastProposalNanos = EventLoop.monotonicNanos()
         let commands = pending.batchCommands
         let waiters = pending.batchWaiters
         pending.batchCommands.removeAll(keepingCapacity: true)

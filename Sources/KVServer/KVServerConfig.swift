@@ -18,6 +18,12 @@ public struct KVServerConfig: Sendable {
     public var maxPendingRequests: Int = 200_000
     /// Upper bound of one proposal (one log entry) in bytes of commands.
     public var maxProposalBytes: Int = 1 << 20
+    /// Group commit: while at least `groupCommitMinInFlight` earlier commands are still being
+    /// committed, a new batch is proposed no sooner than this long after the previous one, so
+    /// each Raft round (an fsync and a message on every node) carries more commands. A lone
+    /// request (nothing else in flight) is proposed at once. 0 turns the wait off.
+    public var groupCommitDelayUs: Double = 600
+    public var groupCommitMinInFlight: Int = 4
 
     public init(nodeID: UInt64, listen: Endpoint, raftSocketPath: String) {
         self.nodeID = nodeID

@@ -34,6 +34,9 @@ struct Kvd: ParsableCommand {
     @Option(help: "Largest value accepted, in bytes.")
     var maxValueBytes: Int = 4 * 1024 * 1024
 
+    @Option(help: "Group commit: while other requests are being committed, propose the next batch no sooner than this many microseconds after the previous one, so each Raft round and fsync carries more commands (a lone request never waits). 0: propose every batch at once.")
+    var groupCommitDelayUs: Double = 600
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -44,6 +47,7 @@ struct Kvd: ParsableCommand {
         guard requestTimeoutMs >= 10 else { throw ValidationError("--request-timeout-ms must be at least 10") }
         guard sessionTimeoutS >= 1 else { throw ValidationError("--session-timeout-s must be at least 1") }
         guard (1...(15 * 1024 * 1024)).contains(maxValueBytes) else { throw ValidationError("--max-value-bytes must be between 1 and 15 MiB") }
+        guard (0...100_000).contains(groupCommitDelayUs) else { throw ValidationError("--group-commit-delay-us must be between 0 and 100000") }
     }
 
     func run() throws {
@@ -53,6 +57,7 @@ struct Kvd: ParsableCommand {
         config.requestTimeoutMs = requestTimeoutMs
         config.sessionTimeoutMs = sessionTimeoutS * 1000
         config.maxValueBytes = maxValueBytes
+        config.groupCommitDelayUs = groupCommitDelayUs
         let loop = EventLoop()
         let server = KVServer(loop: loop, config: config, logger: logger)
         do {
