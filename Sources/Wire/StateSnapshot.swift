@@ -135,15 +135,65 @@ extension StateSnapshot {
 }
 
 extension StateSnapshot: WireMessage {
-    /// Encodes in time and memory linear in the snapshot's size: each repeated field's C
-    /// structs live in one block, every key, value and session reply is copied once into
-    /// one byte block, and protobuf-c packs straight into `out`. (`CArena` makes one
-    /// allocation per struct and per byte string: fine for a batch, not for a million pairs.)
+    /// Encodes in time linear in the snapshot's size, and in memory beyond the output bounded
+    /// by one group of pairs: a message whose repeated fields are split over several encoded
+    /// messages, concatenated, is the same bytes as the whole message encoded at once (fields
+    /// go out in number order, and the scalars only in the first part). Each group's C structs
+    /// live in one block, its keys and values are copied once into one byte block, and
+    /// protobuf-c packs straight into `out`. (`CArena` makes one allocation per struct and per
+    /// byte string: fine for a batch, not for a million pairs.)
     public func append(to out: inout [UInt8], framed: Bool) {
+        guard !framed else {
+            let body = serialized()
+            Framing.appendHeader(length: body.count, to: &out)
+            out.append(contentsOf: body)
+            return
+        }
+        append(to: &out, groupBytes: Self.groupBytes)
+    }
+
+    /// Unframed encoding in parts of about `groupBytes` of keys and values each (tests check
+    /// that the split changes no byte).
+    func append(to out: inout [UInt8], groupBytes: Int) {
+        // Sized first (lengths only, nothing copied), so the output is allocated once.
+        var total = 0
+        var unused: [UInt8] = []
+        forEachGroup(groupBytes) { group, first, last in
+            total += part(pairs: group, first: first, last: last, sizeOnly: true, to: &unused)
+        }
+        out.reserveCapacity(out.count + total)
+        forEachGroup(groupBytes) { group, first, last in
+            _ = part(pairs: group, first: first, last: last, sizeOnly: false, to: &out)
+        }
+    }
+
+    private func forEachGroup(_ limit: Int, _ body: (ArraySlice<KeyValuePair>, _ first: Bool, _ last: Bool) -> Void) {
+        var start = 0
+        repeat {
+            var end = start
+            var groupBytes = 0
+            while end < pairs.count, end == start || groupBytes < limit {
+                groupBytes += pairs[end].key.count + pairs[end].value.count
+                end += 1
+            }
+            body(pairs[start..<end], start == 0, end == pairs.count)
+            start = end
+        } while start < pairs.count
+    }
+
+    /// Bytes of keys and values encoded per part.
+    static let groupBytes = 4 << 20
+
+    /// One part: the scalars if `first`, `pairs`, and the sessions and tombstones if `last`.
+    /// Packs it at the end of `out`, or with `sizeOnly` only computes its encoded size (the
+    /// byte fields then carry their lengths but no copy of the bytes). Returns its size.
+    private func part(pairs: ArraySlice<KeyValuePair>, first: Bool, last: Bool, sizeOnly: Bool, to out: inout [UInt8]) -> Int {
         var byteCount = 0
-        for pair in pairs { byteCount += pair.key.count + pair.value.count }
-        for session in sessions { byteCount += session.lastValue.count }
-        let bytes = ByteBlock(capacity: byteCount)
+        if !sizeOnly {
+            for pair in pairs { byteCount += pair.key.count + pair.value.count }
+            if last { for session in sessions { byteCount += session.lastValue.count } }
+        }
+        let bytes = ByteBlock(capacity: byteCount, sizingOnly: sizeOnly)
         defer { bytes.deallocate() }
 
         var kvTemplate = Kvraft__State__KeyValue()
@@ -155,11 +205,12 @@ extension StateSnapshot: WireMessage {
             kvs.structs[i].value = bytes.copy(pair.value)
         }
 
+        let partSessions = last ? sessions : []
         var sessionTemplate = Kvraft__State__Session()
         kvraft__state__session__init(&sessionTemplate)
-        let cSessions = CStructs(template: sessionTemplate, count: sessions.count)
+        let cSessions = CStructs(template: sessionTemplate, count: partSessions.count)
         defer { cSessions.deallocate() }
-        for (i, session) in sessions.enumerated() {
+        for (i, session) in partSessions.enumerated() {
             cSessions.structs[i].client_id = session.clientID
             cSessions.structs[i].last_seq = session.lastSeq
             cSessions.structs[i].last_status = Kvraft__Status(rawValue: .init(truncatingIfNeeded: session.lastStatus.rawValue))
@@ -167,37 +218,39 @@ extension StateSnapshot: WireMessage {
             cSessions.structs[i].last_active_ms = session.lastActiveMs
         }
 
+        let partTombstones = last ? tombstones : []
         var tombstoneTemplate = Kvraft__State__Tombstone()
         kvraft__state__tombstone__init(&tombstoneTemplate)
-        let cTombstones = CStructs(template: tombstoneTemplate, count: tombstones.count)
+        let cTombstones = CStructs(template: tombstoneTemplate, count: partTombstones.count)
         defer { cTombstones.deallocate() }
-        for (i, tombstone) in tombstones.enumerated() {
+        for (i, tombstone) in partTombstones.enumerated() {
             cTombstones.structs[i].client_id = tombstone.clientID
             cTombstones.structs[i].at_ms = tombstone.atMs
         }
 
         var m = Kvraft__State__StateSnapshot()
         kvraft__state__state_snapshot__init(&m)
-        m.applied_index = appliedIndex
-        m.clock_ms = clockMs
+        if first {
+            m.applied_index = appliedIndex
+            m.clock_ms = clockMs
+        }
         m.n_pairs = pairs.count
         m.pairs = kvs.pointers.baseAddress
-        m.n_sessions = sessions.count
+        m.n_sessions = partSessions.count
         m.sessions = cSessions.pointers.baseAddress
-        m.n_tombstones = tombstones.count
+        m.n_tombstones = partTombstones.count
         m.tombstones = cTombstones.pointers.baseAddress
 
-        withUnsafePointer(to: &m) { message in
-            let length = kvraft__state__state_snapshot__get_packed_size(message)
-            out.reserveCapacity(out.count + (framed ? 4 : 0) + length)
-            if framed { Framing.appendHeader(length: length, to: &out) }
-            guard length > 0 else { return }
-            let start = out.count
-            out.append(contentsOf: repeatElement(0, count: length))
+        let length = withUnsafePointer(to: &m) { kvraft__state__state_snapshot__get_packed_size($0) }
+        guard length > 0, !sizeOnly else { return length }
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: length))
+        return withUnsafePointer(to: &m) { message in
             let written = out.withUnsafeMutableBufferPointer { buffer in
                 kvraft__state__state_snapshot__pack(message, buffer.baseAddress! + start)
             }
             precondition(written == length, "protobuf-c packed \(written) bytes, announced \(length)")
+            return length
         }
     }
 
@@ -254,13 +307,18 @@ private struct CStructs<T> {
 private final class ByteBlock {
     private let block: UnsafeMutableBufferPointer<UInt8>
     private var used = 0
+    /// Only lengths matter (for `get_packed_size`): `copy` copies nothing and points every
+    /// field at one byte that is never read.
+    private let sizingOnly: Bool
 
-    init(capacity: Int) {
-        block = .allocate(capacity: capacity)
+    init(capacity: Int, sizingOnly: Bool = false) {
+        self.sizingOnly = sizingOnly
+        block = .allocate(capacity: sizingOnly ? 1 : capacity)
     }
 
     func copy(_ value: [UInt8]) -> ProtobufCBinaryData {
         guard !value.isEmpty else { return ProtobufCBinaryData(len: 0, data: nil) }
+        if sizingOnly { return ProtobufCBinaryData(len: value.count, data: block.baseAddress) }
         precondition(used + value.count <= block.count, "byte block of \(block.count) bytes overflows")
         let start = block.baseAddress! + used
         value.withUnsafeBufferPointer { start.initialize(from: $0.baseAddress!, count: $0.count) }

@@ -1,5 +1,5 @@
 import Testing
-import Wire
+@testable import Wire
 import Raft
 
 extension RandomNumberGenerator {
@@ -154,6 +154,24 @@ struct StateSnapshotTests {
             let expected = snapshot.pairs.map(\.key).sorted { $0.lexicographicallyPrecedes($1) }
             snapshot.sortPairsByKey()
             #expect(snapshot.pairs.map(\.key) == expected, "seed \(seed), round \(round)")
+        }
+    }
+
+    @Test("encoding in parts (one per pair, a few pairs, all at once) gives the same bytes")
+    func partsChangeNoByte() throws {
+        var (seed, rng) = TestSeed.generator(77)
+        for round in 0..<40 {
+            var snapshot = rng.stateSnapshot(maxCount: 30)
+            snapshot.sortPairsByKey()
+            var whole: [UInt8] = []
+            snapshot.append(to: &whole, groupBytes: Int.max)
+            for groupBytes in [1, 16, 100] {
+                var parts: [UInt8] = []
+                snapshot.append(to: &parts, groupBytes: groupBytes)
+                #expect(parts == whole, "seed \(seed) round \(round) groupBytes \(groupBytes)")
+            }
+            #expect(try StateSnapshot(serialized: whole) == snapshot, "seed \(seed) round \(round)")
+            #expect(snapshot.serialized() == whole)
         }
     }
 
