@@ -58,7 +58,7 @@ struct Kvd: ParsableCommand {
         config.sessionTimeoutMs = sessionTimeoutS * 1000
         config.maxValueBytes = maxValueBytes
         config.groupCommitDelayUs = groupCommitDelayUs
-        let loop = EventLoop()
+        let loop = EventLoop(preciseTimers: true)  // group commit waits fractions of a millisecond
         let server = KVServer(loop: loop, config: config, logger: logger)
         do {
             try server.start()
