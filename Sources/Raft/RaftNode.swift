@@ -243,6 +243,19 @@ public final class RaftNode {
     /// First index held in the log; entries before it are compacted into `snapshot`.
     public var firstIndex: UInt64 { log.firstIndex }
 
+    /// On a leader: the lowest match index among followers it heard from within the election
+    /// timeout (nil when not leading, or no follower is live). Compacting no further than this
+    /// spares a live but slightly slow follower a whole snapshot.
+    public var slowestLiveFollowerMatch: UInt64? {
+        guard case .leader(let state) = role else { return nil }
+        return state.followers
+            .compactMap { id -> UInt64? in
+                let progress = state.progress[id]!
+                return progress.ticksSinceHeard < config.electionTicks ? progress.match : nil
+            }
+            .min()
+    }
+
     var hardState: HardState { HardState(term: term, vote: vote, commit: log.commit) }
     var softState: SoftState { SoftState(leader: leader, role: role.name, term: term) }
 

@@ -356,7 +356,7 @@ public final class RaftServer {
         } catch {
             return logger.error("cannot compact the log with \(snapshot): \(error); the log stays uncompacted")
         }
-        node.compact(through: snapshot.index, data: snapshot.data, retaining: catchUpEntries(before: snapshot.index))
+        node.compact(through: snapshot.index, data: snapshot.data, retaining: entriesToRetain(before: snapshot.index))
         var bytes = 0
         var next = snapshot.index + 1
         while let entry = node.entry(at: next) {
@@ -369,6 +369,22 @@ public final class RaftServer {
         logger.info("compacted the log through \(snapshot.index)", metadata: [
             "snapshotBytes": "\(snapshot.data.count)", "firstIndex": "\(node.firstIndex)", "writeDuration": "\(write.duration)",
         ])
+    }
+
+    /// Entries to keep before `index` when compacting: those a live follower still needs (so it
+    /// catches up with appends, not a whole snapshot), unless they exceed four compaction
+    /// thresholds; at least `snapshotCatchUpBytes` worth.
+    private func entriesToRetain(before index: UInt64) -> Int {
+        let catchUp = catchUpEntries(before: index)
+        guard let slowest = node.slowestLiveFollowerMatch, slowest < index else { return catchUp }
+        var bytes = 0
+        var position = index
+        while position > slowest, let entry = node.entry(at: position) {
+            bytes += entry.byteSize
+            if bytes > 4 * config.snapshotLogBytes { return catchUp }
+            position -= 1
+        }
+        return max(catchUp, Int(index - position))
     }
 
     /// How many entries before `index` fit in `snapshotCatchUpBytes` (kept when compacting).

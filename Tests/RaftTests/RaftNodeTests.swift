@@ -221,4 +221,33 @@ import Testing
         #expect(answer.messagesAfterPersist.first?.reject == true)
         node.advance(answer)
     }
+
+    /// The leader reports the lowest match among live followers (for compaction that spares
+    /// them a snapshot); a follower it has not heard from for an election timeout no longer counts.
+    @Test func slowestLiveFollowerMatchIgnoresSilentFollowers() {
+        let peers: [UInt64] = [1, 2, 3]
+        let leader = RaftNode(config: RaftConfig(id: 1, peers: peers, randomSeed: 1))
+        let pump = Pump([leader, RaftNode(config: RaftConfig(id: 2, peers: peers, randomSeed: 2)),
+                         RaftNode(config: RaftConfig(id: 3, peers: peers, randomSeed: 3))])
+        pump.elect(1)
+        #expect(pump.nodes[2]!.slowestLiveFollowerMatch == nil, "a follower reports nothing")
+        let caughtUp = leader.status.lastIndex
+        #expect(leader.slowestLiveFollowerMatch == caughtUp)
+
+        // Node 3 stops receiving appends but still answers heartbeats: live, and behind.
+        pump.drop = { $0.to == 3 && $0.type == .append }
+        for i in 0..<5 {
+            _ = leader.propose([UInt8(i)])
+            pump.run()
+        }
+        #expect(leader.status.commitIndex == caughtUp + 5)
+        pump.heartbeat(from: 1)
+        #expect(leader.slowestLiveFollowerMatch == caughtUp, "node 3 still matches only up to \(caughtUp)")
+
+        // Node 3 goes silent: after an election timeout it no longer holds compaction back.
+        pump.drop = { $0.to == 3 || $0.from == 3 }
+        for _ in 0..<10 { pump.heartbeat(from: 1) }
+        #expect(leader.status.role == .leader)
+        #expect(leader.slowestLiveFollowerMatch == caughtUp + 5)
+    }
 }
