@@ -126,8 +126,7 @@ private final class OutgoingPeer {
     private var direct: [UInt8] = []
     private var wasConnected = false
     /// A snapshot being streamed: the message it belongs to and the chunks still to cut.
-    private var snapshotHeader: PeerMessage?
-    private var snapshotChunks: SnapshotChunker?
+    private var snapshotStream: (header: PeerMessage, chunks: SnapshotChunker)?
     static let maxQueuedBytes = 32 << 20
     static let maxQueuedMessages = 4096
 
@@ -157,8 +156,7 @@ private final class OutgoingPeer {
             self.queuedBytes = 0
             self.direct.removeAll()
             // Half a snapshot is useless: the leader sends it again after its snapshot timeout.
-            self.snapshotHeader = nil
-            self.snapshotChunks = nil
+            self.snapshotStream = nil
         }
         dialer.start()
     }
@@ -186,11 +184,10 @@ private final class OutgoingPeer {
     /// progress changes nothing, so a slow link is not restarted from scratch).
     func startSnapshot(_ header: PeerMessage, _ snapshot: Snapshot) {
         guard dialer.connection != nil else { return }
-        if let current = snapshotChunks, current.index == snapshot.index, current.term == snapshot.term { return }
+        if let current = snapshotStream?.chunks, current.index == snapshot.index, current.term == snapshot.term { return }
         var header = header
         header.snapshot = nil
-        snapshotHeader = header
-        snapshotChunks = SnapshotChunker(index: snapshot.index, term: snapshot.term, data: snapshot.data)
+        snapshotStream = (header, SnapshotChunker(index: snapshot.index, term: snapshot.term, data: snapshot.data))
         logger.info("sending \(snapshot) to peer \(id)")
     }
 
@@ -206,15 +203,14 @@ private final class OutgoingPeer {
 
     /// Cuts and writes snapshot chunks while the link has room; `onWritable` brings us back.
     private func flushSnapshot(_ connection: Connection) {
-        guard var chunker = snapshotChunks, var header = snapshotHeader, queue.isEmpty else { return }
+        guard var (header, chunker) = snapshotStream, queue.isEmpty else { return }
         while connection.isWritable, let chunk = chunker.next() {
             header.snapshot = chunk
             scratch.removeAll(keepingCapacity: true)
             header.appendFrame(to: &scratch)
             connection.write(scratch)
         }
-        snapshotChunks = chunker.isFinished ? nil : chunker
-        if chunker.isFinished { snapshotHeader = nil }
+        snapshotStream = chunker.isFinished ? nil : (header, chunker)
     }
 
     private func flushQueue(_ connection: Connection) {

@@ -375,30 +375,23 @@ public final class RaftServer {
     /// catches up with appends, not a whole snapshot), unless they exceed four compaction
     /// thresholds; at least `snapshotCatchUpBytes` worth.
     private func entriesToRetain(before index: UInt64) -> Int {
-        let catchUp = catchUpEntries(before: index)
+        let catchUp = entries(backFrom: index, downTo: 0, withinBytes: config.snapshotCatchUpBytes).count
         guard let slowest = node.slowestLiveFollowerMatch, slowest < index else { return catchUp }
-        var bytes = 0
-        var position = index
-        while position > slowest, let entry = node.entry(at: position) {
-            bytes += entry.byteSize
-            if bytes > 4 * config.snapshotLogBytes { return catchUp }
-            position -= 1
-        }
-        return max(catchUp, Int(index - position))
+        let needed = entries(backFrom: index, downTo: slowest, withinBytes: 4 * config.snapshotLogBytes)
+        return needed.overLimit ? catchUp : max(catchUp, needed.count)
     }
 
-    /// How many entries before `index` fit in `snapshotCatchUpBytes` (kept when compacting).
-    private func catchUpEntries(before index: UInt64) -> Int {
-        var count = 0
+    /// How many entries, going back from `index` and staying above `floor` (and stopping at a
+    /// compacted one), fit in `limit` bytes; `overLimit` when the limit is what stopped it.
+    private func entries(backFrom index: UInt64, downTo floor: UInt64, withinBytes limit: Int) -> (count: Int, overLimit: Bool) {
         var bytes = 0
         var position = index
-        while position > 0, let entry = node.entry(at: position) {
+        while position > floor, let entry = node.entry(at: position) {
             bytes += entry.byteSize
-            if bytes > config.snapshotCatchUpBytes { break }
-            count += 1
+            if bytes > limit { return (Int(index - position), true) }
             position -= 1
         }
-        return count
+        return (Int(index - position), false)
     }
 
     /// The leader streams at once (its kvd answers clients); a follower coalesces.
