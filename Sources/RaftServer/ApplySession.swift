@@ -19,13 +19,37 @@ final class ApplySession {
     /// When we last asked kvd for a snapshot (monotonic ns), while that request is unanswered.
     var snapshotRequestedAt: UInt64?
 
+    /// Where accepted proposals landed, not yet told. kvd needs them only to match the
+    /// committed entries that follow, so they ride along with the next message instead of
+    /// waking kvd on their own: one wakeup fewer per proposal, and the appends to the
+    /// followers are not queued behind it.
+    private var acceptedResults: [ProposeResult] = []
+
     init(connection: Connection) {
         self.connection = connection
     }
 
     func send(_ message: RaftToKvd) {
         var frame: [UInt8] = []
+        if !acceptedResults.isEmpty {
+            RaftToKvd.results(acceptedResults).appendFrame(to: &frame)
+            acceptedResults.removeAll(keepingCapacity: true)
+        }
         message.appendFrame(to: &frame)
         connection.write(frame)
+    }
+
+    /// Queues results for accepted proposals until the next message (or `sendAcceptedResults`).
+    func deferAccepted(_ results: [ProposeResult]) {
+        acceptedResults.append(contentsOf: results)
+    }
+
+    /// Sends queued results on their own, when nothing else went to kvd for a while (a leader
+    /// that cannot commit); kvd must still learn where its proposals went.
+    func sendAcceptedResults() {
+        guard !acceptedResults.isEmpty else { return }
+        let results = acceptedResults
+        acceptedResults.removeAll(keepingCapacity: true)
+        send(.results(results))
     }
 }

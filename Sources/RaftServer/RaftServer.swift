@@ -86,6 +86,7 @@ public final class RaftServer {
         }
         let timer = Timer(loop: loop, repeating: true) { [weak self] in
             self?.node.tick()
+            self?.session?.sendAcceptedResults()
             self?.readyAction.schedule()
         }
         timer.schedule(milliseconds: config.tickMs)
@@ -271,16 +272,14 @@ public final class RaftServer {
             streamCommitted()
         case let .propose(proposals):
             guard !proposals.isEmpty else { return }
-            let results: [ProposeResult]
             switch node.propose(batch: proposals.map(\.data)) {
             case let .accepted(firstIndex, term):
-                results = proposals.enumerated().map { offset, proposal in
+                session.deferAccepted(proposals.enumerated().map { offset, proposal in
                     ProposeResult(proposalID: proposal.proposalID, accepted: true, index: firstIndex + UInt64(offset), term: term)
-                }
+                })
             case let .notLeader(leader):
-                results = proposals.map { ProposeResult(proposalID: $0.proposalID, accepted: false, leaderID: leader) }
+                session.send(.results(proposals.map { ProposeResult(proposalID: $0.proposalID, accepted: false, leaderID: leader) }))
             }
-            session.send(.results(results))
         case let .statusQuery(queryID):
             let status = node.status
             session.send(.status(queryID: queryID, NodeStatus(

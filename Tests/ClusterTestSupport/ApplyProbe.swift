@@ -18,6 +18,8 @@ public final class ApplyProbe {
         public internal(set) var leadership: Leadership?
         /// Proposal results by proposal id.
         public var results: [UInt64: ProposeResult] = [:]
+        /// For each proposal id, how far this link had applied when its result arrived.
+        public private(set) var appliedWhenResultArrived: [UInt64: UInt64] = [:]
         /// Set when raftd streamed an entry that did not follow the previous one.
         public private(set) var streamErrors: [String] = []
         /// Snapshots raftd sent us (restores) and asked us for.
@@ -43,7 +45,11 @@ public final class ApplyProbe {
                     applied.append(entry)
                 }
             case let .leadership(l): leadership = l
-            case let .results(list): for r in list { results[r.proposalID] = r }
+            case let .results(list):
+                for r in list {
+                    results[r.proposalID] = r
+                    appliedWhenResultArrived[r.proposalID] = lastApplied
+                }
             case .status: break
             case let .snapshot(chunk):
                 do {

@@ -64,6 +64,41 @@ struct RaftdProcessTests {
         #expect(commands == expected, "commands applied out of order, twice, or lost")
     }
 
+    /// The leader tells kvd where an accepted proposal landed along with later traffic (not in
+    /// a message of its own), but always before the entry itself is streamed; a follower
+    /// refuses at once, naming the leader.
+    @Test func proposeResultsPrecedeTheirEntriesAndFollowersRefuseAtOnce() throws {
+        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 0))
+        defer { cluster.shutdown() }
+        try cluster.start(raftdsOnly: true)
+        let probe = ApplyProbe(sockets: Dictionary(uniqueKeysWithValues: (1...3).map { ($0, cluster.applySocket($0)) }))
+        func fail(_ what: String) -> String { "\(what)\n\(cluster.logs())" }
+        #expect(probe.run(timeoutMs: 10_000) { probe.leader != nil }, "\(fail("no leader elected"))")
+        let leader = try #require(probe.leader)
+        let link = try #require(probe.links[leader])
+
+        for i in 0..<50 {
+            let data = Array("sequential-\(i)".utf8)
+            let id = try #require(probe.propose(on: leader, [data]).first)
+            let applied = probe.run(timeoutMs: 5_000) { link.applied.contains { $0.data == data } }
+            #expect(applied, "\(fail("proposal \(i) not applied"))")
+            let result = try #require(link.results[id], "no result for proposal \(i)")
+            #expect(result.accepted)
+            let entry = try #require(link.applied.first { $0.data == data })
+            #expect(result.index == entry.index && result.term == entry.term)
+            let appliedBefore = try #require(link.appliedWhenResultArrived[id])
+            #expect(appliedBefore < entry.index, "result for index \(entry.index) came after the entry was streamed")
+        }
+
+        let follower = try #require((1...3).first { $0 != leader })
+        let followerLink = try #require(probe.links[follower])
+        let refusedID = try #require(probe.propose(on: follower, [Array("refused".utf8)]).first)
+        #expect(probe.run(timeoutMs: 2_000) { followerLink.results[refusedID] != nil }, "\(fail("follower never answered"))")
+        let refusal = try #require(followerLink.results[refusedID])
+        #expect(!refusal.accepted && refusal.leaderID == UInt64(leader))
+        for link in probe.links.values { #expect(link.streamErrors.isEmpty, "\(link.streamErrors)") }
+    }
+
     /// Garbage, foreign clusters and unknown senders on raftd's peer port, and garbage on
     /// its apply socket: each such connection is closed, and the node keeps replicating.
     @Test func badInputOnPeerPortAndApplySocket() throws {

@@ -117,6 +117,8 @@ struct  Kvraft__Apply__StatusQuery
 
 /*
  * raftd -> kvd
+ * A refusal is sent at once. An acceptance rides with raftd's next message to kvd (at the
+ * latest its next tick): always before the committed entry it names, never on its own wakeup.
  */
 struct  Kvraft__Apply__ProposeResult
 {
