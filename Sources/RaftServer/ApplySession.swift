@@ -13,7 +13,7 @@ final class ApplySession {
     /// nil until kvd said hello.
     var streamedIndex: UInt64?
     /// Restoring kvd from our snapshot (it is behind the compacted log): the chunks still to send.
-    var snapshotOut: SnapshotChunker?
+    var snapshotOut: SnapshotFileChunker?
     /// Reassembles the snapshots kvd sends to let the log be compacted.
     var snapshotIn = SnapshotAssembler()
     /// When we last asked kvd for a snapshot (monotonic ns), while that request is unanswered.

@@ -34,7 +34,7 @@ final class PeerTransport {
             self?.accept(connection)
         }
         for (id, endpoint) in config.peers where id != config.nodeID {
-            let peer = OutgoingPeer(id: id, dialer: Dialer(loop: loop, endpoint: endpoint, minBackoffMs: 20, maxBackoffMs: 500), logger: logger)
+            let peer = OutgoingPeer(id: id, dialer: Dialer(loop: loop, endpoint: endpoint, minBackoffMs: 20, maxBackoffMs: 500), dataDir: config.dataDir, logger: logger)
             outgoing[id] = peer
             peer.start()
         }
@@ -126,13 +126,17 @@ private final class OutgoingPeer {
     private var direct: [UInt8] = []
     private var wasConnected = false
     /// A snapshot being streamed: the message it belongs to and the chunks still to cut.
-    private var snapshotStream: (header: PeerMessage, chunks: SnapshotChunker)?
+    private var snapshotStream: (header: PeerMessage, chunks: SnapshotFileChunker)?
     static let maxQueuedBytes = 32 << 20
     static let maxQueuedMessages = 4096
 
-    init(id: UInt64, dialer: Dialer, logger: Logger) {
+    /// Where snapshots are streamed from (the data dir holding the snapshot file).
+    let dataDir: String
+
+    init(id: UInt64, dialer: Dialer, dataDir: String, logger: Logger) {
         self.id = id
         self.dialer = dialer
+        self.dataDir = dataDir
         self.logger = logger
     }
 
@@ -187,8 +191,14 @@ private final class OutgoingPeer {
         if let current = snapshotStream?.chunks, current.index == snapshot.index, current.term == snapshot.term { return }
         var header = header
         header.snapshot = nil
-        snapshotStream = (header, SnapshotChunker(index: snapshot.index, term: snapshot.term, data: snapshot.data))
-        logger.info("sending \(snapshot) to peer \(id)")
+        do {
+            let chunker = try SnapshotFileChunker.open(directory: dataDir, index: snapshot.index, term: snapshot.term)
+            snapshotStream = (header, chunker)
+        } catch {
+            // The leader sends it again when its snapshot timeout passes.
+            return logger.error("cannot send peer \(id) the snapshot: \(error)")
+        }
+        logger.info("sending snapshot (\(snapshot.index), t\(snapshot.term)) to peer \(id)")
     }
 
     func flush() {
@@ -204,11 +214,17 @@ private final class OutgoingPeer {
     /// Cuts and writes snapshot chunks while the link has room; `onWritable` brings us back.
     private func flushSnapshot(_ connection: Connection) {
         guard var (header, chunker) = snapshotStream, queue.isEmpty else { return }
-        while connection.isWritable, let chunk = chunker.next() {
-            header.snapshot = chunk
-            scratch.removeAll(keepingCapacity: true)
-            header.appendFrame(to: &scratch)
-            connection.write(scratch)
+        do {
+            while connection.isWritable, let chunk = try chunker.next() {
+                header.snapshot = chunk
+                scratch.removeAll(keepingCapacity: true)
+                header.appendFrame(to: &scratch)
+                connection.write(scratch)
+            }
+        } catch {
+            // The follower never completes it; the leader sends it again after its snapshot timeout.
+            snapshotStream = nil
+            return logger.error("stopped sending peer \(id) the snapshot: \(error)")
         }
         snapshotStream = chunker.isFinished ? nil : (header, chunker)
     }

@@ -54,7 +54,10 @@ public final class RaftServer {
         self.loop = loop
         self.config = config
         self.logger = logger
-        storage = try DurableLog.open(directory: config.dataDir, clusterID: config.clusterID, nodeID: config.nodeID, logger: logger)
+        // Snapshot bytes stay on disk: they are streamed from the file when a follower or kvd
+        // needs them, so a large state is not held in raftd's memory as well.
+        storage = try DurableLog.open(directory: config.dataDir, clusterID: config.clusterID, nodeID: config.nodeID,
+                                      keepsSnapshotData: false, logger: logger)
         var raftConfig = RaftConfig(id: config.nodeID, peers: config.peers.keys.sorted())
         raftConfig.electionTicks = config.electionTicks
         raftConfig.heartbeatTicks = config.heartbeatTicks
@@ -68,7 +71,7 @@ public final class RaftServer {
                         entries: storage.entries, applied: durableCommit)
         committedIndex = durableCommit
         logBytesSinceSnapshot = storage.entries.reduce(0) { $0 + $1.byteSize }
-        lastSnapshotBytes = storage.snapshot?.data.count ?? 0
+        lastSnapshotBytes = storage.snapshotDataSize
         syncedTerm = storage.hardState.term
         syncedVote = storage.hardState.vote
         transport = PeerTransport(loop: loop, config: config, logger: logger) { [weak self] message in
@@ -195,6 +198,8 @@ public final class RaftServer {
             if let snapshot = ready.snapshot { committedIndex = max(committedIndex, snapshot.index) }
             if let last = ready.committedEntries.last { committedIndex = max(committedIndex, last.index) }
             node.advance(ready)
+            // Installed and on disk: sending it again is streamed from the file.
+            if ready.snapshot != nil { node.forgetSnapshotData() }
         }
         streamCommittedSoon()
         requestSnapshotIfDue()
@@ -355,7 +360,8 @@ public final class RaftServer {
         } catch {
             return logger.error("cannot compact the log with \(snapshot): \(error); the log stays uncompacted")
         }
-        node.compact(through: snapshot.index, data: snapshot.data, retaining: entriesToRetain(before: snapshot.index))
+        // The core keeps only index and term; the bytes are in the file.
+        node.compact(through: snapshot.index, data: [], retaining: entriesToRetain(before: snapshot.index))
         var bytes = 0
         var next = snapshot.index + 1
         while let entry = node.entry(at: next) {
@@ -412,12 +418,23 @@ public final class RaftServer {
     private func streamCommitted() {
         guard let session, var next = session.streamedIndex.map({ $0 + 1 }) else { return }
         if session.snapshotOut == nil, next <= committedIndex, next < node.firstIndex, let snapshot = node.snapshot {
-            logger.info("restoring kvd from \(snapshot): it has applied up to \(next - 1), the log starts at \(node.firstIndex)")
-            session.snapshotOut = SnapshotChunker(index: snapshot.index, term: snapshot.term, data: snapshot.data)
+            do {
+                session.snapshotOut = try SnapshotFileChunker.open(directory: config.dataDir, index: snapshot.index, term: snapshot.term)
+                logger.info("restoring kvd from snapshot (\(snapshot.index), t\(snapshot.term)): it has applied up to \(next - 1), the log starts at \(node.firstIndex)")
+            } catch {
+                // Retried on the next stream attempt (every commit, and every few ms on a follower).
+                return logger.error("cannot send kvd the snapshot it needs: \(error)")
+            }
         }
         if var chunker = session.snapshotOut {
-            while session.connection.isWritable, let chunk = chunker.next() {
-                session.send(.snapshot(chunk))
+            do {
+                while session.connection.isWritable, let chunk = try chunker.next() {
+                    session.send(.snapshot(chunk))
+                }
+            } catch {
+                // kvd drops the half it has when the next snapshot starts at offset 0.
+                session.snapshotOut = nil
+                return logger.error("stopped sending kvd the snapshot: \(error)")
             }
             guard chunker.isFinished else {
                 session.snapshotOut = chunker

@@ -31,7 +31,13 @@ public final class DurableLog {
     /// The last hard state saved (or recovered).
     public private(set) var hardState: HardState
     /// The latest durable snapshot (saved, installed, or loaded on open); nil before the first.
+    /// Without its data when the log was opened with `keepsSnapshotData: false` (read it with
+    /// `SnapshotReader`).
     public private(set) var snapshot: Snapshot?
+    /// Bytes of data in the latest snapshot (0 without one), whether or not `snapshot` holds them.
+    public private(set) var snapshotDataSize = 0
+    /// Whether `snapshot` keeps its data in memory, or only its index and term.
+    public let keepsSnapshotData: Bool
     /// The log after the snapshot, contiguous: `entries[i].index == firstIndex + i`.
     public private(set) var entries: [Entry]
     /// What recovery found when this log was opened.
@@ -78,14 +84,14 @@ public final class DurableLog {
     private init(
         directory: String, clusterID: UInt64, nodeID: UInt64, hardState: HardState, snapshot: Snapshot?, entries: [Entry],
         recovery: RecoverySummary, writer: WALSegmentWriter, segments: [SegmentUsage], segmentSize: Int, preallocation: Int,
-        lockFD: Int32, logger: Logger
+        lockFD: Int32, keepsSnapshotData: Bool, logger: Logger
     ) {
         self.directory = directory
         self.clusterID = clusterID
         self.nodeID = nodeID
         self.hardState = hardState
         self.writtenHardState = hardState
-        self.snapshot = snapshot
+        self.keepsSnapshotData = keepsSnapshotData
         self.entries = entries
         self.recovery = recovery
         self.writer = writer
@@ -95,6 +101,13 @@ public final class DurableLog {
         self.lockFD = lockFD
         self.logger = logger
         remover = SegmentRemover(directory: directory, logger: logger)
+        if let snapshot { remember(snapshot) }
+    }
+
+    /// Makes `snapshot` the latest, keeping its data only if this log keeps snapshot data.
+    private func remember(_ snapshot: Snapshot) {
+        snapshotDataSize = snapshot.data.count
+        self.snapshot = keepsSnapshotData ? snapshot : Snapshot(index: snapshot.index, term: snapshot.term, data: [])
     }
 
     /// Dropping a log without `close()` behaves like a crash: unsynced appends are lost.
@@ -110,6 +123,9 @@ public final class DurableLog {
     /// if the log or snapshot is damaged other than by a torn final write or an interrupted
     /// compaction, `locked` if it is already open, and `io` for system call failures.
     ///
+    /// `keepsSnapshotData: false`: `snapshot` holds only the latest snapshot's index and term
+    /// (its data stays on disk, for `SnapshotReader`), so a large state costs no memory here.
+    ///
     /// Recovery loads the snapshot (S, T), replays the segments, then makes the log continue the
     /// snapshot: if it holds index S with term T, the entries up to S are dropped; if it holds
     /// another term at S or ends before S (a crash between writing an installed snapshot and its
@@ -117,7 +133,8 @@ public final class DurableLog {
     /// that compaction was about to delete are deleted.
     public static func open(
         directory: String, clusterID: UInt64, nodeID: UInt64,
-        segmentSize: Int = DurableLog.defaultSegmentSize, preallocateSegments: Bool = true, logger: Logger
+        segmentSize: Int = DurableLog.defaultSegmentSize, preallocateSegments: Bool = true, keepsSnapshotData: Bool = true,
+        logger: Logger
     ) throws -> DurableLog {
         precondition(segmentSize > 0, "segmentSize must be positive")
         let clock = ContinuousClock()
@@ -190,7 +207,8 @@ public final class DurableLog {
             log = DurableLog(
                 directory: directory, clusterID: clusterID, nodeID: nodeID, hardState: replay.hardState, snapshot: snapshot,
                 entries: replay.entries, recovery: recovery, writer: writer, segments: usage, segmentSize: segmentSize,
-                preallocation: preallocateSegments ? segmentSize : 0, lockFD: lockFD, logger: logger)
+                preallocation: preallocateSegments ? segmentSize : 0, lockFD: lockFD, keepsSnapshotData: keepsSnapshotData,
+                logger: logger)
         } catch {
             SystemFile.close(lockFD)
             throw error
@@ -364,7 +382,7 @@ public final class DurableLog {
         // continues both, so the log stays usable.
         if !fileWritten { try SnapshotFile.write(snapshot, directory: directory) }
         let covered = Int(snapshot.index - firstIndex + 1)
-        self.snapshot = snapshot
+        remember(snapshot)
         entries.removeFirstReleasingMemory(covered)
         logger.debug("saved snapshot", metadata: [
             "snapshotIndex": "\(snapshot.index)", "snapshotTerm": "\(snapshot.term)", "bytes": "\(snapshot.data.count)",
@@ -396,7 +414,7 @@ public final class DurableLog {
         guard snapshot.index >= firstIndex else { return }
         try failing { try SnapshotFile.write(snapshot, directory: directory) }
         let dropped = entries.count
-        self.snapshot = snapshot
+        remember(snapshot)
         entries = []
         try writeReset(index: snapshot.index, term: snapshot.term)
         logger.info("installed snapshot", metadata: [

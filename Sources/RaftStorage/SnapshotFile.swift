@@ -62,13 +62,19 @@ enum SnapshotFile {
         try SystemFile.syncDirectory(directory)
     }
 
-    /// The data dir's snapshot, or nil if it has none. Throws `corruptSnapshot` if the file is
-    /// truncated, has bytes past its checksum, fails the checksum, or is not a snapshot file.
-    static func read(directory: String) throws -> Snapshot? {
-        let path = path(in: directory)
-        guard SystemFile.exists(path) else { return nil }
-        let fd = try SystemFile.open(path, flags: O_RDONLY)
-        defer { SystemFile.close(fd) }
+    /// What a snapshot file's header says, checked against the file's size.
+    struct Header {
+        let bytes: [UInt8]
+        let version: UInt32
+        let index: UInt64
+        let term: UInt64
+        let dataLength: Int
+    }
+
+    /// Reads and checks the header of the snapshot file open as `fd`: magic, and a data length
+    /// that matches the file's size (checked before anything is allocated for the data, so a
+    /// damaged length never asks for absurd memory). The version is the caller's to check.
+    static func readHeader(_ fd: Int32, path: String) throws -> Header {
         let size = try SystemFile.size(fd, path: path)
         guard size >= headerSize + checksumSize else {
             throw StorageError.corruptSnapshot(
@@ -85,28 +91,52 @@ enum SnapshotFile {
             (raw.loadLittleEndian(at: 8, as: UInt32.self), raw.loadLittleEndian(at: 12, as: UInt64.self),
              raw.loadLittleEndian(at: 20, as: UInt64.self), raw.loadLittleEndian(at: 28, as: UInt64.self))
         }
-        // Checked before allocating, so a damaged length never asks for absurd memory.
         guard dataLength == UInt64(size - headerSize - checksumSize) else {
             let fileSays = dataLength > UInt64(Int.max - headerSize - checksumSize)
                 ? "more than fits" : "\(headerSize + Int(dataLength) + checksumSize) bytes"
             throw StorageError.corruptSnapshot(
                 path: path, reason: "the header describes \(fileSays) but the file is \(size) bytes (truncated or damaged)")
         }
-        let data = try SystemFile.readAll(fd, size: Int(dataLength), at: headerSize, path: path)
-        let trailer = try SystemFile.readAll(fd, size: checksumSize, at: headerSize + data.count, path: path)
-        guard data.count == Int(dataLength), trailer.count == checksumSize else {
+        return Header(bytes: header, version: version, index: index, term: term, dataLength: Int(dataLength))
+    }
+
+    /// Throws unless `header` is of the format version this build reads.
+    static func checkVersion(_ header: Header, path: String) throws {
+        guard header.version == Self.version else {
+            throw StorageError.corruptSnapshot(path: path, reason: "format version \(header.version), this build reads \(Self.version)")
+        }
+    }
+
+    /// Reads the 4-byte checksum after `header`'s data and compares it with `computed` (the
+    /// CRC32C of header and data).
+    static func verifyChecksum(_ fd: Int32, header: Header, computed: UInt32, path: String) throws {
+        let trailer = try SystemFile.readAll(fd, size: checksumSize, at: headerSize + header.dataLength, path: path)
+        guard trailer.count == checksumSize else {
             throw StorageError.corruptSnapshot(path: path, reason: "file shrank while being read")
         }
         let stored = trailer.withUnsafeBytes { $0.loadLittleEndian(at: 0, as: UInt32.self) }
-        let computed = data.withUnsafeBytes { CRC32C.checksum($0, continuing: CRC32C.checksum(header)) }
         guard stored == computed else {
             throw StorageError.corruptSnapshot(
                 path: path, reason: "checksum mismatch: stored \(hex32(stored)), computed \(hex32(computed))")
         }
-        guard version == Self.version else {
-            throw StorageError.corruptSnapshot(path: path, reason: "format version \(version), this build reads \(Self.version)")
+    }
+
+    /// The data dir's snapshot, or nil if it has none. Throws `corruptSnapshot` if the file is
+    /// truncated, has bytes past its checksum, fails the checksum, or is not a snapshot file.
+    static func read(directory: String) throws -> Snapshot? {
+        let path = path(in: directory)
+        guard SystemFile.exists(path) else { return nil }
+        let fd = try SystemFile.open(path, flags: O_RDONLY)
+        defer { SystemFile.close(fd) }
+        let header = try readHeader(fd, path: path)
+        let data = try SystemFile.readAll(fd, size: header.dataLength, at: headerSize, path: path)
+        guard data.count == header.dataLength else {
+            throw StorageError.corruptSnapshot(path: path, reason: "file shrank while being read")
         }
-        return Snapshot(index: index, term: term, data: data)
+        let computed = data.withUnsafeBytes { CRC32C.checksum($0, continuing: CRC32C.checksum(header.bytes)) }
+        try verifyChecksum(fd, header: header, computed: computed, path: path)
+        try checkVersion(header, path: path)
+        return Snapshot(index: header.index, term: header.term, data: data)
     }
 
     /// Removes a `snapshot.tmp` a crash left behind (the previous snapshot file, if any, is intact).

@@ -49,6 +49,24 @@ import Testing
         #expect(!leader.hasReady, "a snapshot the shell made is not handed back in a Ready")
     }
 
+    /// A shell that keeps snapshot bytes on disk lets the core forget them: the core still
+    /// compacts, and sends followers the snapshot's index and term for the shell to fill in.
+    @Test func aCoreThatForgotTheDataSendsTheSnapshotWithoutIt() {
+        let (pump, nodes) = Self.leaderWithLaggingFollower(commands: 20)
+        let leader = nodes[0]
+        leader.compact(through: 21, data: [0xAB, 0xCD], retaining: 0)
+        leader.forgetSnapshotData()
+        #expect(leader.snapshot == Snapshot(index: 21, term: 1, data: []))
+        #expect(leader.firstIndex == 22 && leader.status.snapshotIndex == 21)
+        pump.drop = { $0.type == .snapshot }  // kept aside to look at
+        for _ in 0..<10 {
+            leader.tick()
+            pump.run()
+        }
+        let snapshots = pump.dropped.filter { $0.to == 3 && $0.type == .snapshot }
+        #expect(snapshots.first?.snapshot == Snapshot(index: 21, term: 1, data: []), "\(snapshots.map(\.description))")
+    }
+
     @Test func leaderSendsItsSnapshotToAFollowerBehindTheCompactedPrefix() {
         let (pump, nodes) = Self.leaderWithLaggingFollower(commands: 20)
         let (leader, lagging) = (nodes[0], nodes[2])
