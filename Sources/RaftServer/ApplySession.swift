@@ -14,8 +14,8 @@ final class ApplySession {
     var streamedIndex: UInt64?
     /// Restoring kvd from our snapshot (it is behind the compacted log): the chunks still to send.
     var snapshotOut: SnapshotFileChunker?
-    /// Reassembles the snapshots kvd sends to let the log be compacted.
-    var snapshotIn = SnapshotAssembler()
+    /// Writes the snapshots kvd sends (to let the log be compacted) into the next snapshot file.
+    var snapshotIn: SnapshotFileReceiver
     /// When we last asked kvd for a snapshot (monotonic ns), while that request is unanswered.
     var snapshotRequestedAt: UInt64?
 
@@ -25,8 +25,9 @@ final class ApplySession {
     /// followers are not queued behind it.
     private var acceptedResults: [ProposeResult] = []
 
-    init(connection: Connection) {
+    init(connection: Connection, snapshotIn: SnapshotFileReceiver) {
         self.connection = connection
+        self.snapshotIn = snapshotIn
     }
 
     func send(_ message: RaftToKvd) {

@@ -144,6 +144,7 @@ public final class RaftServer {
         applyListener?.close()
         transport.stop()
         session?.connection.close()
+        session?.snapshotIn.abandon()
         snapshotQueue.sync {}  // a snapshot file being written finishes before the data dir is let go
         do { try storage.sync() } catch { logger.error("final sync failed: \(error)") }
         storage.close()
@@ -235,16 +236,25 @@ public final class RaftServer {
         if let old = session {
             logger.warning("a new kvd connected; dropping the previous one")
             old.connection.close()
+            dropSession()
         }
-        let fresh = ApplySession(connection: connection)
+        let fresh = ApplySession(connection: connection,
+                                 snapshotIn: SnapshotFileReceiver(directory: config.dataDir, queue: snapshotQueue))
         session = fresh
         connection.onRead = { [weak self] conn in self?.receiveFromKvd(conn) }
         connection.onWritable = { [weak self] _ in self?.streamCommitted() }
         connection.onClose = { [weak self] conn, reason in
             guard let self, self.session?.connection === conn else { return }
             self.logger.info("kvd disconnected: \(reason)")
-            self.session = nil
+            self.dropSession()
         }
+    }
+
+    /// Forgets the kvd link, and the snapshot it was sending (its file is removed in order with
+    /// the writes already queued, before any later snapshot file is started).
+    private func dropSession() {
+        session?.snapshotIn.abandon()
+        session = nil
     }
 
     private func receiveFromKvd(_ connection: Connection) {
@@ -257,7 +267,7 @@ public final class RaftServer {
         } catch {
             logger.warning("closing kvd connection: \(error)")
             connection.close()
-            self.session = nil
+            dropSession()
             return
         }
         readyAction.schedule()
@@ -292,9 +302,9 @@ public final class RaftServer {
                 commitIndex: status.commitIndex, appliedIndex: committedIndex, address: "\(config.listen)",
                 fsyncs: storage.syncCount, lastIndex: status.lastIndex, snapshotIndex: node.snapshot?.index ?? 0)))
         case let .snapshot(chunk):
-            guard let complete = try session.snapshotIn.add(chunk) else { return }
+            guard let written = try session.snapshotIn.add(chunk, termOfIndex: { self.node.entry(at: $0)?.term }) else { return }
             session.snapshotRequestedAt = nil
-            try compact(with: complete, from: session)
+            try compact(with: written, from: session)
         }
     }
 
@@ -313,34 +323,42 @@ public final class RaftServer {
 
     private static let snapshotRequestRetryNanos: UInt64 = 10_000_000_000
 
-    /// kvd's state at `kvdSnapshot.index`: written durably on the snapshot thread, then (back on
-    /// the loop, in `snapshotWritten`) the log before it is discarded, except a catch-up tail, in
-    /// memory and on disk. The write (MiBs plus three fsyncs) never stalls replication.
-    private func compact(with kvdSnapshot: SnapshotAssembler.Complete, from session: ApplySession) throws {
-        let index = kvdSnapshot.index
+    /// kvd's state at `file.index`, whose bytes are already queued to `file`: committed (fsynced
+    /// and renamed over the snapshot) on the snapshot queue, then (back on the loop, in
+    /// `snapshotWritten`) the log before it is discarded, except a catch-up tail, in memory and on
+    /// disk. The write (MiBs plus three fsyncs) never stalls replication.
+    private func compact(with file: SnapshotFileWriter, from session: ApplySession) throws {
+        let index = file.index
         guard let streamed = session.streamedIndex, index <= streamed else {
+            snapshotQueue.async { file.abandon() }
             throw ApplyProtocolViolation("kvd sent a snapshot at index \(index) but was only sent entries up to \(session.streamedIndex ?? 0)")
         }
         // Already covered by a newer snapshot, compacted away meanwhile, or one is being written.
-        guard !snapshotWriteInFlight, index > node.snapshot?.index ?? 0, let term = node.entry(at: index)?.term else { return }
-        let snapshot = Snapshot(index: index, term: term, data: kvdSnapshot.data)
+        guard !snapshotWriteInFlight, index > node.snapshot?.index ?? 0, node.entry(at: index)?.term == file.term else {
+            snapshotQueue.async { file.abandon() }
+            return
+        }
         snapshotWriteInFlight = true
-        let directory = config.dataDir
         let mailbox = snapshotWrites!
         snapshotQueue.async {
             let clock = ContinuousClock()
             let started = clock.now
+            var failure: String?
             do {
-                try DurableLog.writeSnapshotFile(snapshot, directory: directory)
-                mailbox.post(SnapshotWrite(snapshot: snapshot, error: nil, duration: clock.now - started))
+                try file.commit()
             } catch {
-                mailbox.post(SnapshotWrite(snapshot: snapshot, error: "\(error)", duration: clock.now - started))
+                file.abandon()
+                failure = "\(error)"
             }
+            mailbox.post(SnapshotWrite(index: file.index, term: file.term, dataSize: file.dataSize, error: failure,
+                                       duration: clock.now - started))
         }
     }
 
     private struct SnapshotWrite: Sendable {
-        let snapshot: Snapshot
+        let index: UInt64
+        let term: UInt64
+        let dataSize: Int
         let error: String?
         let duration: Duration
     }
@@ -348,18 +366,19 @@ public final class RaftServer {
     private func snapshotWritten(_ write: SnapshotWrite) {
         snapshotWriteInFlight = false
         guard !stopped else { return }
-        let snapshot = write.snapshot
+        let name = "snapshot (\(write.index), t\(write.term), \(write.dataSize) bytes)"
         if let error = write.error {
             // The log is intact on disk; only compaction is put off.
-            return logger.error("cannot save \(snapshot): \(error); the log stays uncompacted")
+            return logger.error("cannot save \(name): \(error); the log stays uncompacted")
         }
         // Installed over by a newer snapshot from the leader meanwhile.
-        guard snapshot.index > node.snapshot?.index ?? 0, node.entry(at: snapshot.index)?.term == snapshot.term else { return }
+        guard write.index > node.snapshot?.index ?? 0, node.entry(at: write.index)?.term == write.term else { return }
         do {
-            try storage.saveSnapshot(snapshot, fileWritten: true)
+            try storage.saveSnapshot(writtenIndex: write.index, term: write.term, dataSize: write.dataSize)
         } catch {
-            return logger.error("cannot compact the log with \(snapshot): \(error); the log stays uncompacted")
+            return logger.error("cannot compact the log with \(name): \(error); the log stays uncompacted")
         }
+        let snapshot = (index: write.index, term: write.term)
         // The core keeps only index and term; the bytes are in the file.
         node.compact(through: snapshot.index, data: [], retaining: entriesToRetain(before: snapshot.index))
         var bytes = 0
@@ -369,10 +388,10 @@ public final class RaftServer {
             next += 1
         }
         logBytesSinceSnapshot = bytes
-        lastSnapshotBytes = snapshot.data.count
+        lastSnapshotBytes = write.dataSize
         HeapTrimming.releaseFreeMemory()
         logger.info("compacted the log through \(snapshot.index)", metadata: [
-            "snapshotBytes": "\(snapshot.data.count)", "firstIndex": "\(node.firstIndex)", "writeDuration": "\(write.duration)",
+            "snapshotBytes": "\(write.dataSize)", "firstIndex": "\(node.firstIndex)", "writeDuration": "\(write.duration)",
         ])
     }
 

@@ -105,8 +105,8 @@ public final class DurableLog {
     }
 
     /// Makes `snapshot` the latest, keeping its data only if this log keeps snapshot data.
-    private func remember(_ snapshot: Snapshot) {
-        snapshotDataSize = snapshot.data.count
+    private func remember(_ snapshot: Snapshot, dataSize: Int? = nil) {
+        snapshotDataSize = dataSize ?? snapshot.data.count
         self.snapshot = keepsSnapshotData ? snapshot : Snapshot(index: snapshot.index, term: snapshot.term, data: [])
     }
 
@@ -153,7 +153,7 @@ public final class DurableLog {
             try checkIdentity(directory: directory, clusterID: clusterID, nodeID: nodeID,
                               hasData: !segments.isEmpty || SnapshotFile.exists(in: directory))
             if try SnapshotFile.removeStaleTemporary(directory: directory) {
-                logger.notice("removed \(SnapshotFile.temporaryFileName), a snapshot a crash interrupted mid-write; the previous snapshot stands",
+                logger.notice("removed an unfinished snapshot file a crash interrupted mid-write; the previous snapshot stands",
                               metadata: ["dataDir": "\(directory)"])
             }
             let snapshot = try SnapshotFile.read(directory: directory)
@@ -364,10 +364,11 @@ public final class DurableLog {
     /// newer than the current one is ignored. Throws `snapshotBeyondLog` / `snapshotTermMismatch`
     /// (changing nothing) if the log does not hold that entry. If writing the snapshot file fails,
     /// the log is unchanged and usable; a failure after that makes the log refuse further use.
-    ///
-    /// `fileWritten`: the caller already made the snapshot file durable with `writeSnapshotFile`
-    /// (off the loop's thread), so only the log's side is done here.
-    public func saveSnapshot(_ snapshot: Snapshot, fileWritten: Bool = false) throws {
+    public func saveSnapshot(_ snapshot: Snapshot) throws {
+        try saveSnapshot(snapshot, fileWritten: false, dataSize: snapshot.data.count)
+    }
+
+    private func saveSnapshot(_ snapshot: Snapshot, fileWritten: Bool, dataSize: Int) throws {
         try checkUsable()
         guard snapshot.index >= firstIndex else { return }
         guard snapshot.index <= lastIndex else {
@@ -382,22 +383,22 @@ public final class DurableLog {
         // continues both, so the log stays usable.
         if !fileWritten { try SnapshotFile.write(snapshot, directory: directory) }
         let covered = Int(snapshot.index - firstIndex + 1)
-        remember(snapshot)
+        remember(snapshot, dataSize: dataSize)
         entries.removeFirstReleasingMemory(covered)
         logger.debug("saved snapshot", metadata: [
-            "snapshotIndex": "\(snapshot.index)", "snapshotTerm": "\(snapshot.term)", "bytes": "\(snapshot.data.count)",
+            "snapshotIndex": "\(snapshot.index)", "snapshotTerm": "\(snapshot.term)", "bytes": "\(dataSize)",
             "droppedEntries": "\(covered)",
         ])
         deleteCoveredSegments()
     }
 
-    /// Writes `snapshot` as `directory`'s snapshot file, durably and atomically, touching nothing
-    /// else: it may run on another thread while the log is in use, to be followed on the log's
-    /// thread by `saveSnapshot(_:fileWritten: true)`. The snapshot must cover only entries already
-    /// synced to this log (a crash then recovers the log and reconciles it with this file). Never
-    /// concurrently with another write of the snapshot file (`installSnapshot` included).
-    public static func writeSnapshotFile(_ snapshot: Snapshot, directory: String) throws {
-        try SnapshotFile.write(snapshot, directory: directory)
+    /// Compacts the log with the node's own snapshot (`index`, `term`) whose file a committed
+    /// `SnapshotFileWriter` (`dataSize` bytes of data) already made durable, off the log's thread:
+    /// `saveSnapshot` without writing the file. The snapshot must cover only entries already
+    /// synced to this log when the file was written (a crash then recovers the log and
+    /// reconciles it with the file).
+    public func saveSnapshot(writtenIndex index: UInt64, term: UInt64, dataSize: Int) throws {
+        try saveSnapshot(Snapshot(index: index, term: term, data: []), fileWritten: true, dataSize: dataSize)
     }
 
     /// Replaces the whole log with a snapshot received from the leader. Its index may be beyond

@@ -27,12 +27,16 @@ enum SnapshotFile {
     static func exists(in directory: String) -> Bool { SystemFile.exists(path(in: directory)) }
 
     static func header(of snapshot: Snapshot) -> [UInt8] {
+        header(index: snapshot.index, term: snapshot.term, dataLength: snapshot.data.count)
+    }
+
+    static func header(index: UInt64, term: UInt64, dataLength: Int) -> [UInt8] {
         var bytes = magic
         bytes.reserveCapacity(headerSize)
         bytes.appendLittleEndian(version)
-        bytes.appendLittleEndian(snapshot.index)
-        bytes.appendLittleEndian(snapshot.term)
-        bytes.appendLittleEndian(UInt64(snapshot.data.count))
+        bytes.appendLittleEndian(index)
+        bytes.appendLittleEndian(term)
+        bytes.appendLittleEndian(UInt64(dataLength))
         return bytes
     }
 
@@ -139,12 +143,16 @@ enum SnapshotFile {
         return Snapshot(index: header.index, term: header.term, data: data)
     }
 
-    /// Removes a `snapshot.tmp` a crash left behind (the previous snapshot file, if any, is intact).
-    /// Returns whether there was one.
+    /// Removes a `snapshot.tmp` or `snapshot.incoming.tmp` a crash left behind (the previous
+    /// snapshot file, if any, is intact). Returns whether there was one.
     static func removeStaleTemporary(directory: String) throws -> Bool {
-        let temporary = "\(directory)/\(temporaryFileName)"
-        guard SystemFile.exists(temporary) else { return false }
-        try SystemFile.remove(temporary)
-        return true
+        var removed = false
+        for name in [temporaryFileName, SnapshotFileWriter.temporaryFileName] {
+            let temporary = "\(directory)/\(name)"
+            guard SystemFile.exists(temporary) else { continue }
+            try SystemFile.remove(temporary)
+            removed = true
+        }
+        return removed
     }
 }
