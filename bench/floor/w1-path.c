@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -86,6 +87,17 @@ static int open_wal(const char *directory, const char *name) {
     fsync(fd);
     unlink(path);
     return fd;
+}
+
+/// fork(), with the child killed when this process dies (Ctrl-C included): the children hold
+/// copies of every socket, so they would never see their peers close.
+static pid_t spawn(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == 1) exit(0);  // the parent is already gone
+    }
+    return pid;
 }
 
 static void forwarder(int from_client, int to_server, int request, int forwarded, int reply, int replied) {
@@ -156,21 +168,21 @@ int main(int argc, char **argv) {
     pid_t children[5];
     int count = 0;
     if (!raft_only) {
-        if (!(children[count++] = fork())) forwarder(client_gateway[1], gateway_kvd[0], REQUEST, REQUEST, RESPONSE, RESPONSE);
-        if (!(children[count++] = fork())) forwarder(gateway_kvd[1], kvd_leader[0], REQUEST, PROPOSAL, APPLY, RESPONSE);
+        if (!(children[count++] = spawn())) forwarder(client_gateway[1], gateway_kvd[0], REQUEST, REQUEST, RESPONSE, RESPONSE);
+        if (!(children[count++] = spawn())) forwarder(gateway_kvd[1], kvd_leader[0], REQUEST, PROPOSAL, APPLY, RESPONSE);
     }
     for (int f = 0; f < 2; f++) {
         char name[32];
         snprintf(name, sizeof name, "w1-path-%d-follower%d.wal", (int)getpid(), f);
         int wal = open_wal(directory, name);
-        if (!(children[count++] = fork())) follower(to_follower[f][1], wal);
+        if (!(children[count++] = spawn())) follower(to_follower[f][1], wal);
         close(wal);
     }
     char name[32];
     snprintf(name, sizeof name, "w1-path-%d-leader.wal", (int)getpid());
     int wal = open_wal(directory, name);
     int leader_ends[2] = {to_follower[0][0], to_follower[1][0]};
-    if (!(children[count++] = fork())) leader(kvd_leader[1], leader_ends, wal);
+    if (!(children[count++] = spawn())) leader(kvd_leader[1], leader_ends, wal);
 
     char buffer[512] = {0};
     int to_cluster = raft_only ? kvd_leader[0] : client_gateway[0];
