@@ -177,14 +177,6 @@ public final class RaftNode {
         return made
     }
 
-    /// For a shell that keeps snapshot bytes in its own storage: from now on the core holds only
-    /// the latest snapshot's index and term, and the `.snapshot` messages it sends carry no data,
-    /// for the shell to fill in from storage as it streams them. Call it after the snapshot is
-    /// durable and any `Ready` handing it out was advanced.
-    public func forgetSnapshotData() {
-        snapshot?.data = []
-    }
-
     // MARK: Output
 
     /// Whether `ready()` has anything to hand out.

@@ -1,6 +1,8 @@
+import Dispatch
 import EventLoop
 import Logging
 import Raft
+import RaftStorage
 import Wire
 
 /// Carries Raft messages between raftds. Each node dials every other node at exactly the
@@ -16,16 +18,26 @@ final class PeerTransport {
     private let config: RaftServerConfig
     private let logger: Logger
     private let onMessage: (Message) -> Void
+    /// A leader's snapshot arrived whole in this file; the message stepped right after it
+    /// carries only its index and term.
+    private let onSnapshotFile: (SnapshotFileWriter) -> Void
+    /// Where incoming snapshot chunks are written, in order.
+    private let snapshotQueue: DispatchQueue
     private var listener: Listener?
     private var outgoing: [UInt64: OutgoingPeer] = [:]
     private var incoming: [ObjectIdentifier: IncomingPeer] = [:]
+    /// Names each incoming link's snapshot file apart from the others'.
+    private var linksAccepted = 0
     /// Internal links carry whole append batches: allow more than a client frame.
     static let frameLimit = 64 << 20
 
-    init(loop: EventLoop, config: RaftServerConfig, logger: Logger, onMessage: @escaping (Message) -> Void) {
+    init(loop: EventLoop, config: RaftServerConfig, logger: Logger, snapshotQueue: DispatchQueue,
+         onSnapshotFile: @escaping (SnapshotFileWriter) -> Void, onMessage: @escaping (Message) -> Void) {
         self.loop = loop
         self.config = config
         self.logger = logger
+        self.snapshotQueue = snapshotQueue
+        self.onSnapshotFile = onSnapshotFile
         self.onMessage = onMessage
     }
 
@@ -43,7 +55,10 @@ final class PeerTransport {
     func stop() {
         listener?.close()
         for peer in outgoing.values { peer.dialer.stop() }
-        for peer in incoming.values { peer.connection.close() }
+        for peer in incoming.values {
+            peer.connection.close()
+            peer.snapshot.abandon()
+        }
         incoming.removeAll()
     }
 
@@ -66,11 +81,19 @@ final class PeerTransport {
     }
 
     private func accept(_ connection: Connection) {
-        let peer = IncomingPeer(connection: connection)
+        linksAccepted += 1
+        let receiver = SnapshotFileReceiver(directory: config.dataDir, queue: snapshotQueue, name: "link-\(linksAccepted)")
+        let peer = IncomingPeer(connection: connection, snapshot: receiver)
         let key = ObjectIdentifier(connection)
         incoming[key] = peer
         connection.onRead = { [weak self] conn in self?.receive(on: conn) }
-        connection.onClose = { [weak self] conn, _ in self?.incoming[ObjectIdentifier(conn)] = nil }
+        connection.onClose = { [weak self] conn, _ in self?.dropIncoming(conn) }
+    }
+
+    /// Forgets an incoming link, and the snapshot it was sending (its file is removed in order
+    /// with the writes already queued).
+    private func dropIncoming(_ connection: Connection) {
+        incoming.removeValue(forKey: ObjectIdentifier(connection))?.snapshot.abandon()
     }
 
     private func receive(on connection: Connection) {
@@ -93,9 +116,11 @@ final class PeerTransport {
                     guard let chunk = message.snapshot else {
                         return reject(connection, "snapshot message from node \(message.from) without a chunk")
                     }
-                    guard let complete = try peer.snapshot.add(chunk) else { continue }
-                    let snapshot = Snapshot(index: complete.index, term: complete.term, data: complete.data)
-                    logger.info("received \(snapshot) from node \(message.from)")
+                    guard let file = try peer.snapshot.add(chunk, fileTerm: chunk.term) else { continue }
+                    logger.info("received snapshot (\(file.index), t\(file.term), \(file.dataSize) bytes) from node \(message.from)")
+                    onSnapshotFile(file)
+                    // The bytes are in the file: the core needs only index and term.
+                    let snapshot = Snapshot(index: file.index, term: file.term, data: [])
                     if let raftMessage = message.raftMessage(snapshot: snapshot) { onMessage(raftMessage) }
                     continue
                 }
@@ -109,7 +134,7 @@ final class PeerTransport {
 
     private func reject(_ connection: Connection, _ why: String) {
         logger.warning("closing peer connection from \(connection.peer): \(why)")
-        incoming[ObjectIdentifier(connection)] = nil
+        dropIncoming(connection)
         connection.close()
     }
 }
@@ -247,10 +272,11 @@ private final class OutgoingPeer {
 private final class IncomingPeer {
     let connection: Connection
     var decoder = FrameDecoder(frameLimit: PeerTransport.frameLimit)
-    var snapshot = SnapshotAssembler()
+    var snapshot: SnapshotFileReceiver
     var nodeID: UInt64 = 0
 
-    init(connection: Connection) {
+    init(connection: Connection, snapshot: SnapshotFileReceiver) {
         self.connection = connection
+        self.snapshot = snapshot
     }
 }

@@ -49,6 +49,9 @@ public final class RaftServer {
     private let snapshotQueue = DispatchQueue(label: "kvraft.raftd-snapshot-writer")
     private var snapshotWrites: LoopMailbox<SnapshotWrite>!
     private var snapshotWriteInFlight = false
+    /// Leaders' snapshots that arrived whole (in files) since the last `processReady`: the one
+    /// the core restores is installed from its file, the others are dropped.
+    private var receivedSnapshots: [SnapshotFileWriter] = []
 
     public init(loop: EventLoop, config: RaftServerConfig, logger: Logger) throws {
         self.loop = loop
@@ -74,7 +77,8 @@ public final class RaftServer {
         lastSnapshotBytes = storage.snapshotDataSize
         syncedTerm = storage.hardState.term
         syncedVote = storage.hardState.vote
-        transport = PeerTransport(loop: loop, config: config, logger: logger) { [weak self] message in
+        transport = PeerTransport(loop: loop, config: config, logger: logger, snapshotQueue: snapshotQueue,
+                                  onSnapshotFile: { [weak self] file in self?.receivedSnapshots.append(file) }) { [weak self] message in
             self?.node.step(message)
             self?.readyAction.schedule()
         }
@@ -164,11 +168,16 @@ public final class RaftServer {
             do {
                 if let snapshot = ready.snapshot {
                     // The leader's snapshot replaces our log; durable before we acknowledge it.
-                    logger.info("installing \(snapshot) from the leader", metadata: ["lastIndex": "\(storage.lastIndex)"])
-                    snapshotQueue.sync {}  // never two writers of the snapshot file
-                    try storage.installSnapshot(snapshot)
+                    guard let position = receivedSnapshots.firstIndex(where: { $0.index == snapshot.index && $0.term == snapshot.term }) else {
+                        throw SnapshotFileMismatch(description: "the core restored snapshot (\(snapshot.index), t\(snapshot.term)) but no file of it arrived")
+                    }
+                    let file = receivedSnapshots.remove(at: position)
+                    logger.info("installing snapshot (\(file.index), t\(file.term), \(file.dataSize) bytes) from the leader",
+                                metadata: ["lastIndex": "\(storage.lastIndex)"])
+                    snapshotQueue.sync {}  // its last bytes are written, and no other snapshot file is being renamed
+                    try storage.installSnapshot(from: file)
                     logBytesSinceSnapshot = 0
-                    lastSnapshotBytes = snapshot.data.count
+                    lastSnapshotBytes = file.dataSize
                 }
                 if let first = ready.entries.first, first.index <= storage.lastIndex {
                     logger.notice("replacing log entries from index \(first.index) (last was \(storage.lastIndex)) with the leader's")
@@ -199,9 +208,10 @@ public final class RaftServer {
             if let snapshot = ready.snapshot { committedIndex = max(committedIndex, snapshot.index) }
             if let last = ready.committedEntries.last { committedIndex = max(committedIndex, last.index) }
             node.advance(ready)
-            // Installed and on disk: sending it again is streamed from the file.
-            if ready.snapshot != nil { node.forgetSnapshotData() }
         }
+        // Snapshots the core did not restore (stale, or its log already held them).
+        for file in receivedSnapshots { snapshotQueue.async { file.abandon() } }
+        receivedSnapshots.removeAll()
         streamCommittedSoon()
         requestSnapshotIfDue()
         if pendingShutdown != nil, node.status.role != .leader { finishShutdown(handedOver: true) }
@@ -239,7 +249,7 @@ public final class RaftServer {
             dropSession()
         }
         let fresh = ApplySession(connection: connection,
-                                 snapshotIn: SnapshotFileReceiver(directory: config.dataDir, queue: snapshotQueue))
+                                 snapshotIn: SnapshotFileReceiver(directory: config.dataDir, queue: snapshotQueue, name: "from-kvd"))
         session = fresh
         connection.onRead = { [weak self] conn in self?.receiveFromKvd(conn) }
         connection.onWritable = { [weak self] _ in self?.streamCommitted() }
@@ -302,7 +312,9 @@ public final class RaftServer {
                 commitIndex: status.commitIndex, appliedIndex: committedIndex, address: "\(config.listen)",
                 fsyncs: storage.syncCount, lastIndex: status.lastIndex, snapshotIndex: node.snapshot?.index ?? 0)))
         case let .snapshot(chunk):
-            guard let written = try session.snapshotIn.add(chunk, termOfIndex: { self.node.entry(at: $0)?.term }) else { return }
+            // kvd sends no term; 0 (which no entry has) if the log does not hold that index.
+            let term = chunk.offset == 0 ? node.entry(at: chunk.index)?.term ?? 0 : 0
+            guard let written = try session.snapshotIn.add(chunk, fileTerm: term) else { return }
             session.snapshotRequestedAt = nil
             try compact(with: written, from: session)
         }

@@ -396,8 +396,9 @@ public final class DurableLog {
     /// `SnapshotFileWriter` (`dataSize` bytes of data) already made durable, off the log's thread:
     /// `saveSnapshot` without writing the file. The snapshot must cover only entries already
     /// synced to this log when the file was written (a crash then recovers the log and
-    /// reconciles it with the file).
+    /// reconciles it with the file). Only for a log that does not keep snapshot data.
     public func saveSnapshot(writtenIndex index: UInt64, term: UInt64, dataSize: Int) throws {
+        precondition(!keepsSnapshotData, "a log that keeps snapshot data saves it with saveSnapshot(_:)")
         try saveSnapshot(Snapshot(index: index, term: term, data: []), fileWritten: true, dataSize: dataSize)
     }
 
@@ -420,6 +421,26 @@ public final class DurableLog {
         try writeReset(index: snapshot.index, term: snapshot.term)
         logger.info("installed snapshot", metadata: [
             "snapshotIndex": "\(snapshot.index)", "snapshotTerm": "\(snapshot.term)", "bytes": "\(snapshot.data.count)",
+            "droppedEntries": "\(dropped)",
+        ])
+        deleteCoveredSegments()
+    }
+
+    /// `installSnapshot` for a leader's snapshot that arrived in pieces into `file` (every
+    /// `append` of it done): commits the file (fsync, rename) only if the snapshot is newer than
+    /// the current one, then goes on as `installSnapshot`. Abandons the file otherwise.
+    /// Only for a log that does not keep snapshot data (it holds index and term of this one).
+    public func installSnapshot(from file: SnapshotFileWriter) throws {
+        precondition(!keepsSnapshotData, "a log that keeps snapshot data installs it with installSnapshot(_:)")
+        try checkUsable()
+        guard file.index >= firstIndex else { return file.abandon() }
+        try failing { try file.commit() }
+        let dropped = entries.count
+        remember(Snapshot(index: file.index, term: file.term, data: []), dataSize: file.dataSize)
+        entries = []
+        try writeReset(index: file.index, term: file.term)
+        logger.info("installed snapshot", metadata: [
+            "snapshotIndex": "\(file.index)", "snapshotTerm": "\(file.term)", "bytes": "\(file.dataSize)",
             "droppedEntries": "\(dropped)",
         ])
         deleteCoveredSegments()

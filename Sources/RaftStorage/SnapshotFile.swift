@@ -143,14 +143,13 @@ enum SnapshotFile {
         return Snapshot(index: header.index, term: header.term, data: data)
     }
 
-    /// Removes a `snapshot.tmp` or `snapshot.incoming.tmp` a crash left behind (the previous
+    /// Removes the `snapshot.tmp` or `snapshot.<name>.tmp` files a crash left behind (the previous
     /// snapshot file, if any, is intact). Returns whether there was one.
     static func removeStaleTemporary(directory: String) throws -> Bool {
         var removed = false
-        for name in [temporaryFileName, SnapshotFileWriter.temporaryFileName] {
-            let temporary = "\(directory)/\(name)"
-            guard SystemFile.exists(temporary) else { continue }
-            try SystemFile.remove(temporary)
+        for name in try SystemFile.listDirectory(directory)
+        where name == temporaryFileName || SnapshotFileWriter.isTemporaryFile(name) {
+            try SystemFile.remove("\(directory)/\(name)")
             removed = true
         }
         return removed

@@ -5,11 +5,12 @@ import Synchronization
 /// machine), so the whole snapshot never has to be in memory: header and pieces as they come,
 /// then on `commit` the checksum, an fsync and the atomic rename over `snapshot`.
 ///
-/// It writes `snapshot.incoming.tmp`, never the `snapshot.tmp` of `writeSnapshotFile` and
-/// `installSnapshot`, so it cannot disturb them; a leftover from a crash is removed when the log
-/// is opened. Creating one touches no file: the file is opened by the first `append` (or
-/// `commit`), so a caller that runs every `append`, `commit` and `abandon` of its writers on one
-/// serial queue, in order, never has two of them write the file at once.
+/// It writes `snapshot.<name>.tmp` (`snapshot.incoming.tmp` unless told otherwise), never the
+/// `snapshot.tmp` of `saveSnapshot` and `installSnapshot`, so it cannot disturb them; leftovers
+/// from a crash are removed when the log is opened. Creating one touches no file: the file is
+/// opened by the first `append` (or `commit`), so a caller that runs every `append`, `commit`
+/// and `abandon` of the writers of one name on one serial queue, in order, never has two of
+/// them write the same file at once.
 public final class SnapshotFileWriter: Sendable {
     public let index: UInt64
     public let term: UInt64
@@ -27,17 +28,21 @@ public final class SnapshotFileWriter: Sendable {
         var failure: StorageError?
     }
 
-    static let temporaryFileName = "snapshot.incoming.tmp"
-
     /// A writer for `directory`'s next snapshot file: (`index`, `term`) with `dataSize` bytes of
-    /// data to come.
-    public init(directory: String, index: UInt64, term: UInt64, dataSize: Int) {
+    /// data to come, written to `snapshot.<name>.tmp` until `commit` renames it.
+    public init(directory: String, index: UInt64, term: UInt64, dataSize: Int, name: String = "incoming") {
+        precondition(!name.isEmpty && !name.contains("/"), "a snapshot file name part, not a path: \(name)")
         self.index = index
         self.term = term
         self.dataSize = dataSize
         self.directory = directory
-        path = "\(directory)/\(Self.temporaryFileName)"
+        path = "\(directory)/snapshot.\(name).tmp"
         state = Mutex(State())
+    }
+
+    /// Whether `fileName` is one that a writer writes (or a crash left behind).
+    static func isTemporaryFile(_ fileName: String) -> Bool {
+        fileName.hasPrefix("snapshot.") && fileName.hasSuffix(".tmp") && fileName.count > "snapshot..tmp".count
     }
 
     /// Closes the file if still open. Never removes it: that is `abandon`'s, run in order with

@@ -97,4 +97,46 @@ import Testing
         #expect(reopened.entries == makeEntries(26...40, term: 1))
         #expect(try SnapshotFile.read(directory: dir.dataDir)?.data == state)
     }
+
+    /// A leader's snapshot that arrived into a file replaces the log from it; one not newer than
+    /// the current snapshot is abandoned and changes nothing.
+    @Test func aLeadersSnapshotIsInstalledFromItsFile() throws {
+        let dir = TemporaryDirectory()
+        func open() throws -> DurableLog {
+            try DurableLog.open(directory: dir.dataDir, clusterID: testCluster, nodeID: testNode, segmentSize: 4096,
+                                preallocateSegments: false, keepsSnapshotData: false, logger: LogCapture().logger)
+        }
+        let state = Array(repeating: UInt8(3), count: 3_000)
+        do {
+            let log = try open()
+            try log.save(hardState: HardState(term: 2, vote: 0, commit: 0))
+            try log.append(makeEntries(1...10, term: 1))
+            let file = SnapshotFileWriter(directory: dir.dataDir, index: 50, term: 2, dataSize: state.count, name: "link-1")
+            try file.append(Array(state[..<1_000]))
+            try file.append(Array(state[1_000...]))
+            try log.installSnapshot(from: file)
+            #expect(log.snapshot == Snapshot(index: 50, term: 2, data: []) && log.snapshotDataSize == 3_000)
+            #expect(log.entries.isEmpty && log.lastIndex == 50)
+            try log.append(makeEntries(51...52, term: 2))
+            try log.sync()
+
+            // An older one: abandoned, its file removed, nothing else changes.
+            let stale = SnapshotFileWriter(directory: dir.dataDir, index: 40, term: 1, dataSize: 2, name: "link-2")
+            try stale.append([1, 2])
+            #expect(FileManager.default.fileExists(atPath: dir.dataDir + "/snapshot.link-2.tmp"))
+            try log.installSnapshot(from: stale)
+            #expect(!FileManager.default.fileExists(atPath: dir.dataDir + "/snapshot.link-2.tmp"))
+            #expect(log.snapshot?.index == 50 && log.lastIndex == 52)
+
+            // A crash while another arrived leaves its file, removed on open.
+            let unfinished = SnapshotFileWriter(directory: dir.dataDir, index: 90, term: 3, dataSize: 10, name: "link-3")
+            try unfinished.append([1])
+            log.close()
+        }
+        let reopened = try open()
+        #expect(try SystemFile.listDirectory(dir.dataDir).filter { $0.hasSuffix(".tmp") }.isEmpty)
+        #expect(reopened.snapshot == Snapshot(index: 50, term: 2, data: []) && reopened.snapshotDataSize == 3_000)
+        #expect(reopened.entries == makeEntries(51...52, term: 2))
+        #expect(try SnapshotFile.read(directory: dir.dataDir)?.data == state)
+    }
 }

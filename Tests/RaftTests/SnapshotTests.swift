@@ -49,13 +49,12 @@ import Testing
         #expect(!leader.hasReady, "a snapshot the shell made is not handed back in a Ready")
     }
 
-    /// A shell that keeps snapshot bytes on disk lets the core forget them: the core still
-    /// compacts, and sends followers the snapshot's index and term for the shell to fill in.
-    @Test func aCoreThatForgotTheDataSendsTheSnapshotWithoutIt() {
+    /// A shell that keeps snapshot bytes on disk gives the core none: the core compacts all the
+    /// same, and sends followers the snapshot's index and term for the shell to fill in.
+    @Test func aSnapshotWithoutDataIsSentWithoutIt() {
         let (pump, nodes) = Self.leaderWithLaggingFollower(commands: 20)
         let leader = nodes[0]
-        leader.compact(through: 21, data: [0xAB, 0xCD], retaining: 0)
-        leader.forgetSnapshotData()
+        leader.compact(through: 21, data: [], retaining: 0)
         #expect(leader.snapshot == Snapshot(index: 21, term: 1, data: []))
         #expect(leader.firstIndex == 22 && leader.status.snapshotIndex == 21)
         pump.drop = { $0.type == .snapshot }  // kept aside to look at
