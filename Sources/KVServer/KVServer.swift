@@ -21,11 +21,11 @@ public final class KVServer {
     private var raftReady = false
     /// raftd restoring us from its snapshot (we are behind its compacted log).
     private var snapshotIn = SnapshotAssembler()
-    /// Our snapshot on its way to raftd, cut into chunks as the link drains.
-    private var snapshotOut: SnapshotChunker?
-    /// Snapshots are encoded off the loop (from a copy-on-write copy of the state machine) and
-    /// come back here; `encoding` is set meanwhile, one at a time.
-    private var snapshotEncoded: LoopMailbox<EncodedSnapshot>!
+    /// Our snapshot on its way to raftd, cut into chunks as its parts arrive and the link drains.
+    private var snapshotOut: OutgoingSnapshot?
+    /// Snapshots are encoded off the loop (from a copy-on-write copy of the state machine), and
+    /// their parts come back here; `encoding` is set meanwhile, one at a time.
+    private var snapshotEncoded: LoopMailbox<SnapshotEncoding>!
     private var encoding = false
     /// Bumped on every raftd (re)connection, so an encoding started for one is not sent on another.
     private var raftConnection = 0
@@ -55,7 +55,7 @@ public final class KVServer {
         flushAction = DeferredAction(loop: loop) { [weak self] in self?.flushProposals() }
         groupCommitTimer = Timer(loop: loop) { [weak self] in self?.flushProposals() }
         sweepTimer = Timer(loop: loop, repeating: true) { [weak self] in self?.sweepDeadlines() }
-        snapshotEncoded = LoopMailbox(loop: loop) { [weak self] encoded in self?.snapshotReady(encoded) }
+        snapshotEncoded = LoopMailbox(loop: loop) { [weak self] event in self?.snapshotEncoding(event) }
     }
 
     public func start() throws {
@@ -95,6 +95,7 @@ public final class KVServer {
     private func raftConnected(_ connection: Connection) {
         raftDecoder = FrameDecoder(frameLimit: 64 << 20)
         snapshotIn = SnapshotAssembler()
+        snapshotOut?.flow.cancel()
         snapshotOut = nil
         raftConnection += 1
         connection.onRead = { [weak self] conn in self?.receiveFromRaft(conn) }
@@ -158,43 +159,62 @@ public final class KVServer {
 
     /// Encodes the state machine as of the last applied entry and streams it to raftd, which
     /// compacts its log up to that index. The encoding runs on another thread from a copy of the
-    /// machine (copy-on-write: the loop keeps applying meanwhile), so serving never stalls on it.
-    /// One at a time: a request while one is under way is dropped (raftd asks again).
+    /// machine (copy-on-write: the loop keeps applying meanwhile), so serving never stalls on it,
+    /// and hands over parts of a few MiB as the link takes them, so the encoded state is never
+    /// whole in memory. One at a time: a request while one is under way is dropped (raftd asks
+    /// again).
     private func takeSnapshot() {
         guard snapshotOut == nil, !encoding, raftLink.connection != nil else { return }
         encoding = true
         let frozen = machine
         let connection = raftConnection
         let mailbox = snapshotEncoded!
+        let flow = OutgoingSnapshot.Flow()
         DispatchQueue.global().async {
             let clock = ContinuousClock()
             let started = clock.now
-            let data = frozen.snapshot()
-            mailbox.post(EncodedSnapshot(index: frozen.appliedIndex, data: data, keys: frozen.count,
-                                         sessions: frozen.sessionCount, duration: clock.now - started, raftConnection: connection))
+            frozen.encodeSnapshot(size: { size in
+                mailbox.post(.started(index: frozen.appliedIndex, size: size, flow: flow, raftConnection: connection))
+            }, part: { part in
+                guard flow.awaitTurn() else { return false }
+                mailbox.post(.part(part, flow: flow))
+                return true
+            })
+            mailbox.post(.finished(flow: flow, keys: frozen.count, sessions: frozen.sessionCount, duration: clock.now - started))
         }
     }
 
-    private func snapshotReady(_ encoded: EncodedSnapshot) {
-        encoding = false
-        guard encoded.raftConnection == raftConnection, snapshotOut == nil, let connection = raftLink.connection else { return }
-        logger.info("sending raftd a snapshot", metadata: [
-            "index": "\(encoded.index)", "bytes": "\(encoded.data.count)", "keys": "\(encoded.keys)",
-            "sessions": "\(encoded.sessions)", "encodeDuration": "\(encoded.duration)",
-        ])
-        snapshotOut = SnapshotChunker(index: encoded.index, term: 0, data: encoded.data)
-        sendSnapshotChunks(on: connection)
+    private func snapshotEncoding(_ event: SnapshotEncoding) {
+        switch event {
+        case let .started(index, size, flow, connection):
+            guard connection == raftConnection, snapshotOut == nil, raftLink.connection != nil else { return flow.cancel() }
+            snapshotOut = OutgoingSnapshot(index: index, totalSize: size, flow: flow)
+            logger.info("sending raftd a snapshot", metadata: ["index": "\(index)", "bytes": "\(size)"])
+        case let .part(part, flow):
+            // A cancelled snapshot's parts are dropped; its encoding has stopped.
+            guard let out = snapshotOut, out.flow === flow else { return }
+            out.add(part)
+        case let .finished(flow, keys, sessions, duration):
+            encoding = false
+            guard !flow.isCancelled else { return }
+            logger.info("encoded the snapshot", metadata: [
+                "keys": "\(keys)", "sessions": "\(sessions)", "encodeDuration": "\(duration)",
+            ])
+        }
+        if let connection = raftLink.connection { sendSnapshotChunks(on: connection) }
     }
 
     private func sendSnapshotChunks(on connection: Connection) {
-        guard var chunker = snapshotOut else { return }
-        while connection.isWritable, let chunk = chunker.next() {
+        guard let out = snapshotOut else { return }
+        while connection.isWritable, let chunk = out.nextChunk() {
             scratch.removeAll(keepingCapacity: true)
             KvdToRaft.snapshot(chunk).appendFrame(to: &scratch)
             connection.write(scratch)
         }
-        snapshotOut = chunker.isFinished ? nil : chunker
-        if chunker.isFinished { HeapTrimming.releaseFreeMemory() }
+        if out.isFinished {
+            snapshotOut = nil
+            HeapTrimming.releaseFreeMemory()
+        }
     }
 
     /// Replaces the state machine with raftd's snapshot: we were behind its compacted log.
@@ -218,13 +238,12 @@ public final class KVServer {
         }
     }
 
-    private struct EncodedSnapshot: Sendable {
-        let index: UInt64
-        let data: [UInt8]
-        let keys: Int
-        let sessions: Int
-        let duration: Duration
-        let raftConnection: Int
+    /// What the encoding thread reports, in order.
+    private enum SnapshotEncoding: Sendable {
+        /// Encoding began: `size` bytes at `index`, for the raftd connection `raftConnection`.
+        case started(index: UInt64, size: Int, flow: OutgoingSnapshot.Flow, raftConnection: Int)
+        case part([UInt8], flow: OutgoingSnapshot.Flow)
+        case finished(flow: OutgoingSnapshot.Flow, keys: Int, sessions: Int, duration: Duration)
     }
 
     private struct SnapshotMismatch: Error, CustomStringConvertible {

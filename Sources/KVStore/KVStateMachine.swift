@@ -142,6 +142,15 @@ public struct KVStateMachine: Equatable, Sendable {
         stateSnapshot().serialized()
     }
 
+    /// `snapshot()` in parts of a few MiB, so a large state is never encoded whole in memory:
+    /// `size` first gets the total byte count, then `part` each part in order (returning false
+    /// stops the encoding). Concatenated, the parts are `snapshot()`.
+    public func encodeSnapshot(size: (Int) -> Void, part: ([UInt8]) -> Bool) {
+        let state = stateSnapshot()
+        size(state.encodedSize())
+        state.forEachEncodedPart(part)
+    }
+
     /// The state in canonical form: pairs sorted by key, sessions in activity order,
     /// tombstones oldest first.
     func stateSnapshot() -> StateSnapshot {

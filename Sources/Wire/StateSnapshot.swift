@@ -156,14 +156,38 @@ extension StateSnapshot: WireMessage {
     /// that the split changes no byte).
     func append(to out: inout [UInt8], groupBytes: Int) {
         // Sized first (lengths only, nothing copied), so the output is allocated once.
+        out.reserveCapacity(out.count + encodedSize(groupBytes: groupBytes))
+        forEachGroup(groupBytes) { group, first, last in
+            _ = part(pairs: group, first: first, last: last, sizeOnly: false, to: &out)
+        }
+    }
+
+    /// Bytes of the unframed encoding, computed from lengths alone (nothing is copied).
+    public func encodedSize() -> Int {
+        encodedSize(groupBytes: Self.groupBytes)
+    }
+
+    func encodedSize(groupBytes: Int) -> Int {
         var total = 0
         var unused: [UInt8] = []
         forEachGroup(groupBytes) { group, first, last in
             total += part(pairs: group, first: first, last: last, sizeOnly: true, to: &unused)
         }
-        out.reserveCapacity(out.count + total)
+        return total
+    }
+
+    /// The unframed encoding in consecutive parts of about `groupBytes` of keys and values each,
+    /// handed to `body` one at a time, so a large state is never encoded whole in memory. Their
+    /// concatenation is `serialized()`, `encodedSize()` bytes. `body` returns false to stop early.
+    public func forEachEncodedPart(groupBytes: Int = StateSnapshot.groupBytes, _ body: ([UInt8]) -> Bool) {
+        var stopped = false
         forEachGroup(groupBytes) { group, first, last in
-            _ = part(pairs: group, first: first, last: last, sizeOnly: false, to: &out)
+            guard !stopped else { return }
+            var unused: [UInt8] = []
+            var encoded: [UInt8] = []
+            encoded.reserveCapacity(part(pairs: group, first: first, last: last, sizeOnly: true, to: &unused))
+            _ = part(pairs: group, first: first, last: last, sizeOnly: false, to: &encoded)
+            stopped = !body(encoded)
         }
     }
 
@@ -182,7 +206,7 @@ extension StateSnapshot: WireMessage {
     }
 
     /// Bytes of keys and values encoded per part.
-    static let groupBytes = 4 << 20
+    public static let groupBytes = 4 << 20
 
     /// One part: the scalars if `first`, `pairs`, and the sessions and tombstones if `last`.
     /// Packs it at the end of `out`, or with `sizeOnly` only computes its encoded size (the

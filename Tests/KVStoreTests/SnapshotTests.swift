@@ -52,6 +52,28 @@ private func apply(_ entry: Entry, at index: UInt64, to machine: inout KVStateMa
         }
     }
 
+    /// A state of several encoding parts (~4 MiB of keys and values each) comes out in parts
+    /// that, concatenated, are the one-piece snapshot, of the size announced first.
+    @Test func aLargeStateIsEncodedInPartsThatMakeTheSnapshot() throws {
+        var r = Replica()
+        let value = String(repeating: "v", count: 100_000)
+        for batch in 0..<5 {
+            _ = r.run((0..<20).map { put("key-\(batch)-\($0)", value) })
+        }
+        var announced = -1
+        var parts: [[UInt8]] = []
+        r.machine.encodeSnapshot(size: { announced = $0 }, part: { parts.append($0); return true })
+        let whole = r.machine.snapshot()
+        #expect(parts.count >= 2, "10 MB of values in parts of about 4 MiB")
+        #expect(parts.flatMap { $0 } == whole && announced == whole.count)
+        let restored = try KVStateMachine(restoring: parts.flatMap { $0 })
+        #expect(restored.count == 100 && restored.snapshot() == whole)
+
+        var handedOut = 0
+        r.machine.encodeSnapshot(size: { _ in }, part: { _ in handedOut += 1; return false })
+        #expect(handedOut == 1, "stops at the first part when told to")
+    }
+
     @Test func pairsAreSortedByUnsignedKeyBytes() throws {
         var r = Replica()
         let keys: [[UInt8]] = [[0xff], [1], [], [0, 0], [0], [0x80, 1], [0x7f, 0xff, 0xff], [0x80]]

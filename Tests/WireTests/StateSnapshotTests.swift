@@ -169,6 +169,23 @@ struct StateSnapshotTests {
                 var parts: [UInt8] = []
                 snapshot.append(to: &parts, groupBytes: groupBytes)
                 #expect(parts == whole, "seed \(seed) round \(round) groupBytes \(groupBytes)")
+                // Handed out one part at a time: the same bytes, the size known beforehand.
+                var streamed: [UInt8] = []
+                var count = 0
+                snapshot.forEachEncodedPart(groupBytes: groupBytes) { part in
+                    streamed += part
+                    count += 1
+                    return true
+                }
+                #expect(streamed == whole && snapshot.encodedSize(groupBytes: groupBytes) == whole.count,
+                        "seed \(seed) round \(round) groupBytes \(groupBytes)")
+                #expect(count >= 1 && count <= max(1, snapshot.pairs.count))
+                var first = 0
+                snapshot.forEachEncodedPart(groupBytes: groupBytes) { part in
+                    first += 1
+                    return false
+                }
+                #expect(first == 1, "stops when asked")
             }
             #expect(try StateSnapshot(serialized: whole) == snapshot, "seed \(seed) round \(round)")
             #expect(snapshot.serialized() == whole)
