@@ -219,8 +219,11 @@ private final class OutgoingPeer {
         do {
             let chunker = try SnapshotFileChunker.open(directory: dataDir, index: snapshot.index, term: snapshot.term)
             snapshotStream = (header, chunker)
+        } catch is SnapshotFileMismatch {
+            // A newer snapshot file is in place and the core is about to compact to it: the
+            // leader sends that one when its snapshot timeout passes.
+            return logger.debug("not sending peer \(id) an outdated snapshot")
         } catch {
-            // The leader sends it again when its snapshot timeout passes.
             return logger.error("cannot send peer \(id) the snapshot: \(error)")
         }
         logger.info("sending snapshot (\(snapshot.index), t\(snapshot.term)) to peer \(id)")

@@ -452,8 +452,11 @@ public final class RaftServer {
             do {
                 session.snapshotOut = try SnapshotFileChunker.open(directory: config.dataDir, index: snapshot.index, term: snapshot.term)
                 logger.info("restoring kvd from snapshot (\(snapshot.index), t\(snapshot.term)): it has applied up to \(next - 1), the log starts at \(node.firstIndex)")
+            } catch is SnapshotFileMismatch {
+                // A newer snapshot file is in place and the core is about to compact to it: the
+                // next stream attempt (every commit, every few ms on a follower) sends that one.
+                return logger.debug("kvd's snapshot waits for the compaction to the newer file")
             } catch {
-                // Retried on the next stream attempt (every commit, and every few ms on a follower).
                 return logger.error("cannot send kvd the snapshot it needs: \(error)")
             }
         }
