@@ -415,15 +415,7 @@ public final class DurableLog {
         try checkUsable()
         guard snapshot.index >= firstIndex else { return }
         try failing { try SnapshotFile.write(snapshot, directory: directory) }
-        let dropped = entries.count
-        remember(snapshot)
-        entries = []
-        try writeReset(index: snapshot.index, term: snapshot.term)
-        logger.info("installed snapshot", metadata: [
-            "snapshotIndex": "\(snapshot.index)", "snapshotTerm": "\(snapshot.term)", "bytes": "\(snapshot.data.count)",
-            "droppedEntries": "\(dropped)",
-        ])
-        deleteCoveredSegments()
+        try restartLog(after: snapshot, dataSize: snapshot.data.count)
     }
 
     /// `installSnapshot` for a leader's snapshot that arrived in pieces into `file` (every
@@ -435,12 +427,18 @@ public final class DurableLog {
         try checkUsable()
         guard file.index >= firstIndex else { return file.abandon() }
         try failing { try file.commit() }
+        try restartLog(after: Snapshot(index: file.index, term: file.term, data: []), dataSize: file.dataSize)
+    }
+
+    /// The rest of an install, once the snapshot file is durable: every entry goes, the reset
+    /// record is synced, and the superseded segments are deleted.
+    private func restartLog(after snapshot: Snapshot, dataSize: Int) throws {
         let dropped = entries.count
-        remember(Snapshot(index: file.index, term: file.term, data: []), dataSize: file.dataSize)
+        remember(snapshot, dataSize: dataSize)
         entries = []
-        try writeReset(index: file.index, term: file.term)
+        try writeReset(index: snapshot.index, term: snapshot.term)
         logger.info("installed snapshot", metadata: [
-            "snapshotIndex": "\(file.index)", "snapshotTerm": "\(file.term)", "bytes": "\(file.dataSize)",
+            "snapshotIndex": "\(snapshot.index)", "snapshotTerm": "\(snapshot.term)", "bytes": "\(dataSize)",
             "droppedEntries": "\(dropped)",
         ])
         deleteCoveredSegments()

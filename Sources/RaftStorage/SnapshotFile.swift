@@ -26,10 +26,6 @@ enum SnapshotFile {
 
     static func exists(in directory: String) -> Bool { SystemFile.exists(path(in: directory)) }
 
-    static func header(of snapshot: Snapshot) -> [UInt8] {
-        header(index: snapshot.index, term: snapshot.term, dataLength: snapshot.data.count)
-    }
-
     static func header(index: UInt64, term: UInt64, dataLength: Int) -> [UInt8] {
         var bytes = magic
         bytes.reserveCapacity(headerSize)
@@ -43,27 +39,10 @@ enum SnapshotFile {
     /// Makes `snapshot` the data dir's snapshot, durably and atomically. The data goes from the
     /// snapshot's own buffer to the file (header, data, checksum: three writes, no copy of the data).
     static func write(_ snapshot: Snapshot, directory: String) throws {
-        let temporary = "\(directory)/\(temporaryFileName)"
-        let header = header(of: snapshot)
-        let fd = try SystemFile.open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
-        do {
-            var crc = CRC32C.checksum(header)
-            try header.withUnsafeBytes { try SystemFile.writeAll(fd, $0, path: temporary) }
-            try snapshot.data.withUnsafeBytes { data in
-                crc = CRC32C.checksum(data, continuing: crc)
-                try SystemFile.writeAll(fd, data, path: temporary)
-            }
-            var trailer: [UInt8] = []
-            trailer.appendLittleEndian(crc)
-            try trailer.withUnsafeBytes { try SystemFile.writeAll(fd, $0, path: temporary) }
-            try SystemFile.fullSync(fd, path: temporary)
-        } catch {
-            SystemFile.close(fd)
-            throw error
-        }
-        SystemFile.close(fd)
-        try SystemFile.rename(temporary, path(in: directory))
-        try SystemFile.syncDirectory(directory)
+        let writer = SnapshotFileWriter(directory: directory, index: snapshot.index, term: snapshot.term,
+                                        dataSize: snapshot.data.count, temporaryFileName: temporaryFileName)
+        try writer.append(snapshot.data)
+        try writer.commit()
     }
 
     /// What a snapshot file's header says, checked against the file's size.

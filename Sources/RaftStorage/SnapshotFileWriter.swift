@@ -6,8 +6,8 @@ import Synchronization
 /// then on `commit` the checksum, an fsync and the atomic rename over `snapshot`.
 ///
 /// It writes `snapshot.<name>.tmp` (`snapshot.incoming.tmp` unless told otherwise), never the
-/// `snapshot.tmp` of `saveSnapshot` and `installSnapshot`, so it cannot disturb them; leftovers
-/// from a crash are removed when the log is opened. Creating one touches no file: the file is
+/// `snapshot.tmp` through which `saveSnapshot` and `installSnapshot` write a whole snapshot, so
+/// it cannot disturb them; leftovers from a crash are removed when the log is opened. Creating one touches no file: the file is
 /// opened by the first `append` (or `commit`), so a caller that runs every `append`, `commit`
 /// and `abandon` of the writers of one name on one serial queue, in order, never has two of
 /// them write the same file at once.
@@ -30,13 +30,18 @@ public final class SnapshotFileWriter: Sendable {
 
     /// A writer for `directory`'s next snapshot file: (`index`, `term`) with `dataSize` bytes of
     /// data to come, written to `snapshot.<name>.tmp` until `commit` renames it.
-    public init(directory: String, index: UInt64, term: UInt64, dataSize: Int, name: String = "incoming") {
+    public convenience init(directory: String, index: UInt64, term: UInt64, dataSize: Int, name: String = "incoming") {
         precondition(!name.isEmpty && !name.contains("/"), "a snapshot file name part, not a path: \(name)")
+        self.init(directory: directory, index: index, term: term, dataSize: dataSize, temporaryFileName: "snapshot.\(name).tmp")
+    }
+
+    /// One writing `temporaryFileName` (`SnapshotFile.write` uses `snapshot.tmp`).
+    init(directory: String, index: UInt64, term: UInt64, dataSize: Int, temporaryFileName: String) {
         self.index = index
         self.term = term
         self.dataSize = dataSize
         self.directory = directory
-        path = "\(directory)/snapshot.\(name).tmp"
+        path = "\(directory)/\(temporaryFileName)"
         state = Mutex(State())
     }
 

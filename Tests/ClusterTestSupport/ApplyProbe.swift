@@ -80,6 +80,11 @@ public final class ApplyProbe {
         for (node, path) in sockets { links[node] = Link(node: node, path: path) }
     }
 
+    /// A probe on every apply socket of `cluster` (started with `raftdsOnly`).
+    public convenience init(cluster: LocalCluster) {
+        self.init(sockets: Dictionary(uniqueKeysWithValues: (1...cluster.options.nodes).map { ($0, cluster.applySocket($0)) }))
+    }
+
     /// (Re)connects every disconnected link, saying hello with what it already has.
     public func connectAll() {
         for link in links.values where !link.isConnected { connect(link) }

@@ -13,7 +13,7 @@ struct RaftdProcessTests {
         let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 0))
         defer { cluster.shutdown() }
         try cluster.start(raftdsOnly: true)
-        let probe = ApplyProbe(sockets: Dictionary(uniqueKeysWithValues: (1...3).map { ($0, cluster.applySocket($0)) }))
+        let probe = ApplyProbe(cluster: cluster)
         func fail(_ what: String) -> String { "\(what)\n\(cluster.logs())" }
 
         #expect(probe.run(timeoutMs: 10_000) { probe.leader != nil }, "\(fail("no leader elected"))")
@@ -71,7 +71,7 @@ struct RaftdProcessTests {
         let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 0))
         defer { cluster.shutdown() }
         try cluster.start(raftdsOnly: true)
-        let probe = ApplyProbe(sockets: Dictionary(uniqueKeysWithValues: (1...3).map { ($0, cluster.applySocket($0)) }))
+        let probe = ApplyProbe(cluster: cluster)
         func fail(_ what: String) -> String { "\(what)\n\(cluster.logs())" }
         #expect(probe.run(timeoutMs: 10_000) { probe.leader != nil }, "\(fail("no leader elected"))")
         let leader = try #require(probe.leader)
@@ -105,7 +105,7 @@ struct RaftdProcessTests {
         let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 0))
         defer { cluster.shutdown() }
         try cluster.start(raftdsOnly: true)
-        let probe = ApplyProbe(sockets: Dictionary(uniqueKeysWithValues: (1...3).map { ($0, cluster.applySocket($0)) }))
+        let probe = ApplyProbe(cluster: cluster)
         #expect(probe.run(timeoutMs: 10_000) { probe.leader != nil }, "no leader\n\(cluster.logs())")
         let leader = try #require(probe.leader)
         let peerPort = Endpoint.tcp(host: "127.0.0.1", port: cluster.raftdPorts[leader]!)
@@ -160,7 +160,7 @@ struct RaftdSnapshotTests {
         let cluster = try LocalCluster(options)
         defer { cluster.shutdown() }
         try cluster.start(raftdsOnly: true)
-        let probe = ApplyProbe(sockets: Dictionary(uniqueKeysWithValues: (1...3).map { ($0, cluster.applySocket($0)) }))
+        let probe = ApplyProbe(cluster: cluster)
         func fail(_ what: String) -> String { "\(what)\n\(cluster.logs())" }
         #expect(probe.run(timeoutMs: 10_000) { probe.leader != nil }, "\(fail("no leader elected"))")
         let leader = try #require(probe.leader)

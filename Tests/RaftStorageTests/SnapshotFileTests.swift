@@ -5,12 +5,6 @@ import Testing
 
 /// The snapshot file on its own: format, atomic replacement, and refusal of damage.
 @Suite struct SnapshotFileTests {
-    private func makeDataDir() throws -> TemporaryDirectory {
-        let dir = TemporaryDirectory()
-        try FileManager.default.createDirectory(atPath: dir.dataDir, withIntermediateDirectories: true)
-        return dir
-    }
-
     private func snapshotPath(_ dir: TemporaryDirectory) -> String { dir.dataDir + "/snapshot" }
 
     @Test func noFileReadsAsNoSnapshot() throws {

@@ -5,12 +5,6 @@ import Testing
 
 /// A snapshot file written as its data arrives: what ends up on disk, and what a failure leaves.
 @Suite struct SnapshotFileWriterTests {
-    private func makeDataDir() throws -> TemporaryDirectory {
-        let dir = TemporaryDirectory()
-        try FileManager.default.createDirectory(atPath: dir.dataDir, withIntermediateDirectories: true)
-        return dir
-    }
-
     private func incoming(_ dir: TemporaryDirectory) -> String { dir.dataDir + "/snapshot.incoming.tmp" }
 
     @Test func piecesBecomeTheSnapshotFileOnCommit() throws {
@@ -68,10 +62,7 @@ import Testing
     /// incoming file is removed when the log is opened.
     @Test func aWrittenSnapshotCompactsTheLogAndLeftoversAreRemovedOnOpen() throws {
         let dir = TemporaryDirectory()
-        func open() throws -> DurableLog {
-            try DurableLog.open(directory: dir.dataDir, clusterID: testCluster, nodeID: testNode, segmentSize: 4096,
-                                preallocateSegments: false, keepsSnapshotData: false, logger: LogCapture().logger)
-        }
+        func open() throws -> DurableLog { try openLog(dir, segmentSize: 4096, keepsSnapshotData: false) }
         let state = Array("state at 25".utf8)
         do {
             let log = try open()
@@ -102,10 +93,7 @@ import Testing
     /// the current snapshot is abandoned and changes nothing.
     @Test func aLeadersSnapshotIsInstalledFromItsFile() throws {
         let dir = TemporaryDirectory()
-        func open() throws -> DurableLog {
-            try DurableLog.open(directory: dir.dataDir, clusterID: testCluster, nodeID: testNode, segmentSize: 4096,
-                                preallocateSegments: false, keepsSnapshotData: false, logger: LogCapture().logger)
-        }
+        func open() throws -> DurableLog { try openLog(dir, segmentSize: 4096, keepsSnapshotData: false) }
         let state = Array(repeating: UInt8(3), count: 3_000)
         do {
             let log = try open()

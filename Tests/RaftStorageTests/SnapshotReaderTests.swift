@@ -5,12 +5,6 @@ import Testing
 
 /// Streaming the snapshot file from disk, and a log that keeps only a snapshot's index and term.
 @Suite struct SnapshotReaderTests {
-    private func makeDataDir() throws -> TemporaryDirectory {
-        let dir = TemporaryDirectory()
-        try FileManager.default.createDirectory(atPath: dir.dataDir, withIntermediateDirectories: true)
-        return dir
-    }
-
     private func readAll(_ reader: SnapshotReader, pieces: Int) throws -> [UInt8] {
         var bytes: [UInt8] = []
         while !reader.isAtEnd { bytes += try reader.read(upTo: pieces) }
@@ -87,10 +81,7 @@ import Testing
     /// bytes, whether it saved, installed or recovered the snapshot; the bytes are in the file.
     @Test func aLogThatKeepsNoSnapshotDataHoldsIndexAndTermOnly() throws {
         let dir = TemporaryDirectory()
-        func open(keeping: Bool) throws -> DurableLog {
-            try DurableLog.open(directory: dir.dataDir, clusterID: testCluster, nodeID: testNode, segmentSize: 4096,
-                                preallocateSegments: false, keepsSnapshotData: keeping, logger: LogCapture().logger)
-        }
+        func open(keeping: Bool) throws -> DurableLog { try openLog(dir, segmentSize: 4096, keepsSnapshotData: keeping) }
         let saved = Snapshot(index: 30, term: 1, data: Array("state at 30".utf8))
         let installed = Snapshot(index: 80, term: 3, data: Array(repeating: 7, count: 5_000))
         do {

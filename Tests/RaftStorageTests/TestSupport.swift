@@ -60,9 +60,16 @@ let testNode: UInt64 = 2
 /// Opens the test log. Most tests inspect segment files byte by byte, so segments are not
 /// preallocated unless asked (PreallocationTests cover that mode).
 func openLog(_ dir: TemporaryDirectory, segmentSize: Int = DurableLog.defaultSegmentSize, preallocate: Bool = false,
-             capture: LogCapture = LogCapture()) throws -> DurableLog {
+             keepsSnapshotData: Bool = true, capture: LogCapture = LogCapture()) throws -> DurableLog {
     try DurableLog.open(directory: dir.dataDir, clusterID: testCluster, nodeID: testNode, segmentSize: segmentSize,
-                        preallocateSegments: preallocate, logger: capture.logger)
+                        preallocateSegments: preallocate, keepsSnapshotData: keepsSnapshotData, logger: capture.logger)
+}
+
+/// A temporary dir whose data dir exists already (for tests of files inside it, without a log).
+func makeDataDir() throws -> TemporaryDirectory {
+    let dir = TemporaryDirectory()
+    try FileManager.default.createDirectory(atPath: dir.dataDir, withIntermediateDirectories: true)
+    return dir
 }
 
 /// Entries `indexes` of `term`, each carrying data that names its index and term.

@@ -24,14 +24,7 @@ struct MalformedInputTests {
         for i in 0..<500 {
             var body = codec.randomBody(&rng)
             guard !body.isEmpty else { continue }
-            // Either truncate, or overwrite a few bytes with random ones.
-            if rng.bool() {
-                body.removeLast(Int.random(in: 1...body.count, using: &rng))
-            } else {
-                for _ in 0..<Int.random(in: 1...3, using: &rng) {
-                    body[Int.random(in: 0..<body.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
-                }
-            }
+            rng.mutate(&body)
             if let stable = try? codec.decodeIsStable(body[...]) {
                 #expect(stable, "seed \(seed), body \(i): \(hex(body.prefix(64)))")
             }

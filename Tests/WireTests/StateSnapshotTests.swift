@@ -71,13 +71,7 @@ struct StateSnapshotTests {
         for i in 0..<1000 {
             var body = Self.codec.randomBody(&rng)
             guard !body.isEmpty else { continue }
-            if rng.bool() {
-                body.removeLast(Int.random(in: 1...body.count, using: &rng))
-            } else {
-                for _ in 0..<Int.random(in: 1...3, using: &rng) {
-                    body[Int.random(in: 0..<body.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
-                }
-            }
+            rng.mutate(&body)
             if let stable = try? Self.codec.decodeIsStable(body[...]) {
                 #expect(stable, "seed \(seed), body \(i): \(hex(body.prefix(64)))")
             }

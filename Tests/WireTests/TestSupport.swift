@@ -55,6 +55,18 @@ extension RandomNumberGenerator {
     }
 
     mutating func bool() -> Bool { Bool.random(using: &self) }
+
+    /// Damages a non-empty valid encoding: either truncates it, or overwrites a few bytes with
+    /// random ones.
+    mutating func mutate(_ body: inout [UInt8]) {
+        if bool() {
+            body.removeLast(Int.random(in: 1...body.count, using: &self))
+        } else {
+            for _ in 0..<Int.random(in: 1...3, using: &self) {
+                body[Int.random(in: 0..<body.count, using: &self)] = UInt8.random(in: 0...255, using: &self)
+            }
+        }
+    }
 }
 
 /// Every `WireMessage` type behind one Sendable value, for parameterized tests.
