@@ -47,7 +47,8 @@ enum SystemFile {
     }
 
     /// Reserves disk blocks for the first `length` bytes (the file reads as zeros there), so
-    /// later writes inside them change no file size and an fdatasync flushes data only.
+    /// later writes inside them change no file size. The blocks stay unwritten extents until
+    /// written (see `WALSegmentWriter.zeroFillChunk`).
     static func preallocate(_ fd: Int32, length: Int, path: String) throws {
         let status = posix_fallocate(fd, 0, off_t(length))
         if status != 0 { throw StorageError.io(operation: "posix_fallocate", path: path, errno: status) }

@@ -109,11 +109,28 @@ final class WALSegmentWriter {
     /// Bytes written since the last fdatasync.
     private(set) var hasUnsyncedWrites = false
     private var fd: Int32
+    /// The preallocated length (0: none): zeros are written ahead of the data only inside it,
+    /// so they never change the file's size.
+    private let reserved: Int
+    /// Bytes from the start known to be written, with records or with zeros.
+    private(set) var zeroedThrough: Int
 
-    private init(segment: WALSegment, fd: Int32, size: Int) {
+    /// How far ahead of the data zeros are written, and in what steps.
+    ///
+    /// Preallocated blocks are unwritten extents: the first write into each makes ext4 convert
+    /// it, and the fdatasync after that must also write the inode, synchronously (a second I/O
+    /// round trip). Writing real zeros ahead of the data, a chunk at a time, leaves one inode
+    /// write per chunk instead of one per 4 KiB block. Measured here: a write + fdatasync of
+    /// 8 KB, 186-208 µs into preallocated space and 95-105 µs with zeros written ahead.
+    static let zeroFillChunk = 256 << 10
+    private static let zeros = [UInt8](repeating: 0, count: 64 << 10)
+
+    private init(segment: WALSegment, fd: Int32, size: Int, reserved: Int) {
         self.segment = segment
         self.fd = fd
         self.size = size
+        self.reserved = reserved
+        zeroedThrough = size
     }
 
     deinit { closeDescriptor() }
@@ -132,7 +149,7 @@ final class WALSegmentWriter {
             SystemFile.close(fd)
             throw error
         }
-        return WALSegmentWriter(segment: segment, fd: fd, size: 0)
+        return WALSegmentWriter(segment: segment, fd: fd, size: 0, reserved: preallocate)
     }
 
     /// Opens an existing segment for appending after its `validLength` bytes. Damaged bytes
@@ -154,7 +171,7 @@ final class WALSegmentWriter {
             SystemFile.close(fd)
             throw error
         }
-        return WALSegmentWriter(segment: segment, fd: fd, size: validLength)
+        return WALSegmentWriter(segment: segment, fd: fd, size: validLength, reserved: preallocate)
     }
 
     /// One pwrite() of the whole buffer at the end of the valid bytes (looping only on short
@@ -163,6 +180,24 @@ final class WALSegmentWriter {
         try bytes.withUnsafeBytes { try SystemFile.writeAll(fd, $0, at: size, path: segment.path) }
         size += bytes.count
         hasUnsyncedWrites = true
+        try zeroFillAhead()
+    }
+
+    /// Once the data comes within half a chunk of the zeroed bytes, writes the next chunk of
+    /// zeros after it (not synced: the next fdatasync carries it). Recovery reads these zeros
+    /// as preallocated space, as it reads never-written preallocated blocks.
+    private func zeroFillAhead() throws {
+        guard size + Self.zeroFillChunk / 2 > zeroedThrough else { return }
+        var offset = max(zeroedThrough, size)
+        let end = min(reserved, offset + Self.zeroFillChunk)
+        while offset < end {
+            let count = min(end - offset, Self.zeros.count)
+            try Self.zeros.withUnsafeBytes {
+                try SystemFile.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[..<count]), at: offset, path: segment.path)
+            }
+            offset += count
+        }
+        zeroedThrough = max(zeroedThrough, offset)
     }
 
     func sync() throws {

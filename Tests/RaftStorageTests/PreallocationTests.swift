@@ -64,4 +64,37 @@ struct PreallocationTests {
         #expect(again.recovery.truncatedBytes == 0)
         again.close()
     }
+
+    @Test func zerosAreWrittenAheadOfTheDataAndNeverPastTheReservation() throws {
+        let dir = try makeDataDir()
+        let chunk = WALSegmentWriter.zeroFillChunk
+        let reserved = 2 * chunk + chunk / 4
+        let segment = WALSegment(directory: dir.dataDir, sequence: 1)
+        let writer = try WALSegmentWriter.create(segment, directory: dir.dataDir, preallocate: reserved)
+        try writer.write([UInt8](repeating: 0xa5, count: 100))
+        #expect(writer.zeroedThrough == 100 + chunk)
+        // Still more than half a chunk of zeros ahead: nothing more is written.
+        try writer.write([UInt8](repeating: 0xa5, count: chunk / 4))
+        #expect(writer.zeroedThrough == 100 + chunk)
+        try writer.write([UInt8](repeating: 0xa5, count: chunk / 2))
+        #expect(writer.zeroedThrough == 100 + 2 * chunk)
+        // The next step would pass the reservation: zeros stop at its end.
+        try writer.write([UInt8](repeating: 0xa5, count: chunk))
+        #expect(writer.zeroedThrough == reserved)
+        try writer.sync()
+        #expect(try fileSize(segment.path) == reserved)
+        let bytes = try readFile(segment.path)
+        #expect(bytes[..<writer.size].allSatisfy { $0 == 0xa5 })
+        #expect(bytes[writer.size...].allSatisfy { $0 == 0 })
+    }
+
+    @Test func withoutPreallocationNoZerosAreWritten() throws {
+        let dir = try makeDataDir()
+        let segment = WALSegment(directory: dir.dataDir, sequence: 1)
+        let writer = try WALSegmentWriter.create(segment, directory: dir.dataDir, preallocate: 0)
+        try writer.write([UInt8](repeating: 0xa5, count: 1000))
+        try writer.sync()
+        #expect(writer.zeroedThrough == writer.size)
+        #expect(try fileSize(segment.path) == 1000)
+    }
 }
