@@ -6,7 +6,7 @@
 //   leader -unix-> kvd -tcp-> gateway -tcp-> client
 //
 // Each process blocks in epoll_wait for its next message, as an event loop does. Message
-// sizes are those of a 16-byte key, 256-byte value Put. WAL files are fallocated like raftd's.
+// sizes are those of a 16-byte key, 256-byte value Put. WAL files are prepared like raftd's.
 // With --raft-only the client talks to the leader's apply socket directly (kvbench raft).
 //
 //   cc -O2 -o w1-path bench/floor/w1-path.c && ./w1-path [--raft-only] [--ops N] [--dir DIR]
@@ -78,12 +78,18 @@ static void send_bytes(int fd, const char *buffer, int count) {
     if (write(fd, buffer, count) != count) exit(0);
 }
 
-static int open_wal(const char *directory, const char *name) {
+/// A WAL as raftd keeps one: 64 MiB fallocated, and zeros written over the part the run
+/// will use (raftd writes zeros ahead of its data), so fdatasync flushes data only.
+static int open_wal(const char *directory, const char *name, long used) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", directory, name);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) die(path);
     if (fallocate(fd, 0, 0, 64 << 20)) die("fallocate");
+    static char zeros[1 << 16];
+    for (long offset = 0; offset < used && offset < (64 << 20); offset += sizeof zeros) {
+        if (pwrite(fd, zeros, sizeof zeros, offset) != sizeof zeros) die("zero-fill");
+    }
     fsync(fd);
     unlink(path);
     return fd;
@@ -174,13 +180,13 @@ int main(int argc, char **argv) {
     for (int f = 0; f < 2; f++) {
         char name[32];
         snprintf(name, sizeof name, "w1-path-%d-follower%d.wal", (int)getpid(), f);
-        int wal = open_wal(directory, name);
+        int wal = open_wal(directory, name, (long)ops * WAL_RECORD);
         if (!(children[count++] = spawn())) follower(to_follower[f][1], wal);
         close(wal);
     }
     char name[32];
     snprintf(name, sizeof name, "w1-path-%d-leader.wal", (int)getpid());
-    int wal = open_wal(directory, name);
+    int wal = open_wal(directory, name, (long)ops * WAL_RECORD);
     int leader_ends[2] = {to_follower[0][0], to_follower[1][0]};
     if (!(children[count++] = spawn())) leader(kvd_leader[1], leader_ends, wal);
 
