@@ -14,20 +14,15 @@ public final class EventLoop {
     private var flushEvent: OpaquePointer?
     private var flushScheduled = false
 
-    /// - Parameter preciseTimers: timers to the microsecond (a timerfd) instead of epoll_wait's
-    ///   milliseconds, for a process that waits fractions of a millisecond (kvd's group commit).
-    ///   It costs a `timerfd_settime` whenever the earliest deadline changes, which a process
-    ///   arming a timer per request (the gateway) would pay on every request.
-    public init(preciseTimers: Bool = false) {
+    /// Timers fire with epoll_wait's millisecond resolution. (libevent's precise timers would
+    /// cost a `timerfd_settime` on every loop pass; nothing here waits less than a millisecond.)
+    public init() {
         // A peer that goes away mid-write must not kill the process.
         signal(SIGPIPE, SIG_IGN)
         // The epoll changelist folds the enable/disable pairs a bufferevent makes around each
         // write into one epoll_ctl per pass (or none).
         let config = event_config_new()
         event_config_set_flag(config, Int32(EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST.rawValue))
-        if preciseTimers {
-            event_config_set_flag(config, Int32(EVENT_BASE_FLAG_PRECISE_TIMER.rawValue))
-        }
         guard let base = event_base_new_with_config(config) else { fatalError("event_base_new failed") }
         event_config_free(config)
         self.base = base

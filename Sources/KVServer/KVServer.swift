@@ -33,9 +33,8 @@ public final class KVServer {
     private var clients: [ObjectIdentifier: ClientLink] = [:]
     private var pending = PendingRequests()
     private var flushAction: DeferredAction!
-    /// Group commit (see `KVServerConfig.groupCommitDelayUs`): when the last proposal left, and
-    /// the timer that proposes a batch held back meanwhile.
-    private var lastProposalNanos: UInt64 = 0
+    /// Proposes a batch held back behind proposals in flight once it has waited
+    /// `KVServerConfig.groupCommitMaxWaitMs`.
     private var groupCommitTimer: Timer!
     private var sweepTimer: Timer!
     private var nextProposalID: UInt64 = 1
@@ -236,6 +235,7 @@ public final class KVServer {
             pending.awaitingApply[index] = nil
             answer(pending.finished(proposal), status: .unavailable, message: "applied from a snapshot; outcome unknown, retry")
         }
+        proposeIfRoom()
     }
 
     /// What the encoding thread reports, in order.
@@ -272,6 +272,7 @@ public final class KVServer {
             }
         }
         guard let proposal = pending.awaitingApply.removeValue(forKey: entry.index) else { return }
+        defer { proposeIfRoom() }
         let waiters = pending.finished(proposal)
         if proposal.term == entry.term && results.count == waiters.count {
             for (waiter, result) in zip(waiters, results) {
@@ -297,6 +298,7 @@ public final class KVServer {
                 leadership = Leadership(term: leadership.term, leaderID: result.leaderID, isLeader: false)
             }
             answer(waiters, status: .wrongLeader, message: "not the leader")
+            proposeIfRoom()
         }
     }
 
@@ -351,18 +353,23 @@ public final class KVServer {
         scheduleFlush()
     }
 
-    /// Proposes the batch at the end of this loop pass, or, while enough earlier commands are
-    /// still in flight, once `groupCommitDelayUs` has passed since the previous proposal.
+    /// Proposes the batch at the end of this loop pass if fewer than `maxProposalsInFlight`
+    /// proposals are being committed; otherwise when one of them finishes (`proposeIfRoom`),
+    /// or once `groupCommitMaxWaitMs` has passed.
     private func scheduleFlush() {
-        guard !groupCommitTimer.isScheduled else { return }
-        let inFlight = pending.count - pending.batchCommands.count
-        let delayNanos = UInt64(config.groupCommitDelayUs * 1000)
-        let now = EventLoop.monotonicNanos()
-        if delayNanos > 0, inFlight >= config.groupCommitMinInFlight, now < lastProposalNanos + delayNanos {
-            groupCommitTimer.schedule(milliseconds: Double(lastProposalNanos + delayNanos - now) / 1_000_000)
-        } else {
-            flushAction.schedule()
-        }
+        if hasRoomForProposal { return flushAction.schedule() }
+        if !groupCommitTimer.isScheduled { groupCommitTimer.schedule(milliseconds: config.groupCommitMaxWaitMs) }
+    }
+
+    private var hasRoomForProposal: Bool {
+        config.maxProposalsInFlight == 0
+            || pending.awaitingResult.count + pending.awaitingApply.count < config.maxProposalsInFlight
+    }
+
+    /// A proposal finished (applied, refused or expired): the batch held back for it goes now.
+    private func proposeIfRoom() {
+        guard !pending.batchCommands.isEmpty, hasRoomForProposal else { return }
+        flushAction.schedule()
     }
 
     private func queryStatus(_ request: KvRequest, from client: ClientLink) {
@@ -384,7 +391,6 @@ public final class KVServer {
     private func flushProposals() {
         groupCommitTimer.cancel()
         guard !pending.batchCommands.isEmpty else { return }
-        lastProposalNanos = EventLoop.monotonicNanos()
         let commands = pending.batchCommands
         let waiters = pending.batchWaiters
         pending.batchCommands.removeAll(keepingCapacity: true)
@@ -410,6 +416,7 @@ public final class KVServer {
         for proposal in pending.takeExpired(now: EventLoop.monotonicNanos()) {
             answer(proposal.takeWaiters(), status: .timeout, message: "not applied within \(Int(config.requestTimeoutMs)) ms; outcome unknown, retry")
         }
+        proposeIfRoom()
     }
 
     private func failAll(status: Status, message: String) {

@@ -18,12 +18,15 @@ public struct KVServerConfig: Sendable {
     public var maxPendingRequests: Int = 200_000
     /// Upper bound of one proposal (one log entry) in bytes of commands.
     public var maxProposalBytes: Int = 1 << 20
-    /// Group commit: while at least `groupCommitMinInFlight` earlier commands are still being
-    /// committed, a new batch is proposed no sooner than this long after the previous one, so
-    /// each Raft round (an fsync and a message on every node) carries more commands. A lone
-    /// request (nothing else in flight) is proposed at once. 0 turns the wait off.
-    public var groupCommitDelayUs: Double = 600
-    public var groupCommitMinInFlight: Int = 4
+    /// Group commit: while this many proposals (log entries) are being committed, new
+    /// commands gather into the next batch, proposed as soon as one of them applies or fails.
+    /// Each Raft round (an fsync and a message on every node) then carries what arrived during
+    /// the previous one, whatever the disk's speed; a lone request (nothing in flight) is
+    /// proposed at once. 0: no limit (every loop pass proposes what arrived in it).
+    public var maxProposalsInFlight: Int = 1
+    /// The longest a batch waits behind proposals in flight before it is proposed anyway, so
+    /// a round slowed down (a lagging quorum, a slow disk) overlaps with the next.
+    public var groupCommitMaxWaitMs: Double = 2
 
     public init(nodeID: UInt64, listen: Endpoint, raftSocketPath: String) {
         self.nodeID = nodeID

@@ -34,8 +34,11 @@ struct Kvd: ParsableCommand {
     @Option(help: "Largest value accepted, in bytes.")
     var maxValueBytes: Int = 4 * 1024 * 1024
 
-    @Option(help: "Group commit: while other requests are being committed, propose the next batch no sooner than this many microseconds after the previous one, so each Raft round and fsync carries more commands (a lone request never waits). 0: propose every batch at once.")
-    var groupCommitDelayUs: Double = 600
+    @Option(help: "Group commit: while this many proposals (log entries) are being committed, new requests gather into the next batch, proposed when one of them applies, so each Raft round and fsync carries what arrived during the previous one (a lone request never waits). 0: no limit, propose every batch at once.")
+    var maxProposalsInFlight: Int = 1
+
+    @Option(help: "Group commit: the longest a batch waits behind proposals in flight before it is proposed anyway, in milliseconds.")
+    var groupCommitMaxWaitMs: Double = 2
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
@@ -47,7 +50,8 @@ struct Kvd: ParsableCommand {
         guard requestTimeoutMs >= 10 else { throw ValidationError("--request-timeout-ms must be at least 10") }
         guard sessionTimeoutS >= 1 else { throw ValidationError("--session-timeout-s must be at least 1") }
         guard (1...(15 * 1024 * 1024)).contains(maxValueBytes) else { throw ValidationError("--max-value-bytes must be between 1 and 15 MiB") }
-        guard (0...100_000).contains(groupCommitDelayUs) else { throw ValidationError("--group-commit-delay-us must be between 0 and 100000") }
+        guard (0...1_000).contains(maxProposalsInFlight) else { throw ValidationError("--max-proposals-in-flight must be between 0 and 1000") }
+        guard (1...10_000).contains(groupCommitMaxWaitMs) else { throw ValidationError("--group-commit-max-wait-ms must be between 1 and 10000") }
     }
 
     func run() throws {
@@ -57,8 +61,9 @@ struct Kvd: ParsableCommand {
         config.requestTimeoutMs = requestTimeoutMs
         config.sessionTimeoutMs = sessionTimeoutS * 1000
         config.maxValueBytes = maxValueBytes
-        config.groupCommitDelayUs = groupCommitDelayUs
-        let loop = EventLoop(preciseTimers: true)  // group commit waits fractions of a millisecond
+        config.maxProposalsInFlight = maxProposalsInFlight
+        config.groupCommitMaxWaitMs = groupCommitMaxWaitMs
+        let loop = EventLoop()
         let server = KVServer(loop: loop, config: config, logger: logger)
         do {
             try server.start()

@@ -1,0 +1,133 @@
+import ClusterTestSupport
+import EventLoop
+import Foundation
+import Wire
+
+/// One real kvd process between a stand-in raftd and a client, all on one loop the test
+/// drives: the stand-in records what kvd proposes and commits a proposal only when the test
+/// says so, so tests can watch what kvd holds back and when it lets go.
+final class KvdHarness {
+    let loop = EventLoop()
+    private let directory: URL
+    private let kvdPort: Int
+    private let process = Process()
+    private var listener: Listener?
+    private var raftLink: Connection?
+    private var raftDecoder = FrameDecoder(frameLimit: 64 << 20)
+    private var client: Connection?
+    private var clientDecoder = FrameDecoder()
+    private var nextIndex: UInt64 = 1
+    private(set) var helloReceived = false
+    /// Every proposal kvd sent, in order.
+    private(set) var proposals: [Proposal] = []
+    /// Replies to the requests `put` sent, by request id.
+    private(set) var replies: [UInt64: KvResponse] = [:]
+
+    /// Starts kvd with `arguments` added to its own, and waits until it has said hello.
+    init(arguments: [String]) throws {
+        directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("kvd-harness-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let socket = directory.appendingPathComponent("raft.sock").path
+        let ports = try PortReservation(count: 1)
+        kvdPort = ports.ports[0]
+        ports.release()
+        listener = try Listener(loop: loop, endpoint: .unix(path: socket)) { [unowned self] connection in
+            attach(connection)
+        }
+        process.executableURL = try LocalCluster.binaryDirectory().appendingPathComponent("kvd")
+        process.arguments = ["--id", "1", "--listen", "127.0.0.1:\(kvdPort)", "--raft-socket", socket] + arguments
+        let log = directory.appendingPathComponent("kvd.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        guard run(timeoutMs: 10_000, until: { helloReceived }) else {
+            shutdown()
+            throw HarnessError(description: "kvd did not connect to the stand-in raftd: \(kvdLog)")
+        }
+    }
+
+    struct HarnessError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    var kvdLog: String {
+        (try? String(contentsOf: directory.appendingPathComponent("kvd.log"), encoding: .utf8)) ?? ""
+    }
+
+    private func attach(_ connection: Connection) {
+        raftLink = connection
+        connection.onRead = { [unowned self] connection in
+            raftDecoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
+            while let frame = try? raftDecoder.nextFrame(), let message = try? KvdToRaft(serialized: frame) {
+                switch message {
+                case .hello: helloReceived = true
+                case let .propose(list): proposals.append(contentsOf: list)
+                case .statusQuery, .snapshot: break
+                }
+            }
+        }
+    }
+
+    /// Tells kvd it leads term 1.
+    func lead() {
+        _ = raftLink?.write(RaftToKvd.leadership(Leadership(term: 1, leaderID: 1, isLeader: true)).framed())
+    }
+
+    /// Appends `proposal` at the next index of term 1, tells kvd where, and commits it.
+    func commit(_ proposal: Proposal) {
+        let index = nextIndex
+        nextIndex += 1
+        _ = raftLink?.write(RaftToKvd.results([ProposeResult(proposalID: proposal.proposalID, accepted: true, index: index, term: 1)]).framed())
+        _ = raftLink?.write(RaftToKvd.committed([LogEntry(term: 1, index: index, data: proposal.data)]).framed())
+    }
+
+    /// How many commands a proposal carries.
+    func commandCount(_ proposal: Proposal) throws -> Int {
+        try CommandBatch(serialized: proposal.data[...]).commands.count
+    }
+
+    /// Sends kvd a Put from a session of its own (client id = request id, seq 1).
+    func put(_ requestID: UInt64) throws {
+        if client == nil {
+            let connection = try Connection.connect(loop: loop, to: .tcp(host: "127.0.0.1", port: kvdPort))
+            connection.onRead = { [unowned self] connection in
+                clientDecoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
+                while let frame = try? clientDecoder.nextFrame(), let reply = try? KvResponse(serialized: frame) {
+                    replies[reply.requestID] = reply
+                }
+            }
+            client = connection
+        }
+        let request = KvRequest(requestID: requestID, clientID: requestID, seq: 1, op: .put,
+                                key: Array("key-\(requestID)".utf8), value: Array("value \(requestID)".utf8))
+        _ = client?.write(request.framed())
+    }
+
+    /// Runs the loop until `done` holds or `timeoutMs` passes; returns whether `done` held.
+    @discardableResult
+    func run(timeoutMs: Double, until done: () -> Bool = { false }) -> Bool {
+        let deadline = EventLoop.monotonicNanos() + UInt64(timeoutMs * 1_000_000)
+        let wakeUp = Timer(loop: loop, repeating: true) {}
+        wakeUp.schedule(milliseconds: 5)
+        defer { wakeUp.cancel() }
+        while !done() {
+            if EventLoop.monotonicNanos() >= deadline { return false }
+            loop.runOnce(blocking: true)
+        }
+        return true
+    }
+
+    /// Stops kvd (by its PID) and removes the temp dir.
+    func shutdown() {
+        client?.close()
+        raftLink?.close()
+        listener?.close()
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
