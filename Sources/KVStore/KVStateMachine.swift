@@ -72,7 +72,7 @@ import Wire
 ///
 /// Nothing observable depends on Dictionary iteration order.
 public struct KVStateMachine: Equatable, Sendable {
-    private var data: [[UInt8]: [UInt8]] = [:]
+    private var data: [[UInt8]: StoredValue] = [:]
     private var sessions: SessionTable
 
     /// Index of the last log entry applied (a command batch or a no-op); 0 before any.
@@ -126,7 +126,7 @@ public struct KVStateMachine: Equatable, Sendable {
                         ? "pairs \(i - 1) and \(i) have the same key \(describeBytes(pair.key))"
                         : "pair \(i) has key \(describeBytes(pair.key)), which sorts before the key of pair \(i - 1), \(describeBytes(previous)); pairs must be sorted by key")
                 }
-                data[pair.key] = pair.value
+                data[pair.key] = StoredValue(pair.value)
                 previous = pair.key
             }
         } catch {
@@ -158,7 +158,7 @@ public struct KVStateMachine: Equatable, Sendable {
                                      sessions: sessions.sessionRecords(), tombstones: sessions.tombstoneRecords())
         snapshot.pairs.reserveCapacity(data.count)
         for (key, value) in data {
-            snapshot.pairs.append(KeyValuePair(key: key, value: value))
+            snapshot.pairs.append(value.snapshotPair(key: key))
         }
         snapshot.sortPairsByKey()
         return snapshot
@@ -178,7 +178,10 @@ public struct KVStateMachine: Equatable, Sendable {
 
     /// The value stored under `key`, if any. For tests and inspection; clients read through
     /// the log with GET.
-    public func get(_ key: [UInt8]) -> [UInt8]? { data[key] }
+    public func get(_ key: [UInt8]) -> [UInt8]? { data[key]?.bytes }
+
+    /// How `key`'s value is held (for tests).
+    func storedValue(_ key: [UInt8]) -> StoredValue? { data[key] }
 
     /// Applies the commands of the log entry at `index`, in order, and returns one result
     /// per command, in the same order. `index` must be greater than `appliedIndex`.
@@ -229,12 +232,12 @@ public struct KVStateMachine: Equatable, Sendable {
         switch command.op {
         case .get:
             guard let value = data[command.key] else { return .noKey }
-            return CommandResult(status: .ok, value: value)
+            return CommandResult(status: .ok, value: value.bytes)
         case .put:
-            data[command.key] = command.value
+            data[command.key] = StoredValue(command.value)
             return .ok
         case .append:
-            data[command.key, default: []].append(contentsOf: command.value)
+            data[command.key, default: StoredValue([])].append(command.value)
             return .ok
         case .delete:
             return data.removeValue(forKey: command.key) == nil ? .noKey : .ok

@@ -6,13 +6,68 @@ import Darwin
 #endif
 
 /// One key and its value in a `StateSnapshot` (`kvraft.state.KeyValue`).
+///
+/// A state machine that keeps a large value in pieces hands them over as they are
+/// (`init(key:valuePieces:)`): encoding copies them back to back into the output, so taking a
+/// snapshot never joins a large value into one more copy of it. Pairs are equal when their
+/// keys and value bytes are, however the bytes are split.
 public struct KeyValuePair: Hashable, Sendable {
     public var key: [UInt8]
-    public var value: [UInt8]
+    private var pieces: Pieces
+
+    private enum Pieces: Sendable {
+        case one([UInt8])
+        case several([[UInt8]])
+    }
 
     public init(key: [UInt8], value: [UInt8]) {
         self.key = key
-        self.value = value
+        pieces = .one(value)
+    }
+
+    /// A value that is the concatenation of `valuePieces`.
+    public init(key: [UInt8], valuePieces: [[UInt8]]) {
+        self.key = key
+        pieces = valuePieces.count == 1 ? .one(valuePieces[0]) : .several(valuePieces)
+    }
+
+    /// The value's bytes (joined into one array if it is held in pieces).
+    public var value: [UInt8] {
+        get {
+            switch pieces {
+            case let .one(value): return value
+            case let .several(list):
+                var joined: [UInt8] = []
+                joined.reserveCapacity(valueCount)
+                for piece in list { joined.append(contentsOf: piece) }
+                return joined
+            }
+        }
+        set { pieces = .one(newValue) }
+    }
+
+    public var valueCount: Int {
+        switch pieces {
+        case let .one(value): return value.count
+        case let .several(list): return list.reduce(0) { $0 + $1.count }
+        }
+    }
+
+    /// Calls `body` with each piece of the value in order.
+    public func forEachValuePiece(_ body: ([UInt8]) -> Void) {
+        switch pieces {
+        case let .one(value): body(value)
+        case let .several(list): list.forEach(body)
+        }
+    }
+
+    public static func == (a: KeyValuePair, b: KeyValuePair) -> Bool {
+        a.key == b.key && a.value == b.value
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(key)
+        hasher.combine(value)
     }
 }
 
@@ -197,7 +252,7 @@ extension StateSnapshot: WireMessage {
             var end = start
             var groupBytes = 0
             while end < pairs.count, end == start || groupBytes < limit {
-                groupBytes += pairs[end].key.count + pairs[end].value.count
+                groupBytes += pairs[end].key.count + pairs[end].valueCount
                 end += 1
             }
             body(pairs[start..<end], start == 0, end == pairs.count)
@@ -214,7 +269,7 @@ extension StateSnapshot: WireMessage {
     private func part(pairs: ArraySlice<KeyValuePair>, first: Bool, last: Bool, sizeOnly: Bool, to out: inout [UInt8]) -> Int {
         var byteCount = 0
         if !sizeOnly {
-            for pair in pairs { byteCount += pair.key.count + pair.value.count }
+            for pair in pairs { byteCount += pair.key.count + pair.valueCount }
             if last { for session in sessions { byteCount += session.lastValue.count } }
         }
         let bytes = ByteBlock(capacity: byteCount, sizingOnly: sizeOnly)
@@ -226,7 +281,7 @@ extension StateSnapshot: WireMessage {
         defer { kvs.deallocate() }
         for (i, pair) in pairs.enumerated() {
             kvs.structs[i].key = bytes.copy(pair.key)
-            kvs.structs[i].value = bytes.copy(pair.value)
+            kvs.structs[i].value = bytes.copy(valueOf: pair)
         }
 
         let partSessions = last ? sessions : []
@@ -341,13 +396,30 @@ private final class ByteBlock {
     }
 
     func copy(_ value: [UInt8]) -> ProtobufCBinaryData {
-        guard !value.isEmpty else { return ProtobufCBinaryData(len: 0, data: nil) }
-        if sizingOnly { return ProtobufCBinaryData(len: value.count, data: block.baseAddress) }
-        precondition(used + value.count <= block.count, "byte block of \(block.count) bytes overflows")
+        copy(count: value.count) { $0(value) }
+    }
+
+    /// A pair's value, its pieces copied back to back.
+    func copy(valueOf pair: KeyValuePair) -> ProtobufCBinaryData {
+        copy(count: pair.valueCount, pair.forEachValuePiece)
+    }
+
+    /// Copies the `count` bytes that `pieces` hands over, in order, into one field.
+    private func copy(count: Int, _ pieces: (([UInt8]) -> Void) -> Void) -> ProtobufCBinaryData {
+        guard count > 0 else { return ProtobufCBinaryData(len: 0, data: nil) }
+        if sizingOnly { return ProtobufCBinaryData(len: count, data: block.baseAddress) }
+        precondition(used + count <= block.count, "byte block of \(block.count) bytes overflows")
         let start = block.baseAddress! + used
-        value.withUnsafeBufferPointer { start.initialize(from: $0.baseAddress!, count: $0.count) }
-        used += value.count
-        return ProtobufCBinaryData(len: value.count, data: start)
+        var offset = 0
+        pieces { piece in
+            guard !piece.isEmpty else { return }
+            precondition(offset + piece.count <= count, "value pieces hold more than their \(count) bytes")
+            piece.withUnsafeBufferPointer { (start + offset).initialize(from: $0.baseAddress!, count: $0.count) }
+            offset += piece.count
+        }
+        precondition(offset == count, "value pieces hold \(offset) bytes, not \(count)")
+        used += count
+        return ProtobufCBinaryData(len: count, data: start)
     }
 
     func deallocate() {
