@@ -44,7 +44,7 @@ struct StoredValue: Equatable, Sendable {
     var count: Int {
         switch storage {
         case let .whole(bytes): return bytes.count
-        case let .pieces(pieces): return (pieces.count - 1) * Self.pieceSize + pieces[pieces.count - 1].count
+        case let .pieces(pieces): return pieces.last.map { (pieces.count - 1) * Self.pieceSize + $0.count } ?? 0
         }
     }
 
@@ -107,11 +107,11 @@ struct StoredValue: Equatable, Sendable {
     }
 
     /// Appends within one piece, doubling its capacity as arrays do but never past `pieceSize`.
+    /// The explicit reserve also covers a piece a snapshot shares: a plain append would copy it
+    /// into a buffer of twice its capacity.
     private static func grow(_ piece: inout [UInt8], by bytes: ArraySlice<UInt8>) {
         let needed = piece.count + bytes.count
-        if needed > piece.capacity {
-            piece.reserveCapacity(min(pieceSize, max(needed, piece.capacity * 2)))
-        }
+        piece.reserveCapacity(needed > piece.capacity ? min(pieceSize, max(needed, piece.capacity * 2)) : piece.capacity)
         piece.append(contentsOf: bytes)
     }
 }
