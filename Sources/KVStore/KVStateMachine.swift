@@ -180,8 +180,6 @@ public struct KVStateMachine: Equatable, Sendable {
     /// the log with GET.
     public func get(_ key: [UInt8]) -> [UInt8]? { data[key]?.bytes }
 
-    /// How `key`'s value is held (for tests).
-    func storedValue(_ key: [UInt8]) -> StoredValue? { data[key] }
 
     /// Applies the commands of the log entry at `index`, in order, and returns one result
     /// per command, in the same order. `index` must be greater than `appliedIndex`.

@@ -33,11 +33,7 @@ struct StoredValue: Equatable, Sendable {
     var bytes: [UInt8] {
         switch storage {
         case let .whole(bytes): return bytes
-        case let .pieces(pieces):
-            var joined: [UInt8] = []
-            joined.reserveCapacity(count)
-            for piece in pieces { joined.append(contentsOf: piece) }
-            return joined
+        case let .pieces(pieces): return pieces.concatenated()
         }
     }
 

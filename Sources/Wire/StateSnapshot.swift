@@ -36,11 +36,7 @@ public struct KeyValuePair: Hashable, Sendable {
         get {
             switch pieces {
             case let .one(value): return value
-            case let .several(list):
-                var joined: [UInt8] = []
-                joined.reserveCapacity(valueCount)
-                for piece in list { joined.append(contentsOf: piece) }
-                return joined
+            case let .several(list): return list.concatenated()
             }
         }
         set { pieces = .one(newValue) }
