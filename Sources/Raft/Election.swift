@@ -2,9 +2,14 @@
 extension RaftNode {
     func tickElection() {
         electionElapsed += 1
-        if electionElapsed >= randomizedElectionTimeout {
-            startElection()
+        guard electionElapsed >= randomizedElectionTimeout else { return }
+        if shouldDeferElection() {
+            // No leader for a whole timeout, so follow none (a remembered leader would keep a
+            // lease that makes us refuse other candidates' votes); wait another timeout.
+            becomeFollower(term: term, leader: 0)
+            return
         }
+        startElection()
     }
 
     func startElection() {

@@ -52,9 +52,15 @@ extension RaftNode {
     }
 
     func handleHeartbeat(_ heartbeat: Message) {
-        // The leader sends min(its commit, our match), which our log holds by construction.
-        precondition(heartbeat.commit <= log.lastIndex,
-                     "raft: heartbeat commit \(heartbeat.commit) beyond our last index \(log.lastIndex); the leader's match for us is wrong")
+        // The leader sends min(its commit, our match), which our log holds, unless we lost our
+        // log since it recorded that match (a wiped or replaced data dir). A peer's message must
+        // never stop this process: commit nothing (we do not hold those entries) and tell the
+        // leader where our log really ends, so it replicates (or sends its snapshot) from there.
+        guard heartbeat.commit <= log.lastIndex else {
+            send(Message(type: .heartbeatResponse, from: config.id, to: heartbeat.from, term: term,
+                         index: log.lastIndex, reject: true))
+            return
+        }
         log.commit(to: heartbeat.commit)
         send(Message(type: .heartbeatResponse, from: config.id, to: heartbeat.from, term: term))
     }

@@ -25,6 +25,9 @@ public enum MessageType: UInt8, Sendable, Hashable, CaseIterable {
 ///   prevLogIndex on `reject`, with `rejectTerm`/`rejectHint` for fast backtracking.
 /// - heartbeat: `commit` is min(leader commit, follower match), so a follower never learns a commit
 ///   index beyond what it is known to hold.
+/// - heartbeat response: `reject` when the heartbeat's commit lies beyond the follower's log (it
+///   lost its log, e.g. a wiped disk), with `index` = the follower's last index, so the leader
+///   restarts replication (or sends its snapshot) from there.
 /// - snapshot: `snapshot` is the leader's latest snapshot. The follower answers with an append
 ///   response whose `index` is how far its log now matches: `snapshot.index`, or its commit index
 ///   when that is already past the snapshot.
@@ -48,6 +51,9 @@ public struct Message: Sendable, Hashable {
     public var transfer: Bool
     /// On a snapshot message: the snapshot (nil on every other type).
     public var snapshot: Snapshot?
+    /// On append and heartbeat responses: the sender's state machine (kvd) is not attached, so
+    /// it should not be made leader (a leader without a state machine cannot answer clients).
+    public var stateMachineDetached: Bool
 
     public init(
         type: MessageType,
@@ -62,7 +68,8 @@ public struct Message: Sendable, Hashable {
         rejectHint: UInt64 = 0,
         rejectTerm: UInt64 = 0,
         transfer: Bool = false,
-        snapshot: Snapshot? = nil
+        snapshot: Snapshot? = nil,
+        stateMachineDetached: Bool = false
     ) {
         self.type = type
         self.from = from
@@ -77,6 +84,7 @@ public struct Message: Sendable, Hashable {
         self.rejectTerm = rejectTerm
         self.transfer = transfer
         self.snapshot = snapshot
+        self.stateMachineDetached = stateMachineDetached
     }
 }
 
@@ -102,9 +110,12 @@ extension Message: CustomStringConvertible {
             text += snapshot.map { " through=(\($0.term),\($0.index)) \($0.data.count)B" } ?? " (none)"
         case .preVoteResponse, .voteResponse:
             text += reject ? " reject" : " grant"
-        case .heartbeatResponse, .timeoutNow:
+        case .heartbeatResponse:
+            if reject { text += " reject last=\(index)" }
+        case .timeoutNow:
             break
         }
+        if stateMachineDetached { text += " detached" }
         return text
     }
 }

@@ -31,6 +31,8 @@ struct Progress {
     var ticksSinceHeard = 0
     /// In snapshot mode: ticks since the snapshot was sent.
     private(set) var snapshotElapsed = 0
+    /// Whether the follower's state machine was attached when it last answered.
+    var stateMachineAttached = true
 
     init(next: UInt64, maxInflight: Int) {
         self.next = next
@@ -123,6 +125,22 @@ struct Progress {
         probeSent = false
         // Never retry at or above the rejected point, never below what is known to match.
         next = max(match + 1, min(suggestedNext, rejectedIndex))
+        return true
+    }
+
+    /// The follower says its log ends at `lastIndex`, below the `match` we recorded: it lost its
+    /// log (a wiped or replaced data dir), or the report is older than the match. Either way
+    /// probing again from its stated end is safe: `match` only steers replication and its count
+    /// toward commit (the commit index never moves back), and a follower that does hold more
+    /// answers the probe with its real position. Returns false when it tells us nothing new.
+    mutating func followerLogEnds(at lastIndex: UInt64) -> Bool {
+        guard lastIndex < match else { return false }
+        match = lastIndex
+        next = lastIndex + 1
+        mode = .probe
+        probeSent = false
+        inflight.removeAll()
+        stalledHeartbeats = 0
         return true
     }
 

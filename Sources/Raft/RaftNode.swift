@@ -41,6 +41,14 @@ public final class RaftNode {
     var randomizedElectionTimeout = 0
     var random: SeededGenerator
 
+    /// Whether the shell's state machine is attached (see StateMachineAttachment.swift); true
+    /// until the shell says otherwise.
+    var stateMachineAttached = true
+    /// Election timeouts let pass in a row because the state machine is detached.
+    var deferredElections = 0
+    /// Ticks this node has led without its state machine.
+    var detachedLeaderTicks = 0
+
     private var outbox: [Message] = []
     private var outboxAfterPersist: [Message] = []
     private var reportedHardState: HardState
@@ -139,15 +147,18 @@ public final class RaftNode {
         return .accepted(firstIndex: first, term: term)
     }
 
-    /// Hands leadership to `target` (default: the most up-to-date follower), e.g. before a clean
-    /// shutdown, so the cluster need not wait out an election timeout. The leader stops taking
-    /// proposals, brings the target's log up to date, then tells it to campaign at once
-    /// (`timeoutNow`). If that has not happened within an election timeout, the leader resumes.
-    /// Returns false when this node does not lead or `target` is not a follower.
+    /// Hands leadership to `target`, e.g. before a clean shutdown, so the cluster need not wait
+    /// out an election timeout. The default target is the most up-to-date follower among those
+    /// heard from within the election timeout, preferring those whose state machine is attached
+    /// (a dead follower could never take over, and one without its state machine could not
+    /// serve). The leader stops taking proposals, brings the target's log up to date, then tells
+    /// it to campaign at once (`timeoutNow`). If that has not happened within an election timeout,
+    /// the leader resumes. Returns false when this node does not lead, `target` is not a
+    /// follower, or (without a target) no follower is live.
     @discardableResult
     public func transferLeadership(to target: UInt64? = nil) -> Bool {
         guard case .leader(let state) = role else { return false }
-        let chosen = target ?? state.followers.max { state.progress[$0]!.match < state.progress[$1]!.match }
+        let chosen = target ?? handoverTarget(state, attachedOnly: false)
         guard let chosen, state.progress[chosen] != nil else { return false }
         state.transferee = chosen
         state.transferElapsed = 0
@@ -271,6 +282,10 @@ public final class RaftNode {
         message.from = config.id
         switch message.type {
         case .append, .heartbeat, .timeoutNow, .snapshot: outbox.append(message)
+        case .appendResponse, .heartbeatResponse:
+            // Every answer to the leader says whether we could serve if it handed over to us.
+            message.stateMachineDetached = !stateMachineAttached
+            outboxAfterPersist.append(message)
         default: outboxAfterPersist.append(message)
         }
     }

@@ -13,6 +13,7 @@ extension RaftNode {
             state.transferElapsed += 1
             if state.transferElapsed >= config.electionTicks { state.transferee = 0 }  // gave up: lead on
         }
+        handOverIfDetached(state)
         if heartbeatElapsed >= config.heartbeatTicks {
             heartbeatElapsed = 0
             broadcastHeartbeat(state)
@@ -33,7 +34,17 @@ extension RaftNode {
         switch message.type {
         case .appendResponse:
             state.progress[message.from]!.ticksSinceHeard = 0
-            if message.reject {
+            state.progress[message.from]!.stateMachineAttached = !message.stateMachineDetached
+            // An index we never sent (a confused or hostile peer): acting on it would point
+            // replication past our log.
+            guard message.index <= log.lastIndex else { return }
+            if message.reject, message.rejectTerm == 0, message.rejectHint > 0,
+               message.rejectHint <= state.progress[message.from]!.match {
+                // Its log ends (at hint - 1) below what we recorded as matching: it lost it.
+                if state.progress[message.from]!.followerLogEnds(at: message.rejectHint - 1) {
+                    sendAppend(to: message.from, state, includeEmpty: true)
+                }
+            } else if message.reject {
                 let suggested = nextIndexAfterRejection(message)
                 if state.progress[message.from]!.reject(rejectedIndex: message.index, suggestedNext: suggested) {
                     sendAppends(to: message.from, state)
@@ -54,6 +65,16 @@ extension RaftNode {
             }
         case .heartbeatResponse:
             state.progress[message.from]!.ticksSinceHeard = 0
+            state.progress[message.from]!.stateMachineAttached = !message.stateMachineDetached
+            if message.reject {
+                // Our heartbeat's commit lay beyond its log: it lost its log (a wiped data dir).
+                // Restart replication from where its log really ends; if we compacted that away,
+                // the probe becomes our snapshot.
+                if state.progress[message.from]!.followerLogEnds(at: message.index) {
+                    sendAppend(to: message.from, state, includeEmpty: true)
+                }
+                return
+            }
             guard state.progress[message.from]!.match < log.lastIndex else { return }
             // Lagging, or its appends were lost: (re)start replication; an empty append probes.
             if state.progress[message.from]!.heartbeatAnswered(lastIndex: log.lastIndex),

@@ -18,6 +18,9 @@ final class ApplySession {
     var snapshotIn: SnapshotFileReceiver
     /// When we last asked kvd for a snapshot (monotonic ns), while that request is unanswered.
     var snapshotRequestedAt: UInt64?
+    /// kvd's last snapshot was ahead of what we know to be applied (we restarted and have not
+    /// relearned the commit index yet); the next request waits until we have applied this far.
+    var snapshotWaitsForApplied: UInt64 = 0
 
     /// Where accepted proposals landed, not yet told. kvd needs them only to match the
     /// committed entries that follow, so they ride along with the next message instead of

@@ -53,7 +53,8 @@ extension PeerMessage {
         self.init(clusterID: clusterID, from: message.from, to: message.to, type: PeerMessageType(message.type),
                   term: message.term, logTerm: message.logTerm, index: message.index, commit: message.commit,
                   entries: message.entries.map(Wire.LogEntry.init), reject: message.reject,
-                  rejectHint: message.rejectHint, rejectTerm: message.rejectTerm, transfer: message.transfer)
+                  rejectHint: message.rejectHint, rejectTerm: message.rejectTerm, transfer: message.transfer,
+                  stateMachineDetached: message.stateMachineDetached)
     }
 
     /// nil for a message type this version does not know. A snapshot message's payload arrives
@@ -62,6 +63,6 @@ extension PeerMessage {
         guard let type = type.raftType else { return nil }
         return Message(type: type, from: from, to: to, term: term, logTerm: logTerm, index: index, commit: commit,
                        entries: entries.map(Raft.Entry.init), reject: reject, rejectHint: rejectHint, rejectTerm: rejectTerm,
-                       transfer: transfer, snapshot: snapshot)
+                       transfer: transfer, snapshot: snapshot, stateMachineDetached: stateMachineDetached)
     }
 }

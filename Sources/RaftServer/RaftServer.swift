@@ -73,6 +73,8 @@ public final class RaftServer {
         node = RaftNode(config: raftConfig, hardState: storage.hardState, snapshot: storage.snapshot,
                         entries: storage.entries, applied: durableCommit)
         committedIndex = durableCommit
+        // No kvd yet: do not lead or campaign without one (bounded; see StateMachineAttachment).
+        node.setStateMachineAttached(false)
         logBytesSinceSnapshot = storage.entries.reduce(0) { $0 + $1.byteSize }
         lastSnapshotBytes = storage.snapshotDataSize
         syncedTerm = storage.hardState.term
@@ -265,6 +267,8 @@ public final class RaftServer {
     private func dropSession() {
         session?.snapshotIn.abandon()
         session = nil
+        node.setStateMachineAttached(false)
+        readyAction.schedule()
     }
 
     private func receiveFromKvd(_ connection: Connection) {
@@ -293,6 +297,7 @@ public final class RaftServer {
             logger.info("kvd attached", metadata: ["lastApplied": "\(lastApplied)", "commit": "\(committedIndex)"])
             session.streamedIndex = lastApplied
             session.snapshotOut = nil
+            node.setStateMachineAttached(true)
             session.send(.leadership(Leadership(term: status.term, leaderID: status.leader, isLeader: status.role == .leader)))
             streamCommitted()
         case let .propose(proposals):
@@ -326,7 +331,8 @@ public final class RaftServer {
     /// time; an unanswered one is repeated after a while, e.g. if kvd reconnected meanwhile).
     private func requestSnapshotIfDue() {
         guard logBytesSinceSnapshot >= max(config.snapshotLogBytes, lastSnapshotBytes), !snapshotWriteInFlight, let session,
-              session.streamedIndex != nil, session.snapshotOut == nil else { return }
+              session.streamedIndex != nil, session.snapshotOut == nil,
+              node.status.appliedIndex >= session.snapshotWaitsForApplied else { return }
         let now = EventLoop.monotonicNanos()
         if let asked = session.snapshotRequestedAt, now - asked < Self.snapshotRequestRetryNanos { return }
         session.snapshotRequestedAt = now
@@ -344,6 +350,17 @@ public final class RaftServer {
         guard let streamed = session.streamedIndex, index <= streamed else {
             snapshotQueue.async { file.abandon() }
             throw ApplyProtocolViolation("kvd sent a snapshot at index \(index) but was only sent entries up to \(session.streamedIndex ?? 0)")
+        }
+        // kvd can be ahead of us: after a kill -9 our last commit index (not synced on its own)
+        // may trail what kvd applied before, and kvd keeps its state across our restart. Our log
+        // cannot be compacted past what we know is applied; put it off until we have relearned
+        // that commit index (asked again then, see `requestSnapshotIfDue`).
+        let applied = node.status.appliedIndex
+        guard index <= applied else {
+            snapshotQueue.async { file.abandon() }
+            session.snapshotWaitsForApplied = index
+            logger.notice("kvd's snapshot at \(index) is ahead of what this raftd knows to be applied (\(applied)); compacting once it has caught up")
+            return
         }
         // Already covered by a newer snapshot, compacted away meanwhile, or one is being written.
         guard !snapshotWriteInFlight, index > node.snapshot?.index ?? 0, node.entry(at: index)?.term == file.term else {

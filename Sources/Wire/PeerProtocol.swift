@@ -85,11 +85,18 @@ public struct PeerMessage: Hashable, Sendable {
     public var transfer: Bool
     /// On a snapshot message: one chunk of the leader's snapshot.
     public var snapshot: SnapshotChunk?
+    /// On append and heartbeat responses: the sender's kvd is not attached.
+    public var stateMachineDetached: Bool
+    /// The sender's data-dir identity (0 when unknown).
+    public var senderDataDirID: UInt64
+    /// The data-dir identity the sender recorded for the recipient (0 when none).
+    public var recipientDataDirID: UInt64
 
     public init(clusterID: UInt64 = 0, from: UInt64 = 0, to: UInt64 = 0, type: PeerMessageType = .none, term: UInt64 = 0,
                 logTerm: UInt64 = 0, index: UInt64 = 0, commit: UInt64 = 0, entries: [LogEntry] = [],
                 reject: Bool = false, rejectHint: UInt64 = 0, rejectTerm: UInt64 = 0, transfer: Bool = false,
-                snapshot: SnapshotChunk? = nil) {
+                snapshot: SnapshotChunk? = nil, stateMachineDetached: Bool = false, senderDataDirID: UInt64 = 0,
+                recipientDataDirID: UInt64 = 0) {
         self.clusterID = clusterID
         self.from = from
         self.to = to
@@ -104,6 +111,9 @@ public struct PeerMessage: Hashable, Sendable {
         self.rejectTerm = rejectTerm
         self.transfer = transfer
         self.snapshot = snapshot
+        self.stateMachineDetached = stateMachineDetached
+        self.senderDataDirID = senderDataDirID
+        self.recipientDataDirID = recipientDataDirID
     }
 }
 
@@ -126,6 +136,9 @@ extension PeerMessage: WireMessage {
         m.pointee.reject_term = rejectTerm
         m.pointee.transfer = transfer ? 1 : 0
         m.pointee.snapshot = snapshot?.makeC(in: arena)
+        m.pointee.state_machine_detached = stateMachineDetached ? 1 : 0
+        m.pointee.sender_data_dir_id = senderDataDirID
+        m.pointee.recipient_data_dir_id = recipientDataDirID
         appendPacked(m, size: kvraft__raft__peer_message__get_packed_size, pack: kvraft__raft__peer_message__pack, framed: framed, to: &out)
     }
 
@@ -137,7 +150,9 @@ extension PeerMessage: WireMessage {
                         logTerm: m.pointee.log_term, index: m.pointee.index, commit: m.pointee.commit,
                         entries: try LogEntry.fromCList(m.pointee.n_entries, m.pointee.entries),
                         reject: m.pointee.reject != 0, rejectHint: m.pointee.reject_hint, rejectTerm: m.pointee.reject_term,
-                        transfer: m.pointee.transfer != 0, snapshot: m.pointee.snapshot.map { SnapshotChunk(c: $0) })
+                        transfer: m.pointee.transfer != 0, snapshot: m.pointee.snapshot.map { SnapshotChunk(c: $0) },
+                        stateMachineDetached: m.pointee.state_machine_detached != 0,
+                        senderDataDirID: m.pointee.sender_data_dir_id, recipientDataDirID: m.pointee.recipient_data_dir_id)
         }
     }
 }

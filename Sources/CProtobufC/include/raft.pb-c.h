@@ -99,10 +99,22 @@ struct  Kvraft__Raft__PeerMessage
    * MSG_SNAPSHOT: one chunk; the receiver reassembles before acting
    */
   Kvraft__Raft__SnapshotChunk *snapshot;
+  /*
+   * append/heartbeat response: the sender's kvd is not attached (do not hand leadership to it)
+   */
+  protobuf_c_boolean state_machine_detached;
+  /*
+   * the sender's data-dir identity (random, written at bootstrap); 0 from older versions
+   */
+  uint64_t sender_data_dir_id;
+  /*
+   * the identity the sender recorded for the recipient, 0 if none: a different one
+   */
+  uint64_t recipient_data_dir_id;
 };
 #define KVRAFT__RAFT__PEER_MESSAGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__raft__peer_message__descriptor) \
-    , 0, 0, 0, KVRAFT__RAFT__MESSAGE_TYPE__MSG_NONE, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, NULL }
+    , 0, 0, 0, KVRAFT__RAFT__MESSAGE_TYPE__MSG_NONE, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, NULL, 0, 0, 0 }
 
 
 /*

@@ -79,12 +79,17 @@ struct ChaosRun {
         cluster.network.faults = .reliable
         cluster.crashDuringReadyRate = 0
         for id in cluster.ids { cluster.restart(id) }
+        // Some state machines stay detached: the cluster must still elect (only later) and commit.
+        for id in cluster.stateMachineDetached.sorted() where random.chance(0.5) { cluster.setStateMachineAttached(id, true) }
         let marker: [UInt8] = [0xFF, UInt8(truncatingIfNeeded: seed), UInt8(truncatingIfNeeded: seed >> 8)]
         // Without batching a lagging node fetches one entry per round trip (under a tick each) per
         // pipeline slot; allow for that on top of the election and agreement bound.
         let longestLog = cluster.upIDs.map { cluster.node($0)!.status.lastIndex }.max() ?? 0
         let catchUpTicks = maxAppendBytes == 1 ? 2 * Int(longestLog) / maxInflight : 0
-        let bound = Self.livenessTicks + catchUpTicks
+        // Nodes without their state machine let up to maxDeferredElections timeouts (each under
+        // 2 * electionTicks) pass before campaigning.
+        let deferTicks = cluster.stateMachineDetached.isEmpty ? 0 : RaftNode.maxDeferredElections * 2 * 10
+        let bound = Self.livenessTicks + catchUpTicks + deferTicks
         if cluster.one(marker, expectedNodes: nodeCount, maxTicks: bound) == nil {
             return cluster.report("liveness: no proposal applied on all \(nodeCount) nodes within \(bound) ticks after healing (profile \(profile))")
         }
@@ -135,6 +140,19 @@ private struct FaultState {
         }
         if mixed {
             transferStep(cluster, &random)
+            detachStep(cluster, &random)
+        }
+    }
+
+    /// Now and then a node's state machine (kvd) detaches or comes back, more often the
+    /// leader's: leaders hand over, detached nodes hold back their campaigns.
+    private func detachStep(_ cluster: SimulatedCluster, _ random: inout SeededGenerator) {
+        guard random.chance(0.03) else { return }
+        if !cluster.stateMachineDetached.isEmpty, random.chance(0.5) {
+            cluster.setStateMachineAttached(random.element(of: cluster.stateMachineDetached.sorted()), true)
+        } else {
+            let victim = random.chance(0.5) ? (cluster.leader ?? random.element(of: ids)) : random.element(of: ids)
+            cluster.setStateMachineAttached(victim, false)
         }
     }
 

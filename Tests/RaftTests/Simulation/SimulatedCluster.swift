@@ -321,8 +321,20 @@ final class SimulatedCluster {
         stateMachines[id] = machine
         nodes[id] = RaftNode(config: config, hardState: disk.hardState, snapshot: disk.snapshot,
                              entries: disk.entries, applied: machine.appliedIndex)
+        if stateMachineDetached.contains(id) { nodes[id]!.setStateMachineAttached(false) }
         checker.observeCommit(nodes[id]!)
         drainReady(id)
+    }
+
+    /// Nodes whose shell reports its state machine (kvd) as detached; kept across restarts, as
+    /// a kvd process outlives its raftd's crashes.
+    private(set) var stateMachineDetached: Set<UInt64> = []
+
+    /// Detaches or reattaches the state machine (kvd) of `id`, as raftd reports its apply session.
+    func setStateMachineAttached(_ id: UInt64, _ attached: Bool) {
+        if attached { stateMachineDetached.remove(id) } else { stateMachineDetached.insert(id) }
+        nodes[id]?.setStateMachineAttached(attached)
+        transcript.record(step, .note("state machine of \(id) \(attached ? "attached" : "detached")"))
     }
 
     /// Nodes cut off from everyone by `disconnect` (6.824's `cfg.disconnect`).
