@@ -25,6 +25,8 @@ public final class ApplyProbe {
         /// Snapshots raftd sent us (restores) and asked us for.
         public private(set) var restores = 0
         public private(set) var snapshotRequests = 0
+        /// When false, snapshot requests are counted but not answered (raftd then keeps its log).
+        public var answersSnapshotRequests = true
         var snapshotIn = SnapshotAssembler()
 
         init(node: Int, path: String) {
@@ -65,6 +67,7 @@ public final class ApplyProbe {
                 }
             case .snapshotRequest:
                 snapshotRequests += 1
+                guard answersSnapshotRequests else { return }
                 let data = RaftToKvd.committed(applied).serialized()
                 var chunker = SnapshotChunker(index: lastApplied, term: 0, data: data, chunkSize: 64 << 10)
                 while let chunk = chunker.next() { connection?.write(KvdToRaft.snapshot(chunk).framed()) }
