@@ -18,6 +18,13 @@ final class PeerTransport {
     private let config: RaftServerConfig
     private let logger: Logger
     private let onMessage: (Message) -> Void
+    private let identities: PeerIdentityGuard
+    /// Peer `from` knows this node by data-dir id `knownAs`, not ours: our data dir was replaced.
+    /// Reported once; from then on nothing from peers is delivered.
+    var onReplaced: ((_ from: UInt64, _ knownAs: UInt64) -> Void)?
+    private var replaced = false
+    /// When we last logged a refused replaced peer (monotonic ns), per peer: one line every few seconds.
+    private var lastRefusalLogged: [UInt64: UInt64] = [:]
     /// A leader's snapshot arrived whole in this file; the message stepped right after it
     /// carries only its index and term.
     private let onSnapshotFile: (SnapshotFileWriter) -> Void
@@ -31,9 +38,10 @@ final class PeerTransport {
     /// Internal links carry whole append batches: allow more than a client frame.
     static let frameLimit = 64 << 20
 
-    init(loop: EventLoop, config: RaftServerConfig, logger: Logger, snapshotQueue: DispatchQueue,
+    init(loop: EventLoop, config: RaftServerConfig, logger: Logger, snapshotQueue: DispatchQueue, identities: PeerIdentityGuard,
          onSnapshotFile: @escaping (SnapshotFileWriter) -> Void, onMessage: @escaping (Message) -> Void) {
         self.loop = loop
+        self.identities = identities
         self.config = config
         self.logger = logger
         self.snapshotQueue = snapshotQueue
@@ -68,11 +76,13 @@ final class PeerTransport {
         guard !messages.isEmpty else { return }
         for message in messages {
             guard let peer = outgoing[message.to] else { continue }
+            var peerMessage = PeerMessage(message, clusterID: config.clusterID)
+            identities.stamp(&peerMessage)
             if message.type == .snapshot, let snapshot = message.snapshot {
-                peer.startSnapshot(PeerMessage(message, clusterID: config.clusterID), snapshot)
+                peer.startSnapshot(peerMessage, snapshot)
                 continue
             }
-            peer.enqueue(PeerMessage(message, clusterID: config.clusterID), isHeartbeat: message.type == .heartbeat)
+            peer.enqueue(peerMessage, isHeartbeat: message.type == .heartbeat)
         }
         for peer in outgoing.values {
             peer.flush()
@@ -112,6 +122,7 @@ final class PeerTransport {
                     return reject(connection, "message for node \(message.to) arrived at node \(config.nodeID)")
                 }
                 peer.nodeID = message.from
+                guard admit(message) else { continue }
                 if message.type == .snapshot {
                     guard let chunk = message.snapshot else {
                         return reject(connection, "snapshot message from node \(message.from) without a chunk")
@@ -129,6 +140,36 @@ final class PeerTransport {
             }
         } catch {
             reject(connection, "\(error)")
+        }
+    }
+
+    /// Whether `message` may reach the core, by the data-dir ids it carries (see `PeerIdentityGuard`).
+    private func admit(_ message: PeerMessage) -> Bool {
+        if replaced { return false }
+        switch identities.check(message) {
+        case .deliver:
+            return true
+        case let .weAreReplaced(knownAs):
+            replaced = true
+            onReplaced?(message.from, knownAs)
+            return false
+        case let .senderReplaced(known):
+            let now = EventLoop.monotonicNanos()
+            if lastRefusalLogged[message.from].map({ now - $0 >= 5_000_000_000 }) ?? true {
+                lastRefusalLogged[message.from] = now
+                logger.error("refusing node \(message.from): its data directory was wiped or replaced (this node knew it as data dir \(PeerIdentityGuard.describe(known)), it now has \(PeerIdentityGuard.describe(message.senderDataDirID))); its votes and acknowledgements do not count. Remove and re-add it (kvctl member replace, once membership changes land) or restore its data dir")
+            }
+            // Tell it, so it stops rather than waits: any message carrying the id we know it by.
+            if let peer = outgoing[message.from] {
+                var notice = PeerMessage(clusterID: config.clusterID, from: config.nodeID, to: message.from, type: .none)
+                identities.stamp(&notice)
+                peer.enqueue(notice, isHeartbeat: true)
+                peer.flush()
+            }
+            return false
+        case let .unrecorded(why):
+            logger.error("dropped a message from node \(message.from): cannot record its data-dir id durably: \(why)")
+            return false
         }
     }
 

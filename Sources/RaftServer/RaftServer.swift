@@ -80,10 +80,12 @@ public final class RaftServer {
         syncedTerm = storage.hardState.term
         syncedVote = storage.hardState.vote
         transport = PeerTransport(loop: loop, config: config, logger: logger, snapshotQueue: snapshotQueue,
+                                  identities: PeerIdentityGuard(ownID: storage.dataDirID, peers: storage.peerIdentities),
                                   onSnapshotFile: { [weak self] file in self?.receivedSnapshots.append(file) }) { [weak self] message in
             self?.node.step(message)
             self?.readyAction.schedule()
         }
+        transport.onReplaced = { [weak self] peer, knownAs in self?.refuseToServe(toldBy: peer, knownAs: knownAs) }
         readyAction = DeferredAction(loop: loop) { [weak self] in self?.processReady() }
         snapshotWrites = LoopMailbox(loop: loop) { [weak self] write in self?.snapshotWritten(write) }
     }
@@ -94,7 +96,8 @@ public final class RaftServer {
             self?.attachKvd(connection)
         }
         let timer = Timer(loop: loop, repeating: true) { [weak self] in
-            self?.node.tick()
+            // A node that must not serve no longer campaigns (its core hears nothing either).
+            if self?.refusal == nil { self?.node.tick() }
             self?.session?.sendAcceptedResults()
             self?.readyAction.schedule()
         }
@@ -146,6 +149,7 @@ public final class RaftServer {
         guard !stopped else { return }
         stopped = true
         tickTimer?.cancel()
+        refusalReminder?.cancel()
         followerStreamTimer?.cancel()
         applyListener?.close()
         transport.stop()
@@ -158,6 +162,32 @@ public final class RaftServer {
     }
 
     public var status: RaftStatus { node.status }
+
+    // MARK: A replaced data dir
+
+    /// Set once a peer told us it knows this node by another data dir: ours was wiped or
+    /// replaced, so this node forgot its votes and log and must not vote, campaign or acknowledge.
+    /// It stays up (a crash loop helps nobody) and says so in its log and status.
+    private(set) var refusal: String?
+    private var refusalReminder: Timer?
+    static let refusalReminderMs = 5_000.0
+
+    private func refuseToServe(toldBy peer: UInt64, knownAs: UInt64) {
+        guard refusal == nil else { return }
+        let id = config.nodeID
+        refusal = "node \(id)'s data directory was wiped or replaced: the cluster knew it as data dir "
+            + "\(PeerIdentityGuard.describe(knownAs)) (told by node \(peer)), this one is \(PeerIdentityGuard.describe(storage.dataDirID))"
+            + "\(storage.dataDirCreated ? ", created empty at this start" : ""). It has forgotten its votes and log, so it "
+            + "refuses to vote, campaign or acknowledge. Remove and re-add node \(id) (kvctl member replace, once membership "
+            + "changes land) or restore its data dir \(config.dataDir)"
+        logger.critical("\(refusal!)")
+        let reminder = Timer(loop: loop, repeating: true) { [weak self] in
+            guard let self, let refusal = self.refusal else { return }
+            self.logger.error("\(refusal)")
+        }
+        reminder.schedule(milliseconds: Self.refusalReminderMs)
+        refusalReminder = reminder
+    }
 
     // MARK: Raft I/O
 
@@ -314,7 +344,7 @@ public final class RaftServer {
             let status = node.status
             session.send(.status(queryID: queryID, NodeStatus(
                 nodeID: config.nodeID, reachable: true, role: status.role.name, term: status.term, leaderID: status.leader,
-                commitIndex: status.commitIndex, appliedIndex: committedIndex, address: "\(config.listen)",
+                commitIndex: status.commitIndex, appliedIndex: committedIndex, address: "\(config.listen)", error: refusal ?? "",
                 fsyncs: storage.syncCount, lastIndex: status.lastIndex, snapshotIndex: node.snapshot?.index ?? 0)))
         case let .snapshot(chunk):
             // kvd sends no term; 0 (which no entry has) if the log does not hold that index.

@@ -5,7 +5,9 @@ import Raft
 /// The durable Raft log, hard state and latest snapshot of one node, in a data dir.
 ///
 /// Layout of the data dir:
-/// - `metadata`: cluster and node id (see `DataDirMetadata`), written once, atomically.
+/// - `metadata`: cluster and node id and this directory's random id (see `DataDirMetadata`),
+///   written once, atomically.
+/// - `peers`: the data-dir id each peer was first seen with (see `PeerIdentities`).
 /// - `LOCK`: held with `flock` while open, so two processes never share a data dir.
 /// - `snapshot`: the latest durable snapshot (see `SnapshotFile`), replaced atomically via
 ///   `snapshot.tmp` (a leftover `snapshot.tmp` is what a crash left mid-write, removed on open).
@@ -28,6 +30,13 @@ public final class DurableLog {
     public let directory: String
     public let clusterID: UInt64
     public let nodeID: UInt64
+    /// This data dir's random identity (see `DataDirMetadata`); peers tell a wiped copy by it.
+    public let dataDirID: UInt64
+    /// The data dir was created by this `open` (it was empty): a new node, or one whose
+    /// directory was wiped — its peers can tell which.
+    public let dataDirCreated: Bool
+    /// The data-dir ids of peers, as first seen.
+    public let peerIdentities: PeerIdentities
     /// The last hard state saved (or recovered).
     public private(set) var hardState: HardState
     /// The latest durable snapshot (saved, installed, or loaded on open); nil before the first.
@@ -83,13 +92,16 @@ public final class DurableLog {
     private static let pendingFlushThreshold = 8 << 20
 
     private init(
-        directory: String, clusterID: UInt64, nodeID: UInt64, hardState: HardState, snapshot: Snapshot?, entries: [Entry],
-        recovery: RecoverySummary, writer: WALSegmentWriter, segments: [SegmentUsage], segmentSize: Int, preallocation: Int,
+        directory: String, clusterID: UInt64, nodeID: UInt64, identity: DataDirIdentity, hardState: HardState,
+        snapshot: Snapshot?, entries: [Entry], recovery: RecoverySummary, writer: WALSegmentWriter, segments: [SegmentUsage], segmentSize: Int, preallocation: Int,
         lockFD: Int32, keepsSnapshotData: Bool, logger: Logger
     ) {
         self.directory = directory
         self.clusterID = clusterID
         self.nodeID = nodeID
+        dataDirID = identity.dataDirID
+        dataDirCreated = identity.created
+        peerIdentities = identity.peers
         self.hardState = hardState
         self.writtenHardState = hardState
         self.keepsSnapshotData = keepsSnapshotData
@@ -151,8 +163,8 @@ public final class DurableLog {
                 throw StorageError.locked(directory: directory)
             }
             let segments = try WALSegment.list(in: directory)
-            try checkIdentity(directory: directory, clusterID: clusterID, nodeID: nodeID,
-                              hasData: !segments.isEmpty || SnapshotFile.exists(in: directory))
+            let identity = try checkIdentity(directory: directory, clusterID: clusterID, nodeID: nodeID,
+                                             hasData: !segments.isEmpty || SnapshotFile.exists(in: directory))
             if try SnapshotFile.removeStaleTemporary(directory: directory) {
                 logger.notice("removed an unfinished snapshot file a crash interrupted mid-write; the previous snapshot stands",
                               metadata: ["dataDir": "\(directory)"])
@@ -206,8 +218,8 @@ public final class DurableLog {
                 segments: segments.count, snapshotIndex: snapshot?.index ?? 0, entries: replay.entries.count,
                 bytesRead: bytesRead, truncatedBytes: truncated, duration: .zero)
             log = DurableLog(
-                directory: directory, clusterID: clusterID, nodeID: nodeID, hardState: replay.hardState, snapshot: snapshot,
-                entries: replay.entries, recovery: recovery, writer: writer, segments: usage, segmentSize: segmentSize,
+                directory: directory, clusterID: clusterID, nodeID: nodeID, identity: identity, hardState: replay.hardState,
+                snapshot: snapshot, entries: replay.entries, recovery: recovery, writer: writer, segments: usage, segmentSize: segmentSize,
                 preallocation: preallocateSegments ? segmentSize : 0, lockFD: lockFD, keepsSnapshotData: keepsSnapshotData,
                 logger: logger)
         } catch {
@@ -227,18 +239,38 @@ public final class DurableLog {
         return log
     }
 
-    private static func checkIdentity(directory: String, clusterID: UInt64, nodeID: UInt64, hasData: Bool) throws {
+    struct DataDirIdentity {
+        let dataDirID: UInt64
+        let created: Bool
+        let peers: PeerIdentities
+    }
+
+    private static func checkIdentity(directory: String, clusterID: UInt64, nodeID: UInt64, hasData: Bool) throws -> DataDirIdentity {
+        let dataDirID: UInt64
+        let created: Bool
         if let found = try DataDirMetadata.read(directory: directory) {
             guard found.clusterID == clusterID, found.nodeID == nodeID else {
                 throw StorageError.identityMismatch(
                     directory: directory, foundCluster: found.clusterID, foundNode: found.nodeID,
                     expectedCluster: clusterID, expectedNode: nodeID)
             }
+            created = false
+            if found.dataDirID != 0 {
+                dataDirID = found.dataDirID
+            } else {
+                // Written by a version without data-dir ids, so no peer recorded one for us yet:
+                // any new id is the first they will see.
+                dataDirID = DataDirMetadata.newDataDirID()
+                try DataDirMetadata(clusterID: clusterID, nodeID: nodeID, dataDirID: dataDirID).write(directory: directory)
+            }
         } else {
             // A log without its identity could belong to anyone: never adopt it.
             guard !hasData else { throw StorageError.missingMetadata(directory: directory) }
-            try DataDirMetadata(clusterID: clusterID, nodeID: nodeID).write(directory: directory)
+            dataDirID = DataDirMetadata.newDataDirID()
+            created = true
+            try DataDirMetadata(clusterID: clusterID, nodeID: nodeID, dataDirID: dataDirID).write(directory: directory)
         }
+        return DataDirIdentity(dataDirID: dataDirID, created: created, peers: try PeerIdentities.open(directory: directory))
     }
 
     private static func checkNoGaps(_ segments: [WALSegment], directory: String) throws {

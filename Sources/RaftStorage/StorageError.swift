@@ -10,6 +10,8 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
     case corruptMetadata(path: String, reason: String)
     /// WAL segments exist but the metadata file naming their cluster and node does not.
     case missingMetadata(directory: String)
+    /// The record of peers' data-dir ids (`peers`) is damaged.
+    case corruptPeerIdentities(path: String, reason: String)
     /// Another process (or another `DurableLog` in this one) has the data dir open.
     case locked(directory: String)
     /// A damaged record that is not a torn tail: valid data follows it, or it sits in a non-last segment.
@@ -49,6 +51,8 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
             return "data dir \(directory) holds cluster \(hex(foundCluster)) node \(foundNode), but this raftd is cluster \(hex(expectedCluster)) node \(expectedNode); start with the right --data-dir or an empty one"
         case let .corruptMetadata(path, reason):
             return "metadata file \(path) is unreadable (\(reason)); restore it from a backup or start this node with an empty --data-dir"
+        case let .corruptPeerIdentities(path, reason):
+            return "peer identity file \(path) is unreadable (\(reason)); it is only ever replaced by an atomic rename, so this is damage — restore it from a backup, or remove it (this node then forgets which data dir each peer had, and cannot tell a wiped peer until it has seen each one again)"
         case let .missingMetadata(directory):
             return "data dir \(directory) holds WAL segments but no metadata file naming its cluster and node; restore the metadata file or start with an empty --data-dir"
         case let .locked(directory):

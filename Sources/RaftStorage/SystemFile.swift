@@ -155,3 +155,23 @@ enum SystemFile {
         }
     }
 }
+
+extension SystemFile {
+    /// Replaces (or creates) `directory/name` with `bytes` so that a crash leaves either the old
+    /// file or the new one, whole: written to `temporaryName`, fsynced, renamed, directory fsynced.
+    static func replaceAtomically(directory: String, name: String, temporaryName: String, with bytes: [UInt8]) throws {
+        let temporary = "\(directory)/\(temporaryName)"
+        let final = "\(directory)/\(name)"
+        let fd = try open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        do {
+            try bytes.withUnsafeBytes { try writeAll(fd, $0, path: temporary) }
+            try fullSync(fd, path: temporary)
+        } catch {
+            close(fd)
+            throw error
+        }
+        close(fd)
+        try rename(temporary, final)
+        try syncDirectory(directory)
+    }
+}

@@ -1,5 +1,8 @@
 import ClusterTestSupport
+import EventLoop
 import Foundation
+import KVClient
+import ServiceSupport
 import Testing
 import Wire
 
@@ -53,5 +56,73 @@ struct RaftdRecoveryTests {
         #expect(compacted, "\(fail("raftd \(follower) never compacted after relearning the commit index"))")
         #expect(cluster.raftd(follower).isRunning)
         for link in probe.links.values { #expect(link.streamErrors.isEmpty, "\(link.streamErrors)") }
+    }
+
+    /// A follower whose data dir is deleted comes back under its old node id having forgotten its
+    /// votes and log. It must neither crash (the leader's first heartbeat names a commit beyond
+    /// its empty log) nor take part: its peers know it by another data-dir id and refuse it, it
+    /// learns so and refuses to serve, saying why in its log and status; the cluster serves on.
+    @Test func wipedFollowerRefusesToServeAndTheClusterServesOn() throws {
+        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 1))
+        defer { cluster.shutdown() }
+        try cluster.start()
+        func fail(_ what: String) -> String { "\(what)\n\(cluster.logs())" }
+        let leader = try #require(cluster.waitForLeader(), "no leader")
+        let clerk = Clerk(endpoints: cluster.gatewayEndpoints)
+        func key(_ i: Int) -> [UInt8] { Array("wipe-key-\(i)".utf8) }
+        func put(_ range: Range<Int>) {
+            for i in range {
+                guard case let .completed(response) = clerk.put(key(i), Array("v\(i)".utf8)), response.status == .ok else {
+                    Issue.record("put \(i) failed\n\(cluster.logs())")
+                    return
+                }
+            }
+        }
+        put(0..<200)
+
+        let wiped = (1...3).first { $0 != leader }!
+        cluster.kill9(cluster.raftd(wiped))
+        cluster.kill9(cluster.kvd(wiped))
+        try FileManager.default.removeItem(at: cluster.directory.appendingPathComponent("data-\(wiped)"))
+        try cluster.raftd(wiped).start()
+        try cluster.kvd(wiped).start()
+
+        let refused = (0..<100).contains { _ in
+            if cluster.raftd(wiped).logContains("data directory was wiped or replaced") { return true }
+            usleep(50_000)
+            return false
+        }
+        #expect(refused, "\(fail("the wiped node never learned it was refused"))")
+        // The leader heard it first, so the wiped node learned before it could say anything.
+        // What it would have said, in the name of its old node id, is refused: a vote request
+        // from a data dir the leader does not know it by.
+        let term = try #require(cluster.nodeStatuses()[leader]).term
+        var forged: [UInt8] = []
+        PeerMessage(clusterID: ClusterID.hash("kvraft"), from: UInt64(wiped), to: UInt64(leader), type: .vote, term: term + 100,
+                    logTerm: term + 100, index: 1 << 40, transfer: true, senderDataDirID: 0xBAD).appendFrame(to: &forged)
+        let connection = KVConnection(endpoint: .tcp(host: "127.0.0.1", port: cluster.raftdPorts[leader]!))
+        _ = try? connection.sendRaw(forged, timeoutMs: 300)
+        let leaderRefused = (0..<40).contains { _ in
+            if cluster.raftd(leader).logContains("refusing node \(wiped)") { return true }
+            usleep(50_000)
+            return false
+        }
+        connection.close()
+        #expect(leaderRefused, "\(fail("the leader did not refuse a message from the wiped node's new data dir"))")
+        #expect(cluster.nodeStatuses()[leader]?.term == term, "the refused vote request moved the leader's term")
+
+        // The two intact nodes keep serving, and everything written before is there.
+        put(200..<250)
+        for i in [0, 199, 249] {
+            guard case let .completed(response) = clerk.get(key(i)) else {
+                Issue.record("get \(i) failed\n\(cluster.logs())")
+                continue
+            }
+            #expect(response.status == .ok && response.value == Array("v\(i)".utf8), "key \(i)")
+        }
+        let status = cluster.nodeStatuses()[wiped]
+        #expect(status?.error.contains("wiped or replaced") == true, "\(fail("status of node \(wiped): \(String(describing: status))"))")
+        #expect(cluster.raftd(wiped).isRunning, "\(fail("the wiped node's raftd died"))")
+        #expect(status?.commitIndex == 0 && status?.role != "leader", "the wiped node took part: \(String(describing: status))")
     }
 }
