@@ -187,6 +187,51 @@ void   kvraft__apply__kvd_to_raft__free_unpacked
   assert(message->base.descriptor == &kvraft__apply__kvd_to_raft__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   kvraft__apply__snapshot_rejected__init
+                     (Kvraft__Apply__SnapshotRejected         *message)
+{
+  static const Kvraft__Apply__SnapshotRejected init_value = KVRAFT__APPLY__SNAPSHOT_REJECTED__INIT;
+  *message = init_value;
+}
+size_t kvraft__apply__snapshot_rejected__get_packed_size
+                     (const Kvraft__Apply__SnapshotRejected *message)
+{
+  assert(message->base.descriptor == &kvraft__apply__snapshot_rejected__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t kvraft__apply__snapshot_rejected__pack
+                     (const Kvraft__Apply__SnapshotRejected *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &kvraft__apply__snapshot_rejected__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t kvraft__apply__snapshot_rejected__pack_to_buffer
+                     (const Kvraft__Apply__SnapshotRejected *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &kvraft__apply__snapshot_rejected__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Kvraft__Apply__SnapshotRejected *
+       kvraft__apply__snapshot_rejected__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Kvraft__Apply__SnapshotRejected *)
+     protobuf_c_message_unpack (&kvraft__apply__snapshot_rejected__descriptor,
+                                allocator, len, data);
+}
+void   kvraft__apply__snapshot_rejected__free_unpacked
+                     (Kvraft__Apply__SnapshotRejected *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &kvraft__apply__snapshot_rejected__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   kvraft__apply__status_query__init
                      (Kvraft__Apply__StatusQuery         *message)
 {
@@ -764,7 +809,7 @@ const ProtobufCMessageDescriptor kvraft__apply__propose_batch__descriptor =
   (ProtobufCMessageInit) kvraft__apply__propose_batch__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__apply__kvd_to_raft__field_descriptors[4] =
+static const ProtobufCFieldDescriptor kvraft__apply__kvd_to_raft__field_descriptors[5] =
 {
   {
     "hello",
@@ -814,17 +859,30 @@ static const ProtobufCFieldDescriptor kvraft__apply__kvd_to_raft__field_descript
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "snapshot_rejected",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Kvraft__Apply__KvdToRaft, body_case),
+    offsetof(Kvraft__Apply__KvdToRaft, snapshot_rejected),
+    &kvraft__apply__snapshot_rejected__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__apply__kvd_to_raft__field_indices_by_name[] = {
   0,   /* field[0] = hello */
   1,   /* field[1] = propose */
   3,   /* field[3] = snapshot */
+  4,   /* field[4] = snapshot_rejected */
   2,   /* field[2] = status_query */
 };
 static const ProtobufCIntRange kvraft__apply__kvd_to_raft__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor kvraft__apply__kvd_to_raft__descriptor =
 {
@@ -834,11 +892,75 @@ const ProtobufCMessageDescriptor kvraft__apply__kvd_to_raft__descriptor =
   "Kvraft__Apply__KvdToRaft",
   "kvraft.apply",
   sizeof(Kvraft__Apply__KvdToRaft),
-  4,
+  5,
   kvraft__apply__kvd_to_raft__field_descriptors,
   kvraft__apply__kvd_to_raft__field_indices_by_name,
   1,  kvraft__apply__kvd_to_raft__number_ranges,
   (ProtobufCMessageInit) kvraft__apply__kvd_to_raft__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor kvraft__apply__snapshot_rejected__field_descriptors[3] =
+{
+  {
+    "index",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Apply__SnapshotRejected, index),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Apply__SnapshotRejected, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_applied",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Apply__SnapshotRejected, last_applied),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned kvraft__apply__snapshot_rejected__field_indices_by_name[] = {
+  0,   /* field[0] = index */
+  2,   /* field[2] = last_applied */
+  1,   /* field[1] = reason */
+};
+static const ProtobufCIntRange kvraft__apply__snapshot_rejected__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor kvraft__apply__snapshot_rejected__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "kvraft.apply.SnapshotRejected",
+  "SnapshotRejected",
+  "Kvraft__Apply__SnapshotRejected",
+  "kvraft.apply",
+  sizeof(Kvraft__Apply__SnapshotRejected),
+  3,
+  kvraft__apply__snapshot_rejected__field_descriptors,
+  kvraft__apply__snapshot_rejected__field_indices_by_name,
+  1,  kvraft__apply__snapshot_rejected__number_ranges,
+  (ProtobufCMessageInit) kvraft__apply__snapshot_rejected__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor kvraft__apply__status_query__field_descriptors[1] =
@@ -1391,7 +1513,7 @@ const ProtobufCMessageDescriptor kvraft__apply__command__descriptor =
   (ProtobufCMessageInit) kvraft__apply__command__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__apply__command_batch__field_descriptors[2] =
+static const ProtobufCFieldDescriptor kvraft__apply__command_batch__field_descriptors[3] =
 {
   {
     "timestamp_ms",
@@ -1417,15 +1539,28 @@ static const ProtobufCFieldDescriptor kvraft__apply__command_batch__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "set_limits",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Apply__CommandBatch, set_limits),
+    &kvraft__state__session_limits__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__apply__command_batch__field_indices_by_name[] = {
   1,   /* field[1] = commands */
+  2,   /* field[2] = set_limits */
   0,   /* field[0] = timestamp_ms */
 };
 static const ProtobufCIntRange kvraft__apply__command_batch__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor kvraft__apply__command_batch__descriptor =
 {
@@ -1435,7 +1570,7 @@ const ProtobufCMessageDescriptor kvraft__apply__command_batch__descriptor =
   "Kvraft__Apply__CommandBatch",
   "kvraft.apply",
   sizeof(Kvraft__Apply__CommandBatch),
-  2,
+  3,
   kvraft__apply__command_batch__field_descriptors,
   kvraft__apply__command_batch__field_indices_by_name,
   1,  kvraft__apply__command_batch__number_ranges,

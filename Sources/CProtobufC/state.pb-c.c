@@ -142,6 +142,51 @@ void   kvraft__state__tombstone__free_unpacked
   assert(message->base.descriptor == &kvraft__state__tombstone__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   kvraft__state__session_limits__init
+                     (Kvraft__State__SessionLimits         *message)
+{
+  static const Kvraft__State__SessionLimits init_value = KVRAFT__STATE__SESSION_LIMITS__INIT;
+  *message = init_value;
+}
+size_t kvraft__state__session_limits__get_packed_size
+                     (const Kvraft__State__SessionLimits *message)
+{
+  assert(message->base.descriptor == &kvraft__state__session_limits__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t kvraft__state__session_limits__pack
+                     (const Kvraft__State__SessionLimits *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &kvraft__state__session_limits__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t kvraft__state__session_limits__pack_to_buffer
+                     (const Kvraft__State__SessionLimits *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &kvraft__state__session_limits__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Kvraft__State__SessionLimits *
+       kvraft__state__session_limits__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Kvraft__State__SessionLimits *)
+     protobuf_c_message_unpack (&kvraft__state__session_limits__descriptor,
+                                allocator, len, data);
+}
+void   kvraft__state__session_limits__free_unpacked
+                     (Kvraft__State__SessionLimits *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &kvraft__state__session_limits__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   kvraft__state__state_snapshot__init
                      (Kvraft__State__StateSnapshot         *message)
 {
@@ -238,7 +283,7 @@ const ProtobufCMessageDescriptor kvraft__state__key_value__descriptor =
   (ProtobufCMessageInit) kvraft__state__key_value__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__state__session__field_descriptors[5] =
+static const ProtobufCFieldDescriptor kvraft__state__session__field_descriptors[6] =
 {
   {
     "client_id",
@@ -300,6 +345,18 @@ static const ProtobufCFieldDescriptor kvraft__state__session__field_descriptors[
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "last_was_get",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__State__Session, last_was_get),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__state__session__field_indices_by_name[] = {
   0,   /* field[0] = client_id */
@@ -307,11 +364,12 @@ static const unsigned kvraft__state__session__field_indices_by_name[] = {
   1,   /* field[1] = last_seq */
   2,   /* field[2] = last_status */
   3,   /* field[3] = last_value */
+  5,   /* field[5] = last_was_get */
 };
 static const ProtobufCIntRange kvraft__state__session__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor kvraft__state__session__descriptor =
 {
@@ -321,14 +379,14 @@ const ProtobufCMessageDescriptor kvraft__state__session__descriptor =
   "Kvraft__State__Session",
   "kvraft.state",
   sizeof(Kvraft__State__Session),
-  5,
+  6,
   kvraft__state__session__field_descriptors,
   kvraft__state__session__field_indices_by_name,
   1,  kvraft__state__session__number_ranges,
   (ProtobufCMessageInit) kvraft__state__session__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__state__tombstone__field_descriptors[2] =
+static const ProtobufCFieldDescriptor kvraft__state__tombstone__field_descriptors[3] =
 {
   {
     "client_id",
@@ -354,15 +412,28 @@ static const ProtobufCFieldDescriptor kvraft__state__tombstone__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "last_seq",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__State__Tombstone, last_seq),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__state__tombstone__field_indices_by_name[] = {
   1,   /* field[1] = at_ms */
   0,   /* field[0] = client_id */
+  2,   /* field[2] = last_seq */
 };
 static const ProtobufCIntRange kvraft__state__tombstone__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor kvraft__state__tombstone__descriptor =
 {
@@ -372,14 +443,91 @@ const ProtobufCMessageDescriptor kvraft__state__tombstone__descriptor =
   "Kvraft__State__Tombstone",
   "kvraft.state",
   sizeof(Kvraft__State__Tombstone),
-  2,
+  3,
   kvraft__state__tombstone__field_descriptors,
   kvraft__state__tombstone__field_indices_by_name,
   1,  kvraft__state__tombstone__number_ranges,
   (ProtobufCMessageInit) kvraft__state__tombstone__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__state__state_snapshot__field_descriptors[5] =
+static const ProtobufCFieldDescriptor kvraft__state__session_limits__field_descriptors[4] =
+{
+  {
+    "session_timeout_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__State__SessionLimits, session_timeout_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_sessions",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__State__SessionLimits, max_sessions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tombstone_timeout_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__State__SessionLimits, tombstone_timeout_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_tombstones",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__State__SessionLimits, max_tombstones),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned kvraft__state__session_limits__field_indices_by_name[] = {
+  1,   /* field[1] = max_sessions */
+  3,   /* field[3] = max_tombstones */
+  0,   /* field[0] = session_timeout_ms */
+  2,   /* field[2] = tombstone_timeout_ms */
+};
+static const ProtobufCIntRange kvraft__state__session_limits__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor kvraft__state__session_limits__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "kvraft.state.SessionLimits",
+  "SessionLimits",
+  "Kvraft__State__SessionLimits",
+  "kvraft.state",
+  sizeof(Kvraft__State__SessionLimits),
+  4,
+  kvraft__state__session_limits__field_descriptors,
+  kvraft__state__session_limits__field_indices_by_name,
+  1,  kvraft__state__session_limits__number_ranges,
+  (ProtobufCMessageInit) kvraft__state__session_limits__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor kvraft__state__state_snapshot__field_descriptors[6] =
 {
   {
     "applied_index",
@@ -441,10 +589,23 @@ static const ProtobufCFieldDescriptor kvraft__state__state_snapshot__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "limits",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__State__StateSnapshot, limits),
+    &kvraft__state__session_limits__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__state__state_snapshot__field_indices_by_name[] = {
   0,   /* field[0] = applied_index */
   1,   /* field[1] = clock_ms */
+  5,   /* field[5] = limits */
   2,   /* field[2] = pairs */
   3,   /* field[3] = sessions */
   4,   /* field[4] = tombstones */
@@ -452,7 +613,7 @@ static const unsigned kvraft__state__state_snapshot__field_indices_by_name[] = {
 static const ProtobufCIntRange kvraft__state__state_snapshot__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor kvraft__state__state_snapshot__descriptor =
 {
@@ -462,7 +623,7 @@ const ProtobufCMessageDescriptor kvraft__state__state_snapshot__descriptor =
   "Kvraft__State__StateSnapshot",
   "kvraft.state",
   sizeof(Kvraft__State__StateSnapshot),
-  5,
+  6,
   kvraft__state__state_snapshot__field_descriptors,
   kvraft__state__state_snapshot__field_indices_by_name,
   1,  kvraft__state__state_snapshot__number_ranges,

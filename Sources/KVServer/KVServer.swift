@@ -19,8 +19,15 @@ public final class KVServer {
     private let raftLink: Dialer
     private var raftDecoder = FrameDecoder(frameLimit: 64 << 20)
     private var raftReady = false
-    /// raftd restoring us from its snapshot (we are behind its compacted log).
-    private var snapshotIn = SnapshotAssembler()
+    /// raftd restoring us from its snapshot (we are behind its compacted log), decoded as it arrives.
+    private var snapshotIn = IncomingSnapshot()
+    /// We refused raftd's snapshot and wait for it to be sent again: committed entries after
+    /// it (sent before raftd heard of the refusal) are dropped instead of treated as a gap.
+    private var snapshotRefused = false
+    /// The term in which this kvd proposed its flags' session limits (once per term).
+    private var limitsProposedInTerm: UInt64 = 0
+    /// The replicated limits last reported in the log (compared with the flags).
+    private var reportedLimits: SessionLimits?
     /// Our snapshot on its way to raftd, cut into chunks as its parts arrive and the link drains.
     private var snapshotOut: OutgoingSnapshot?
     /// Snapshots are encoded off the loop (from a copy-on-write copy of the state machine), and
@@ -49,7 +56,8 @@ public final class KVServer {
         self.loop = loop
         self.config = config
         self.logger = logger
-        machine = KVStateMachine(sessionTimeoutMs: config.sessionTimeoutMs, maxSessions: config.maxSessions)
+        // Replicated limits only: the flags' limits are proposed when this node leads.
+        machine = KVStateMachine()
         raftLink = Dialer(loop: loop, endpoint: .unix(path: config.raftSocketPath), minBackoffMs: 10, maxBackoffMs: 500)
         flushAction = DeferredAction(loop: loop) { [weak self] in self?.flushProposals() }
         groupCommitTimer = Timer(loop: loop) { [weak self] in self?.flushProposals() }
@@ -93,7 +101,8 @@ public final class KVServer {
 
     private func raftConnected(_ connection: Connection) {
         raftDecoder = FrameDecoder(frameLimit: 64 << 20)
-        snapshotIn = SnapshotAssembler()
+        snapshotIn.reset()
+        snapshotRefused = false
         snapshotOut?.flow.cancel()
         snapshotOut = nil
         raftConnection += 1
@@ -147,8 +156,14 @@ public final class KVServer {
             node.address = "\(config.listen)"
             waiter.client.reply(KvResponse(requestID: waiter.requestID, status: .ok, nodes: [node]))
         case let .snapshot(chunk):
-            guard let complete = try snapshotIn.add(chunk) else { return }
-            try restore(from: complete)
+            switch try snapshotIn.add(chunk) {
+            case .incomplete, .dropped:
+                return
+            case let .restored(restored, bytes):
+                restore(restored, bytes: bytes)
+            case let .refused(index, error):
+                refuseSnapshot(index: index, error)
+            }
         case .snapshotRequest:
             takeSnapshot()
         }
@@ -217,25 +232,34 @@ public final class KVServer {
     }
 
     /// Replaces the state machine with raftd's snapshot: we were behind its compacted log.
-    private func restore(from snapshot: SnapshotAssembler.Complete) throws {
-        guard snapshot.index > machine.appliedIndex else { return }
-        let restored = try KVStateMachine(restoring: snapshot.data, sessionTimeoutMs: config.sessionTimeoutMs,
-                                          maxSessions: config.maxSessions)
-        guard restored.appliedIndex == snapshot.index else {
-            throw SnapshotMismatch(description: "raftd's snapshot for index \(snapshot.index) holds state as of \(restored.appliedIndex)")
-        }
+    private func restore(_ restored: KVStateMachine, bytes: UInt64) {
+        snapshotRefused = false
+        guard restored.appliedIndex > machine.appliedIndex else { return }
         logger.info("restored from raftd's snapshot", metadata: [
-            "index": "\(snapshot.index)", "bytes": "\(snapshot.data.count)", "keys": "\(restored.count)",
+            "index": "\(restored.appliedIndex)", "bytes": "\(bytes)", "keys": "\(restored.count)",
             "previouslyApplied": "\(machine.appliedIndex)",
         ])
         machine = restored
         HeapTrimming.releaseFreeMemory()
+        reportLimitsIfChanged()
         // Requests whose entries the snapshot covers can no longer learn their replies here.
-        for (index, proposal) in pending.awaitingApply where index <= snapshot.index {
+        for (index, proposal) in pending.awaitingApply where index <= restored.appliedIndex {
             pending.awaitingApply[index] = nil
             answer(pending.finished(proposal), status: .unavailable, message: "applied from a snapshot; outcome unknown, retry")
         }
         proposeIfRoom()
+    }
+
+    /// raftd's snapshot does not decode or is inconsistent: we keep our state, tell raftd (which
+    /// backs off before sending it again, instead of resending it in a loop), and drop the
+    /// entries after it that raftd sent meanwhile.
+    private func refuseSnapshot(index: UInt64, _ error: SnapshotRestoreError) {
+        logger.error("refusing raftd's snapshot at index \(index): \(error); staying at \(machine.appliedIndex) and asking raftd to resend it later; if it persists, raftd's snapshot file is damaged: restore that node's data dir from a healthy node")
+        snapshotRefused = true
+        guard let connection = raftLink.connection else { return }
+        scratch.removeAll(keepingCapacity: true)
+        KvdToRaft.snapshotRejected(index: index, reason: "\(error)", lastApplied: machine.appliedIndex).appendFrame(to: &scratch)
+        connection.write(scratch)
     }
 
     /// What the encoding thread reports, in order.
@@ -246,13 +270,10 @@ public final class KVServer {
         case finished(flow: OutgoingSnapshot.Flow, keys: Int, sessions: Int, duration: Duration)
     }
 
-    private struct SnapshotMismatch: Error, CustomStringConvertible {
-        let description: String
-    }
-
     private func apply(_ entry: LogEntry) {
         guard entry.index == machine.appliedIndex + 1 else {
             if entry.index <= machine.appliedIndex { return }  // already applied: a replay after reconnect
+            if snapshotRefused { return }  // raftd streamed past the snapshot we refused; it resends it
             logger.critical("raftd skipped entries: got \(entry.index) after \(machine.appliedIndex); reconnecting")
             raftLink.reset()
             raftDisconnected(.error("gap in the committed stream"))
@@ -271,6 +292,8 @@ public final class KVServer {
                 machine.applyNoop(index: entry.index)
             }
         }
+        reportLimitsIfChanged()
+        proposeLimitsIfDue(afterApplying: entry)
         guard let proposal = pending.awaitingApply.removeValue(forKey: entry.index) else { return }
         defer { proposeIfRoom() }
         let waiters = pending.finished(proposal)
@@ -281,6 +304,45 @@ public final class KVServer {
         } else {
             // Another leader's entry took this position: ours was never applied.
             answer(waiters, status: .wrongLeader, message: "log position taken by another leader's entry")
+        }
+    }
+
+    // MARK: Session limits
+
+    /// Once this node leads and has applied an entry of its own term (so every limits entry
+    /// of earlier leaders is applied here), it proposes its flags' limits if the replicated
+    /// ones differ: once per term, as an entry without commands and without waiters.
+    private func proposeLimitsIfDue(afterApplying entry: LogEntry) {
+        let requested = config.requestedSessionLimits
+        guard leadership.isLeader, entry.term == leadership.term, limitsProposedInTerm != leadership.term,
+              machine.limits != requested, raftReady, let connection = raftLink.connection else { return }
+        limitsProposedInTerm = leadership.term
+        logger.notice("proposing this kvd's session limits", metadata: [
+            "replicated": "\(machine.limits)", "proposed": "\(requested)", "term": "\(leadership.term)",
+        ])
+        let id = nextProposalID
+        nextProposalID += 1
+        let deadline = EventLoop.monotonicNanos() + UInt64(config.requestTimeoutMs * 1_000_000)
+        let proposal = ProposalInFlight(id: id, waiters: [], deadline: deadline)
+        pending.awaitingResult[id] = proposal
+        pending.byAge.append(proposal)
+        let batch = CommandBatch(timestampMs: EventLoop.wallClockMillis(), commands: [], setLimits: requested)
+        scratch.removeAll(keepingCapacity: true)
+        KvdToRaft.propose([Proposal(proposalID: id, data: batch.serialized())]).appendFrame(to: &scratch)
+        connection.write(scratch)
+    }
+
+    /// Logs the replicated limits when they change, and says so when this kvd's flags differ
+    /// (they act only through a leader's proposal).
+    private func reportLimitsIfChanged() {
+        guard machine.limits != reportedLimits else { return }
+        reportedLimits = machine.limits
+        let requested = config.requestedSessionLimits
+        if machine.limits == requested {
+            logger.info("session limits in force: \(machine.limits)")
+        } else {
+            logger.notice("the replicated session limits differ from this kvd's flags, which take effect only once this node leads and proposes them",
+                          metadata: ["replicated": "\(machine.limits)", "flags": "\(requested)"])
         }
     }
 

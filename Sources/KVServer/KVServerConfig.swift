@@ -1,5 +1,6 @@
 import EventLoop
 import ServiceSupport
+import Wire
 
 /// Everything a kvd process is told on its command line.
 public struct KVServerConfig: Sendable {
@@ -8,9 +9,12 @@ public struct KVServerConfig: Sendable {
     public var raftSocketPath: String
     /// A request not applied within this long is answered TIMEOUT.
     public var requestTimeoutMs: Double = 3000
-    /// Client sessions idle longer than this (in log time) expire.
-    public var sessionTimeoutMs: UInt64 = 3_600_000
-    public var maxSessions: Int = 1_000_000
+    /// The session limits this kvd proposes to the log when it leads (the state machine uses
+    /// only replicated limits, so replicas with different flags cannot diverge): sessions idle
+    /// longer than this (in log time) expire…
+    public var sessionTimeoutMs: UInt64 = SessionLimits.defaults.sessionTimeoutMs
+    /// …and at most this many are kept.
+    public var maxSessions: Int = Int(SessionLimits.defaults.maxSessions)
     public var maxKeyBytes: Int = RequestValidation.defaultMaxKeyBytes
     public var maxValueBytes: Int = RequestValidation.defaultMaxValueBytes
     public var frameLimit: Int = 16 * 1024 * 1024
@@ -27,6 +31,13 @@ public struct KVServerConfig: Sendable {
     /// The longest a batch waits behind proposals in flight before it is proposed anyway, so
     /// a round slowed down (a lagging quorum, a slow disk) overlaps with the next.
     public var groupCommitMaxWaitMs: Double = 2
+
+    /// The limits these flags ask for (tombstones keep the built-in defaults).
+    public var requestedSessionLimits: SessionLimits {
+        SessionLimits(sessionTimeoutMs: sessionTimeoutMs, maxSessions: UInt64(maxSessions),
+                      tombstoneTimeoutMs: SessionLimits.defaults.tombstoneTimeoutMs,
+                      maxTombstones: SessionLimits.defaults.maxTombstones)
+    }
 
     public init(nodeID: UInt64, listen: Endpoint, raftSocketPath: String) {
         self.nodeID = nodeID

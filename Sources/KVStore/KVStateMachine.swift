@@ -20,16 +20,19 @@ import Wire
 ///
 /// ## Exactly once
 /// `clientID == 0` means no session: the command is applied every time it appears.
-/// Otherwise, with the client's session holding `lastSeq` and the reply it got:
-/// - `seq == lastSeq`: a retry; the stored reply is returned again (same status, same
-///   value, even if the key changed since) and nothing is re-applied.
-/// - `seq > lastSeq`: applied, and its reply stored. Gaps are allowed (a client that
+/// Otherwise, with the client's session holding `lastSeq`, the status of its reply and
+/// whether it was a Get:
+/// - `seq == lastSeq`: a retry; nothing is re-applied. A retried write gets the stored
+///   status again (even if the key changed since). A retried Get is read again, at this
+///   point of the log: the retry applies while the client still waits for the Get, so the
+///   value it gets is one the key held during the Get, which is all linearizability asks, and
+///   no value has to be kept in the session (or in snapshots).
+/// - `seq > lastSeq`: applied, and its reply status stored. Gaps are allowed (a client that
 ///   gave up on a request moves on to a higher number).
 /// - `seq < lastSeq`: a late duplicate of a request the client no longer waits for (it
 ///   has at most one request outstanding and has moved on). BAD_REQUEST, not re-applied.
-/// GETs are sessioned too: a retried GET gets its original reply.
 ///
-/// ## Sessions: opening, expiry, eviction
+/// ## Sessions: opening, expiry, eviction, tombstones
 /// - A client with no session opens one with its first command that reaches the log, at
 ///   whatever seq it carries (gaps are allowed: its seq 1 may have been lost before the
 ///   log). From then on the session fences every lower seq, so a late retry of an
@@ -37,38 +40,48 @@ import Wire
 /// - Before each batch, sessions idle for more than `sessionTimeoutMs` of log time are
 ///   removed. When opening a session would exceed `maxSessions`, the least recently
 ///   active session is evicted (ties broken by log order, earlier first). Either way the
-///   client leaves a tombstone.
-/// - A command from a tombstoned client gets SESSION_EXPIRED, with no effect. A client
-///   that sees SESSION_EXPIRED knows the request was not applied, and must take a new
-///   client ID and start again from seq 1.
+///   client leaves a tombstone holding its session's `lastSeq`.
+/// - A command from a tombstoned client with `seq <= lastSeq` gets SESSION_EXPIRED, with no
+///   effect: that seq (or, if lower, one after it) was applied earlier, its reply is no
+///   longer kept, and it was not applied again. A write that gets it must not be re-run
+///   under a new client ID; a Get may simply be sent again under a higher seq.
+/// - A command from a tombstoned client with `seq > lastSeq` was never applied: it is
+///   applied as usual and reopens the session (the tombstone goes).
+/// - A tombstone restored with `lastSeq == 0` (snapshots written before it was kept)
+///   refuses every seq.
 /// - Tombstones are removed after `tombstoneTimeoutMs` of log time (default 24 h), or
 ///   oldest first beyond `maxTombstones`. Residual risk, documented: a retry from a
 ///   client whose session *and* tombstone are both gone (idle for more than
 ///   `sessionTimeoutMs + tombstoneTimeoutMs` of log time, or pushed out by more than
 ///   `maxTombstones` later removals) would open a new session and be applied again.
 ///
+/// ## Limits
+/// The four limits (`SessionLimits`) decide which commands apply, so they come from the log
+/// like everything else: a batch carrying `setLimits` replaces them before its expiry and
+/// commands run (smaller count limits evict at once: tombstones oldest first, then sessions
+/// least recently active first); before any such batch, `SessionLimits.defaults` hold. A
+/// batch whose limits are unusable (`SessionLimits.problem`) leaves them unchanged, on every
+/// replica alike. The snapshot carries them.
+///
 /// ## Snapshots
 /// `snapshot()` encodes the whole state as a `kvraft.state.StateSnapshot` in canonical
 /// form: pairs sorted by key bytes (unsigned, lexicographic: `StateSnapshot.keyPrecedes`),
-/// sessions least recently active first (ties in log order), tombstones oldest first.
-/// Equal machines give equal bytes. The limits are configuration, not state: they are not
-/// in the snapshot, and `init(restoring:…)` takes them like `init(…)` does.
+/// sessions least recently active first (ties in log order), tombstones oldest first, and
+/// the limits. Equal machines give equal bytes.
 ///
-/// `init(restoring:…)` refuses (throws `SnapshotRestoreError`) bytes that do not decode,
-/// and snapshots no machine could have written: keys not strictly ascending (a duplicate
-/// included); a session or tombstone for client 0; a session with seq 0, or storing a
-/// reply other than OK, NO_KEY or BAD_REQUEST, or a value with a reply other than OK;
-/// sessions out of activity order or tombstones out of age order; a session or tombstone
-/// later than the snapshot's log time; a client with two sessions, two tombstones, or
-/// both; any state at log index 0.
+/// `init(restoring:)` (and `SnapshotRestorer`, which restores as the bytes arrive) refuses
+/// (throws `SnapshotRestoreError`) bytes that do not decode, and snapshots no machine could
+/// have written: keys not strictly ascending (a duplicate included); a session or tombstone
+/// for client 0; a session with seq 0, or storing a reply other than OK, NO_KEY or
+/// BAD_REQUEST (BAD_REQUEST for a Get), or a value with a reply other than OK; sessions out
+/// of activity order or tombstones out of age order; a session or tombstone later than the
+/// snapshot's log time; a client with two sessions, two tombstones, or both; unusable
+/// limits; any state at log index 0. A snapshot without limits (written before they were
+/// replicated) restores under `SessionLimits.defaults`; a session in it that stores a value
+/// was left by a Get.
 ///
-/// Restored under the limits it was taken with, a machine equals (`==`) the one the
-/// snapshot came from and computes the same replies for every later entry. Under smaller
-/// count limits, the excess goes at once, as it would have in a running table: tombstones
-/// beyond `maxTombstones` oldest first, then sessions beyond `maxSessions` least recently
-/// active first, each evicted client leaving a tombstone stamped with the snapshot's log
-/// time. Under shorter timeouts, idle sessions and old tombstones go at the start of the
-/// next batch, before its commands, which is when expiry always happens.
+/// Restored, a machine equals (`==`) the one the snapshot came from and computes the same
+/// replies for every later entry.
 ///
 /// Nothing observable depends on Dictionary iteration order.
 public struct KVStateMachine: Equatable, Sendable {
@@ -81,60 +94,47 @@ public struct KVStateMachine: Equatable, Sendable {
     /// Log time: the largest batch timestamp applied so far, in milliseconds.
     public private(set) var clockMs: UInt64 = 0
 
-    /// - Parameters:
-    ///   - sessionTimeoutMs: a session idle for longer than this much log time expires.
-    ///   - maxSessions: at most this many sessions are kept (at least 1).
-    ///   - tombstoneTimeoutMs: how long, in log time, an expired or evicted client is
-    ///     remembered (so that a late retry of its seq 1 gets SESSION_EXPIRED).
-    ///   - maxTombstones: at most this many removed clients are remembered (0: none).
+    /// A machine before any entry, under `limits`: `SessionLimits.defaults` on every replica
+    /// (`KVStateMachine()`); others only for tests that want a machine behaving as if a limits
+    /// entry had set them.
+    public init(limits: SessionLimits) {
+        sessions = SessionTable(limits: limits)
+    }
+
+    /// `init(limits:)` with the limits spelled out, each defaulting to `SessionLimits.defaults`.
     public init(sessionTimeoutMs: UInt64 = 3_600_000, maxSessions: Int = 1_000_000,
                 tombstoneTimeoutMs: UInt64 = 86_400_000, maxTombstones: Int = 1_000_000) {
-        sessions = SessionTable(sessionTimeoutMs: sessionTimeoutMs, maxSessions: maxSessions,
-                                tombstoneTimeoutMs: tombstoneTimeoutMs, maxTombstones: maxTombstones)
+        self.init(limits: SessionLimits(sessionTimeoutMs: sessionTimeoutMs, maxSessions: UInt64(maxSessions),
+                                        tombstoneTimeoutMs: tombstoneTimeoutMs, maxTombstones: UInt64(maxTombstones)))
     }
 
-    /// Restores the state encoded by `snapshot()`, under the given limits (see "Snapshots"
-    /// above for what is checked, and for limits smaller than the snapshot's). The limits
-    /// default to those of `init(…)`.
-    public init(restoring bytes: [UInt8], sessionTimeoutMs: UInt64 = 3_600_000, maxSessions: Int = 1_000_000,
-                tombstoneTimeoutMs: UInt64 = 86_400_000, maxTombstones: Int = 1_000_000) throws(SnapshotRestoreError) {
-        let snapshot: StateSnapshot
+    init(data: [[UInt8]: StoredValue], sessions: SessionTable, appliedIndex: UInt64, clockMs: UInt64) {
+        self.data = data
+        self.sessions = sessions
+        self.appliedIndex = appliedIndex
+        self.clockMs = clockMs
+    }
+
+    /// Restores the state encoded by `snapshot()`, limits included (see "Snapshots" above for
+    /// what is checked).
+    public init(restoring bytes: [UInt8]) throws(SnapshotRestoreError) {
+        var restorer = SnapshotRestorer()
         do {
-            snapshot = try StateSnapshot(serialized: bytes)
-        } catch {
+            for field in try StateSnapshotReader.fields(of: bytes[...]) {
+                try restorer.add(field)
+            }
+        } catch let error as SnapshotRestoreError {
+            throw error
+        } catch let error as WireError {
             throw .undecodable(bytes: bytes.count, error)
+        } catch {
+            preconditionFailure("unexpected error \(error)")
         }
-        try self.init(restoring: snapshot, sessionTimeoutMs: sessionTimeoutMs, maxSessions: maxSessions,
-                      tombstoneTimeoutMs: tombstoneTimeoutMs, maxTombstones: maxTombstones)
+        self = try restorer.finish()
     }
 
-    init(restoring snapshot: StateSnapshot, sessionTimeoutMs: UInt64, maxSessions: Int,
-         tombstoneTimeoutMs: UInt64, maxTombstones: Int) throws(SnapshotRestoreError) {
-        do throws(SnapshotInconsistency) {
-            if snapshot.appliedIndex == 0,
-               !(snapshot.pairs.isEmpty && snapshot.sessions.isEmpty && snapshot.tombstones.isEmpty) {
-                throw SnapshotInconsistency("it holds \(snapshot.pairs.count) keys, \(snapshot.sessions.count) sessions and \(snapshot.tombstones.count) tombstones before any entry was applied")
-            }
-            sessions = try SessionTable(restoring: snapshot.sessions, tombstones: snapshot.tombstones, nowMs: snapshot.clockMs,
-                                        sessionTimeoutMs: sessionTimeoutMs, maxSessions: maxSessions,
-                                        tombstoneTimeoutMs: tombstoneTimeoutMs, maxTombstones: maxTombstones)
-            data.reserveCapacity(snapshot.pairs.count)
-            var previous: [UInt8]?
-            for (i, pair) in snapshot.pairs.enumerated() {
-                if let previous, !StateSnapshot.keyPrecedes(previous, pair.key) {
-                    throw SnapshotInconsistency(previous == pair.key
-                        ? "pairs \(i - 1) and \(i) have the same key \(describeBytes(pair.key))"
-                        : "pair \(i) has key \(describeBytes(pair.key)), which sorts before the key of pair \(i - 1), \(describeBytes(previous)); pairs must be sorted by key")
-                }
-                data[pair.key] = StoredValue(pair.value)
-                previous = pair.key
-            }
-        } catch {
-            throw .inconsistent(appliedIndex: snapshot.appliedIndex, error.reason)
-        }
-        appliedIndex = snapshot.appliedIndex
-        clockMs = snapshot.clockMs
-    }
+    /// The session limits in force (see "Limits" above).
+    public var limits: SessionLimits { sessions.limits }
 
     /// The state in canonical form, encoded as a `kvraft.state.StateSnapshot` (see
     /// "Snapshots" above). Restoring it gives back an equal machine.
@@ -154,8 +154,8 @@ public struct KVStateMachine: Equatable, Sendable {
     /// The state in canonical form: pairs sorted by key, sessions in activity order,
     /// tombstones oldest first.
     func stateSnapshot() -> StateSnapshot {
-        var snapshot = StateSnapshot(appliedIndex: appliedIndex, clockMs: clockMs,
-                                     sessions: sessions.sessionRecords(), tombstones: sessions.tombstoneRecords())
+        var snapshot = StateSnapshot(appliedIndex: appliedIndex, clockMs: clockMs, sessions: sessions.sessionRecords(),
+                                     tombstones: sessions.tombstoneRecords(), limits: sessions.limits)
         snapshot.pairs.reserveCapacity(data.count)
         for (key, value) in data {
             snapshot.pairs.append(value.snapshotPair(key: key))
@@ -176,6 +176,9 @@ public struct KVStateMachine: Equatable, Sendable {
     /// Entries in the session activity queue, live and stale: for tests of its bound.
     var sessionActivityBacklog: Int { sessions.activityBacklog }
 
+    /// Entries in the tombstone queue, live and stale: for tests of its bound.
+    var tombstoneBacklog: Int { sessions.tombstoneBacklog }
+
     /// The value stored under `key`, if any. For tests and inspection; clients read through
     /// the log with GET.
     public func get(_ key: [UInt8]) -> [UInt8]? { data[key]?.bytes }
@@ -186,6 +189,9 @@ public struct KVStateMachine: Equatable, Sendable {
     public mutating func apply(batch: CommandBatch, index: UInt64) -> [CommandResult] {
         advance(to: index)
         clockMs = max(clockMs, batch.timestampMs)
+        if let limits = batch.setLimits, limits.problem == nil {
+            sessions.setLimits(limits, nowMs: clockMs)
+        }
         sessions.expire(nowMs: clockMs)
         var results: [CommandResult] = []
         results.reserveCapacity(batch.commands.count)
@@ -212,17 +218,20 @@ public struct KVStateMachine: Equatable, Sendable {
         if let session = sessions[clientID] {
             if command.seq == session.lastSeq {
                 sessions.touch(clientID, nowMs: clockMs)
-                return session.lastResult
+                // A retried Get reads again; a retried write gets its status again.
+                return session.lastWasGet && command.op == .get ? perform(command) : CommandResult(status: session.lastStatus)
             }
             if command.seq < session.lastSeq {
                 return .badRequest
             }
         } else {
             if command.seq == 0 { return .badRequest }
-            if sessions.isTombstoned(clientID) { return .sessionExpired }
+            if let lastSeq = sessions.tombstonedLastSeq(clientID), lastSeq == 0 || command.seq <= lastSeq {
+                return .sessionExpired  // applied earlier, reply no longer kept
+            }
         }
         let result = perform(command)
-        sessions.record(clientID, seq: command.seq, result: result, nowMs: clockMs)
+        sessions.record(clientID, seq: command.seq, status: result.status, wasGet: command.op == .get, nowMs: clockMs)
         return result
     }
 

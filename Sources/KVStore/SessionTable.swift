@@ -1,8 +1,11 @@
 import Wire
 
 /// Per-client exactly-once bookkeeping, driven only by log time (`nowMs`, the state
-/// machine's monotonic clock), so that every replica keeps, expires and evicts exactly the
-/// same sessions.
+/// machine's monotonic clock) and replicated limits, so that every replica keeps, expires
+/// and evicts exactly the same sessions.
+///
+/// A session keeps the client's last seq, the status of its reply and whether it was a Get,
+/// never a value: a retried write gets its status again, a retried Get is read again.
 ///
 /// Sessions are kept in "activity order": a FIFO of touches, each touch appended with the
 /// current log time. Log time never goes backwards, so the FIFO is sorted by
@@ -12,8 +15,10 @@ import Wire
 /// they outnumber live ones, so every operation is amortized O(1).
 ///
 /// A session that is expired or evicted leaves a tombstone (client ID → log time of
-/// removal), itself bounded by age (`tombstoneTimeoutMs`) and count (`maxTombstones`),
-/// oldest first.
+/// removal and the session's last seq), itself bounded by age (`tombstoneTimeoutMs`) and
+/// count (`maxTombstones`), oldest first. A client that comes back with a higher seq
+/// reopens its session and its tombstone goes (its queue entry turns stale, like a
+/// session's after a touch).
 ///
 /// A snapshot lists the sessions in activity order and the tombstones oldest first
 /// (`sessionRecords()`, `tombstoneRecords()`); `init(restoring:…)` rebuilds a table that
@@ -23,7 +28,10 @@ import Wire
 struct SessionTable: Equatable, Sendable {
     struct Session: Equatable, Sendable {
         var lastSeq: UInt64
-        var lastResult: CommandResult
+        /// The status of the reply to `lastSeq` (a value is never kept).
+        var lastStatus: Status
+        /// `lastSeq` was a Get: a retry of it is read again.
+        var lastWasGet: Bool
         var lastActiveMs: UInt64
         /// Identifies this session's live entry in `activity`.
         var touch: UInt64
@@ -37,51 +45,51 @@ struct SessionTable: Equatable, Sendable {
     private struct Tombstone: Equatable, Sendable {
         var clientID: UInt64
         var atMs: UInt64
+        var lastSeq: UInt64
+        /// Identifies this tombstone's live entry in `tombstoneOrder`.
+        var burial: UInt64
     }
 
-    let sessionTimeoutMs: UInt64
-    let maxSessions: Int
-    let tombstoneTimeoutMs: UInt64
-    let maxTombstones: Int
+    private(set) var limits: SessionLimits
+    private var maxSessions: Int
+    private var maxTombstones: Int
 
     private(set) var sessions: [UInt64: Session] = [:]
     private var activity = FIFOQueue<Touch>()
     private var nextTouch: UInt64 = 0
 
-    private var tombstones: [UInt64: UInt64] = [:]
+    private var tombstones: [UInt64: Tombstone] = [:]
     private var tombstoneOrder = FIFOQueue<Tombstone>()
+    private var nextBurial: UInt64 = 0
 
-    init(sessionTimeoutMs: UInt64, maxSessions: Int, tombstoneTimeoutMs: UInt64, maxTombstones: Int) {
-        precondition(maxSessions >= 1, "maxSessions must be at least 1, got \(maxSessions)")
-        precondition(maxTombstones >= 0, "maxTombstones must not be negative, got \(maxTombstones)")
-        self.sessionTimeoutMs = sessionTimeoutMs
-        self.maxSessions = maxSessions
-        self.tombstoneTimeoutMs = tombstoneTimeoutMs
-        self.maxTombstones = maxTombstones
+    init(limits: SessionLimits) {
+        precondition(limits.problem == nil, "unusable session limits: \(limits.problem ?? "")")
+        self.limits = limits
+        maxSessions = Int(limits.maxSessions)
+        maxTombstones = Int(limits.maxTombstones)
     }
 
     /// Rebuilds a table from a snapshot's sessions (least recently active first) and
     /// tombstones (oldest first), taken at log time `nowMs`. Throws if the records could
     /// not come from any table; the checks do not depend on the limits.
     ///
-    /// Limits smaller than the ones the snapshot was taken under are enforced at once,
+    /// Records beyond the count limits (which no table under these limits holds) go at once,
     /// exactly as the table enforces them when it grows: tombstones beyond `maxTombstones`
     /// are dropped oldest first, then sessions beyond `maxSessions` are evicted least
-    /// recently active first into tombstones stamped `nowMs` (which may push out more of
-    /// the oldest tombstones). Timeouts are not applied here: as always, idle sessions and
-    /// old tombstones go at the start of the next batch, before its commands run.
+    /// recently active first into tombstones stamped `nowMs`. Timeouts are not applied here:
+    /// as always, idle sessions and old tombstones go at the start of the next batch.
     init(restoring sessionRecords: [SessionRecord], tombstones tombstoneRecords: [TombstoneRecord], nowMs: UInt64,
-         sessionTimeoutMs: UInt64, maxSessions: Int, tombstoneTimeoutMs: UInt64, maxTombstones: Int) throws(SnapshotInconsistency) {
-        self.init(sessionTimeoutMs: sessionTimeoutMs, maxSessions: maxSessions,
-                  tombstoneTimeoutMs: tombstoneTimeoutMs, maxTombstones: maxTombstones)
+         limits: SessionLimits) throws(SnapshotInconsistency) {
+        self.init(limits: limits)
         try Self.check(sessionRecords, tombstoneRecords, nowMs: nowMs)
         for record in tombstoneRecords {
-            bury(record.clientID, nowMs: record.atMs)
+            bury(record.clientID, lastSeq: record.lastSeq, nowMs: record.atMs)
         }
         sessions.reserveCapacity(min(sessionRecords.count, maxSessions + 1))
         for record in sessionRecords {
-            sessions[record.clientID] = Session(lastSeq: record.lastSeq,
-                                                lastResult: CommandResult(status: record.lastStatus, value: record.lastValue),
+            // Snapshots written before values stopped being kept: only a Get's reply has one.
+            sessions[record.clientID] = Session(lastSeq: record.lastSeq, lastStatus: record.lastStatus,
+                                                lastWasGet: record.lastWasGet || !record.lastValue.isEmpty,
                                                 lastActiveMs: record.lastActiveMs, touch: enqueue(record.clientID))
             if sessions.count > maxSessions {
                 evictLeastRecentlyActive(nowMs: nowMs)
@@ -139,6 +147,9 @@ struct SessionTable: Equatable, Sendable {
             guard record.lastStatus == .ok || record.lastValue.isEmpty else {
                 throw SnapshotInconsistency("\(what) stores reply \(record.lastStatus) with a \(record.lastValue.count)-byte value; only OK carries a value")
             }
+            guard !record.lastWasGet || record.lastStatus != .badRequest else {
+                throw SnapshotInconsistency("\(what) stores reply BAD_REQUEST for a Get, which a Get never gets")
+            }
             previousActiveMs = record.lastActiveMs
         }
     }
@@ -149,9 +160,8 @@ struct SessionTable: Equatable, Sendable {
         records.reserveCapacity(sessions.count)
         for entry in activity.elements {
             guard let session = sessions[entry.clientID], session.touch == entry.touch else { continue }  // stale
-            records.append(SessionRecord(clientID: entry.clientID, lastSeq: session.lastSeq,
-                                         lastStatus: session.lastResult.status, lastValue: session.lastResult.value,
-                                         lastActiveMs: session.lastActiveMs))
+            records.append(SessionRecord(clientID: entry.clientID, lastSeq: session.lastSeq, lastStatus: session.lastStatus,
+                                         lastActiveMs: session.lastActiveMs, lastWasGet: session.lastWasGet))
         }
         assert(records.count == sessions.count, "\(sessions.count) sessions but \(records.count) live activity entries")
         return records
@@ -159,26 +169,52 @@ struct SessionTable: Equatable, Sendable {
 
     /// The tombstones, oldest first.
     func tombstoneRecords() -> [TombstoneRecord] {
-        tombstoneOrder.elements.map { TombstoneRecord(clientID: $0.clientID, atMs: $0.atMs) }
+        var records: [TombstoneRecord] = []
+        records.reserveCapacity(tombstones.count)
+        for entry in tombstoneOrder.elements where isLive(entry) {
+            records.append(TombstoneRecord(clientID: entry.clientID, atMs: entry.atMs, lastSeq: entry.lastSeq))
+        }
+        assert(records.count == tombstones.count, "\(tombstones.count) tombstones but \(records.count) live queue entries")
+        return records
     }
 
     /// Same limits, same sessions in the same activity order, same tombstones in the same
     /// order: the tables behave identically, whatever their touch numbers and stale entries.
     static func == (lhs: SessionTable, rhs: SessionTable) -> Bool {
-        lhs.sessionTimeoutMs == rhs.sessionTimeoutMs && lhs.maxSessions == rhs.maxSessions
-            && lhs.tombstoneTimeoutMs == rhs.tombstoneTimeoutMs && lhs.maxTombstones == rhs.maxTombstones
-            && lhs.sessions.count == rhs.sessions.count && lhs.tombstoneOrder == rhs.tombstoneOrder
-            && lhs.sessionRecords() == rhs.sessionRecords()
+        lhs.limits == rhs.limits
+            && lhs.sessions.count == rhs.sessions.count && lhs.tombstones.count == rhs.tombstones.count
+            && lhs.tombstoneRecords() == rhs.tombstoneRecords() && lhs.sessionRecords() == rhs.sessionRecords()
     }
 
     var count: Int { sessions.count }
     var tombstoneCount: Int { tombstones.count }
     /// Entries in the activity FIFO, live and stale (bounded by 2 × count + 65).
     var activityBacklog: Int { activity.count }
+    /// Entries in the tombstone FIFO, live and stale (bounded by 2 × tombstoneCount + 65).
+    var tombstoneBacklog: Int { tombstoneOrder.count }
 
     subscript(clientID: UInt64) -> Session? { sessions[clientID] }
 
-    func isTombstoned(_ clientID: UInt64) -> Bool { tombstones[clientID] != nil }
+    /// The last seq of a removed client's session, if it is remembered (0: unknown, from a
+    /// snapshot written before it was kept).
+    func tombstonedLastSeq(_ clientID: UInt64) -> UInt64? { tombstones[clientID]?.lastSeq }
+
+    /// Replaces the limits (a limits entry applied at log time `nowMs`). Smaller count limits
+    /// take effect at once: tombstones beyond `maxTombstones` go oldest first, then sessions
+    /// beyond `maxSessions` are evicted least recently active first into tombstones. Shorter
+    /// timeouts act at the next `expire`.
+    mutating func setLimits(_ new: SessionLimits, nowMs: UInt64) {
+        precondition(new.problem == nil, "unusable session limits: \(new.problem ?? "")")
+        limits = new
+        maxSessions = Int(new.maxSessions)
+        maxTombstones = Int(new.maxTombstones)
+        while tombstones.count > maxTombstones {
+            dropOldestTombstone()
+        }
+        while sessions.count > maxSessions {
+            evictLeastRecentlyActive(nowMs: nowMs)
+        }
+    }
 
     /// Removes sessions idle for more than `sessionTimeoutMs` (leaving tombstones), then
     /// tombstones older than `tombstoneTimeoutMs`. Amortized O(1) per removed entry.
@@ -189,14 +225,18 @@ struct SessionTable: Equatable, Sendable {
                 continue
             }
             assert(session.lastActiveMs <= nowMs, "log time went backwards")
-            guard nowMs - session.lastActiveMs > sessionTimeoutMs else { break }
+            guard nowMs - session.lastActiveMs > limits.sessionTimeoutMs else { break }
             activity.removeFirst()
             sessions[front.clientID] = nil
-            bury(front.clientID, nowMs: nowMs)
+            bury(front.clientID, lastSeq: session.lastSeq, nowMs: nowMs)
         }
-        while let front = tombstoneOrder.first, nowMs - front.atMs > tombstoneTimeoutMs {
+        while let front = tombstoneOrder.first {
+            guard isLive(front) else {
+                tombstoneOrder.removeFirst()  // stale: that client came back
+                continue
+            }
+            guard nowMs - front.atMs > limits.tombstoneTimeoutMs else { break }
             tombstoneOrder.removeFirst()
-            assert(tombstones[front.clientID] == front.atMs, "tombstone index out of step with its queue")
             tombstones[front.clientID] = nil
         }
     }
@@ -209,16 +249,21 @@ struct SessionTable: Equatable, Sendable {
         sessions[clientID] = session
     }
 
-    /// Stores the reply to `seq`, opening a session for a new client (evicting the least
-    /// recently active one into a tombstone if the table is full).
-    mutating func record(_ clientID: UInt64, seq: UInt64, result: CommandResult, nowMs: UInt64) {
+    /// Stores the reply status to `seq`, opening a session for a new client or for a removed
+    /// one coming back with a higher seq (its tombstone goes), evicting the least recently
+    /// active session into a tombstone if the table is full.
+    mutating func record(_ clientID: UInt64, seq: UInt64, status: Status, wasGet: Bool, nowMs: UInt64) {
         if sessions[clientID] == nil {
-            precondition(!isTombstoned(clientID), "client \(clientID) is tombstoned; it may not open a session")
+            if let tombstone = tombstones.removeValue(forKey: clientID) {
+                precondition(tombstone.lastSeq != 0 && seq > tombstone.lastSeq,
+                             "client \(clientID) reopened at seq \(seq), at or below its tombstone's last seq \(tombstone.lastSeq)")
+            }
             while sessions.count >= maxSessions {
                 evictLeastRecentlyActive(nowMs: nowMs)
             }
         }
-        sessions[clientID] = Session(lastSeq: seq, lastResult: result, lastActiveMs: nowMs, touch: enqueue(clientID))
+        sessions[clientID] = Session(lastSeq: seq, lastStatus: status, lastWasGet: wasGet, lastActiveMs: nowMs,
+                                     touch: enqueue(clientID))
     }
 
     private mutating func evictLeastRecentlyActive(nowMs: UInt64) {
@@ -226,22 +271,42 @@ struct SessionTable: Equatable, Sendable {
             activity.removeFirst()
             if let session = sessions[front.clientID], session.touch == front.touch {
                 sessions[front.clientID] = nil
-                bury(front.clientID, nowMs: nowMs)
+                bury(front.clientID, lastSeq: session.lastSeq, nowMs: nowMs)
                 return
             }
         }
         preconditionFailure("session table holds \(sessions.count) sessions but no live activity entry")
     }
 
-    private mutating func bury(_ clientID: UInt64, nowMs: UInt64) {
-        guard maxTombstones > 0 else { return }
-        while tombstones.count >= maxTombstones, let oldest = tombstoneOrder.first {
+    private func isLive(_ entry: Tombstone) -> Bool {
+        tombstones[entry.clientID]?.burial == entry.burial
+    }
+
+    private mutating func dropOldestTombstone() {
+        while let oldest = tombstoneOrder.first {
             tombstoneOrder.removeFirst()
-            tombstones[oldest.clientID] = nil
+            if isLive(oldest) {
+                tombstones[oldest.clientID] = nil
+                return
+            }
+        }
+        preconditionFailure("\(tombstones.count) tombstones but no live queue entry")
+    }
+
+    private mutating func bury(_ clientID: UInt64, lastSeq: UInt64, nowMs: UInt64) {
+        guard maxTombstones > 0 else { return }
+        while tombstones.count >= maxTombstones {
+            dropOldestTombstone()
         }
         assert(tombstones[clientID] == nil, "client \(clientID) buried twice")
-        tombstones[clientID] = nowMs
-        tombstoneOrder.append(Tombstone(clientID: clientID, atMs: nowMs))
+        let tombstone = Tombstone(clientID: clientID, atMs: nowMs, lastSeq: lastSeq, burial: nextBurial)
+        nextBurial += 1
+        tombstones[clientID] = tombstone
+        tombstoneOrder.append(tombstone)
+        if tombstoneOrder.count > 2 * tombstones.count + 64 {
+            let live = tombstones
+            tombstoneOrder.retain { live[$0.clientID]?.burial == $0.burial }
+        }
     }
 
     /// Appends a fresh activity entry for `clientID` and returns its touch number; sweeps

@@ -31,6 +31,9 @@ public final class RaftServer {
     /// few ms instead of one per commit saves both processes CPU under load.
     private var followerStreamTimer: Timer?
     private var followerStreamPending = false
+    /// Holds back a snapshot kvd refused (see `SnapshotRetryBackoff`); the timer resends it.
+    private var kvdSnapshotRetry = SnapshotRetryBackoff()
+    private var kvdSnapshotRetryTimer: Timer?
     static let followerApplyDelayMs = 5.0
     private var readyAction: DeferredAction!
     private var lastSoftState: SoftState?
@@ -151,6 +154,7 @@ public final class RaftServer {
         tickTimer?.cancel()
         refusalReminder?.cancel()
         followerStreamTimer?.cancel()
+        kvdSnapshotRetryTimer?.cancel()
         applyListener?.close()
         transport.stop()
         session?.connection.close()
@@ -352,6 +356,12 @@ public final class RaftServer {
             guard let written = try session.snapshotIn.add(chunk, fileTerm: term) else { return }
             session.snapshotRequestedAt = nil
             try compact(with: written, from: session)
+        case let .snapshotRejected(index, reason, lastApplied):
+            let delayMs = kvdSnapshotRetry.refused(index: index, nowNanos: EventLoop.monotonicNanos())
+            logger.error("kvd refused the snapshot at index \(index): \(reason); resending it in \(delayMs) ms (if this repeats, the snapshot file in the data dir is damaged: restore this node's data dir from a healthy node)")
+            session.snapshotOut = nil
+            session.streamedIndex = lastApplied
+            retryKvdSnapshot(inMs: delayMs)
         }
     }
 
@@ -491,11 +501,21 @@ public final class RaftServer {
         followerStreamTimer?.schedule(milliseconds: Self.followerApplyDelayMs)
     }
 
+    /// Streams again once a snapshot kvd refused may be resent.
+    private func retryKvdSnapshot(inMs delayMs: UInt64) {
+        if kvdSnapshotRetryTimer == nil {
+            kvdSnapshotRetryTimer = Timer(loop: loop) { [weak self] in self?.streamCommitted() }
+        }
+        kvdSnapshotRetryTimer?.schedule(milliseconds: Double(delayMs))
+    }
+
     /// Sends committed entries kvd has not seen yet, while its socket keeps up; a kvd behind the
     /// compacted log gets the snapshot first.
     private func streamCommitted() {
         guard let session, var next = session.streamedIndex.map({ $0 + 1 }) else { return }
         if session.snapshotOut == nil, next <= committedIndex, next < node.firstIndex, let snapshot = node.snapshot {
+            let waitMs = kvdSnapshotRetry.waitMs(index: snapshot.index, nowNanos: EventLoop.monotonicNanos())
+            guard waitMs == 0 else { return retryKvdSnapshot(inMs: waitMs) }
             do {
                 session.snapshotOut = try SnapshotFileChunker.open(directory: config.dataDir, index: snapshot.index, term: snapshot.term)
                 logger.info("restoring kvd from snapshot (\(snapshot.index), t\(snapshot.term)): it has applied up to \(next - 1), the log starts at \(node.firstIndex)")

@@ -47,6 +47,10 @@ public enum KvdToRaft: Hashable, Sendable {
     case statusQuery(queryID: UInt64)
     /// kvd's state at `chunk.index` (term unused), in chunks, answering `snapshotRequest`.
     case snapshot(SnapshotChunk)
+    /// kvd could not restore from raftd's snapshot at `index` (undecodable or inconsistent) and
+    /// is still at `lastApplied`: raftd stops sending it, streams from `lastApplied` again, and
+    /// resends that snapshot only after a back-off.
+    case snapshotRejected(index: UInt64, reason: String, lastApplied: UInt64)
 }
 
 /// raftd → kvd over the apply socket.
@@ -98,6 +102,14 @@ extension KvdToRaft: WireMessage {
         case let .snapshot(chunk):
             m.pointee.body_case = KVRAFT__APPLY__KVD_TO_RAFT__BODY_SNAPSHOT
             m.pointee.snapshot = chunk.makeC(in: arena)
+        case let .snapshotRejected(index, reason, lastApplied):
+            let rejected = arena.make(Kvraft__Apply__SnapshotRejected.self)
+            kvraft__apply__snapshot_rejected__init(rejected)
+            rejected.pointee.index = index
+            rejected.pointee.reason = arena.string(reason)
+            rejected.pointee.last_applied = lastApplied
+            m.pointee.body_case = KVRAFT__APPLY__KVD_TO_RAFT__BODY_SNAPSHOT_REJECTED
+            m.pointee.snapshot_rejected = rejected
         }
         appendPacked(m, size: kvraft__apply__kvd_to_raft__get_packed_size, pack: kvraft__apply__kvd_to_raft__pack, framed: framed, to: &out)
     }
@@ -124,6 +136,10 @@ extension KvdToRaft: WireMessage {
             case KVRAFT__APPLY__KVD_TO_RAFT__BODY_SNAPSHOT:
                 guard let chunk = m.pointee.snapshot else { throw .invalid("KvdToRaft.snapshot is missing") }
                 return .snapshot(SnapshotChunk(c: chunk))
+            case KVRAFT__APPLY__KVD_TO_RAFT__BODY_SNAPSHOT_REJECTED:
+                guard let rejected = m.pointee.snapshot_rejected else { throw .invalid("KvdToRaft.snapshot_rejected is missing") }
+                return .snapshotRejected(index: rejected.pointee.index, reason: CValue.string(rejected.pointee.reason),
+                                         lastApplied: rejected.pointee.last_applied)
             default:
                 throw .invalid("KvdToRaft has no body")
             }

@@ -18,14 +18,18 @@ public struct Command: Hashable, Sendable {
 }
 
 /// The payload of a normal log entry: commands batched by the leader's kvd, stamped with
-/// its wall clock so every replica expires idle sessions identically.
+/// its wall clock so every replica expires idle sessions identically. It may also set the
+/// session table's limits (`setLimits`), which then hold from this entry on, its own
+/// commands included.
 public struct CommandBatch: Hashable, Sendable {
     public var timestampMs: UInt64
     public var commands: [Command]
+    public var setLimits: SessionLimits?
 
-    public init(timestampMs: UInt64, commands: [Command]) {
+    public init(timestampMs: UInt64, commands: [Command], setLimits: SessionLimits? = nil) {
         self.timestampMs = timestampMs
         self.commands = commands
+        self.setLimits = setLimits
     }
 }
 
@@ -48,6 +52,7 @@ extension CommandBatch: WireMessage {
         }
         m.pointee.n_commands = commands.count
         m.pointee.commands = list
+        m.pointee.set_limits = setLimits?.makeC(in: arena)
         appendPacked(m, size: kvraft__apply__command_batch__get_packed_size, pack: kvraft__apply__command_batch__pack, framed: framed, to: &out)
     }
 
@@ -62,7 +67,8 @@ extension CommandBatch: WireMessage {
                                         op: Op(rawValue: Int32(truncatingIfNeeded: c.pointee.op.rawValue)),
                                         key: CValue.bytes(c.pointee.key), value: CValue.bytes(c.pointee.value)))
             }
-            return CommandBatch(timestampMs: m.pointee.timestamp_ms, commands: commands)
+            return CommandBatch(timestampMs: m.pointee.timestamp_ms, commands: commands,
+                                setLimits: m.pointee.set_limits.map { SessionLimits(c: $0) })
         }
     }
 }

@@ -68,32 +68,41 @@ public struct KeyValuePair: Hashable, Sendable {
 }
 
 /// One open client session in a `StateSnapshot` (`kvraft.state.Session`): the client's last
-/// seq, the reply it got, and the log time it was last active.
+/// seq, the reply status it got, whether it was a Get, and the log time it was last active.
+///
+/// `lastValue` is only ever set by snapshots written before kvd stopped keeping the last
+/// Get's value: a session with a value was left by a Get.
 public struct SessionRecord: Hashable, Sendable {
     public var clientID: UInt64
     public var lastSeq: UInt64
     public var lastStatus: Status
     public var lastValue: [UInt8]
     public var lastActiveMs: UInt64
+    public var lastWasGet: Bool
 
-    public init(clientID: UInt64, lastSeq: UInt64, lastStatus: Status, lastValue: [UInt8] = [], lastActiveMs: UInt64) {
+    public init(clientID: UInt64, lastSeq: UInt64, lastStatus: Status, lastValue: [UInt8] = [], lastActiveMs: UInt64,
+                lastWasGet: Bool = false) {
         self.clientID = clientID
         self.lastSeq = lastSeq
         self.lastStatus = lastStatus
         self.lastValue = lastValue
         self.lastActiveMs = lastActiveMs
+        self.lastWasGet = lastWasGet
     }
 }
 
 /// One expired or evicted client in a `StateSnapshot` (`kvraft.state.Tombstone`), with the
-/// log time it was removed.
+/// log time it was removed and its session's last seq (0 in snapshots written before that
+/// was kept: every seq is then refused).
 public struct TombstoneRecord: Hashable, Sendable {
     public var clientID: UInt64
     public var atMs: UInt64
+    public var lastSeq: UInt64
 
-    public init(clientID: UInt64, atMs: UInt64) {
+    public init(clientID: UInt64, atMs: UInt64, lastSeq: UInt64 = 0) {
         self.clientID = clientID
         self.atMs = atMs
+        self.lastSeq = lastSeq
     }
 }
 
@@ -109,14 +118,18 @@ public struct StateSnapshot: Hashable, Sendable {
     public var pairs: [KeyValuePair]
     public var sessions: [SessionRecord]
     public var tombstones: [TombstoneRecord]
+    /// The session table's limits; nil in snapshots written before they were replicated
+    /// (`SessionLimits.defaults` then hold).
+    public var limits: SessionLimits?
 
     public init(appliedIndex: UInt64 = 0, clockMs: UInt64 = 0, pairs: [KeyValuePair] = [],
-                sessions: [SessionRecord] = [], tombstones: [TombstoneRecord] = []) {
+                sessions: [SessionRecord] = [], tombstones: [TombstoneRecord] = [], limits: SessionLimits? = nil) {
         self.appliedIndex = appliedIndex
         self.clockMs = clockMs
         self.pairs = pairs
         self.sessions = sessions
         self.tombstones = tombstones
+        self.limits = limits
     }
 }
 
@@ -259,7 +272,7 @@ extension StateSnapshot: WireMessage {
     /// Bytes of keys and values encoded per part.
     public static let groupBytes = 4 << 20
 
-    /// One part: the scalars if `first`, `pairs`, and the sessions and tombstones if `last`.
+    /// One part: the scalars and the limits if `first`, `pairs`, and the sessions and tombstones if `last`.
     /// Packs it at the end of `out`, or with `sizeOnly` only computes its encoded size (the
     /// byte fields then carry their lengths but no copy of the bytes). Returns its size.
     private func part(pairs: ArraySlice<KeyValuePair>, first: Bool, last: Bool, sizeOnly: Bool, to out: inout [UInt8]) -> Int {
@@ -291,6 +304,7 @@ extension StateSnapshot: WireMessage {
             cSessions.structs[i].last_status = Kvraft__Status(rawValue: .init(truncatingIfNeeded: session.lastStatus.rawValue))
             cSessions.structs[i].last_value = bytes.copy(session.lastValue)
             cSessions.structs[i].last_active_ms = session.lastActiveMs
+            cSessions.structs[i].last_was_get = session.lastWasGet ? 1 : 0
         }
 
         let partTombstones = last ? tombstones : []
@@ -301,7 +315,12 @@ extension StateSnapshot: WireMessage {
         for (i, tombstone) in partTombstones.enumerated() {
             cTombstones.structs[i].client_id = tombstone.clientID
             cTombstones.structs[i].at_ms = tombstone.atMs
+            cTombstones.structs[i].last_seq = tombstone.lastSeq
         }
+
+        var cLimits = Kvraft__State__SessionLimits()
+        kvraft__state__session_limits__init(&cLimits)
+        if let limits { withUnsafeMutablePointer(to: &cLimits) { limits.fill($0) } }
 
         var m = Kvraft__State__StateSnapshot()
         kvraft__state__state_snapshot__init(&m)
@@ -309,6 +328,7 @@ extension StateSnapshot: WireMessage {
             m.applied_index = appliedIndex
             m.clock_ms = clockMs
         }
+        let withLimits = first && limits != nil
         m.n_pairs = pairs.count
         m.pairs = kvs.pointers.baseAddress
         m.n_sessions = partSessions.count
@@ -316,6 +336,13 @@ extension StateSnapshot: WireMessage {
         m.n_tombstones = partTombstones.count
         m.tombstones = cTombstones.pointers.baseAddress
 
+        return withUnsafeMutablePointer(to: &cLimits) { limitsPointer in
+            m.limits = withLimits ? limitsPointer : nil
+            return pack(&m, sizeOnly: sizeOnly, to: &out)
+        }
+    }
+
+    private func pack(_ m: inout Kvraft__State__StateSnapshot, sizeOnly: Bool, to out: inout [UInt8]) -> Int {
         let length = withUnsafePointer(to: &m) { kvraft__state__state_snapshot__get_packed_size($0) }
         guard length > 0, !sizeOnly else { return length }
         let start = out.count
@@ -336,24 +363,23 @@ extension StateSnapshot: WireMessage {
             pairs.reserveCapacity(m.pointee.n_pairs)
             for i in 0..<m.pointee.n_pairs {
                 guard let p = m.pointee.pairs[i] else { throw .invalid("StateSnapshot pair \(i) is missing") }
-                pairs.append(KeyValuePair(key: CValue.bytes(p.pointee.key), value: CValue.bytes(p.pointee.value)))
+                pairs.append(KeyValuePair(c: p))
             }
             var sessions: [SessionRecord] = []
             sessions.reserveCapacity(m.pointee.n_sessions)
             for i in 0..<m.pointee.n_sessions {
                 guard let s = m.pointee.sessions[i] else { throw .invalid("StateSnapshot session \(i) is missing") }
-                sessions.append(SessionRecord(clientID: s.pointee.client_id, lastSeq: s.pointee.last_seq,
-                                              lastStatus: Status(rawValue: Int32(truncatingIfNeeded: s.pointee.last_status.rawValue)),
-                                              lastValue: CValue.bytes(s.pointee.last_value), lastActiveMs: s.pointee.last_active_ms))
+                sessions.append(SessionRecord(c: s))
             }
             var tombstones: [TombstoneRecord] = []
             tombstones.reserveCapacity(m.pointee.n_tombstones)
             for i in 0..<m.pointee.n_tombstones {
                 guard let t = m.pointee.tombstones[i] else { throw .invalid("StateSnapshot tombstone \(i) is missing") }
-                tombstones.append(TombstoneRecord(clientID: t.pointee.client_id, atMs: t.pointee.at_ms))
+                tombstones.append(TombstoneRecord(c: t))
             }
             return StateSnapshot(appliedIndex: m.pointee.applied_index, clockMs: m.pointee.clock_ms,
-                                 pairs: pairs, sessions: sessions, tombstones: tombstones)
+                                 pairs: pairs, sessions: sessions, tombstones: tombstones,
+                                 limits: m.pointee.limits.map { SessionLimits(c: $0) })
         }
     }
 }

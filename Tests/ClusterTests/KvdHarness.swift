@@ -20,6 +20,8 @@ final class KvdHarness {
     private(set) var helloReceived = false
     /// Every proposal kvd sent, in order.
     private(set) var proposals: [Proposal] = []
+    /// Every snapshot refusal kvd sent, in order.
+    private(set) var rejections: [(index: UInt64, reason: String, lastApplied: UInt64)] = []
     /// Replies to the requests `put` sent, by request id.
     private(set) var replies: [UInt64: KvResponse] = [:]
 
@@ -64,6 +66,7 @@ final class KvdHarness {
                 switch message {
                 case .hello: helloReceived = true
                 case let .propose(list): proposals.append(contentsOf: list)
+                case let .snapshotRejected(index, reason, lastApplied): rejections.append((index, reason, lastApplied))
                 case .statusQuery, .snapshot: break
                 }
             }

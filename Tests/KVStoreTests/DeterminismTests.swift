@@ -119,15 +119,17 @@ struct RandomLog {
     }
 }
 
-/// The obvious implementation of the semantics, without expiry or bounds.
+/// The obvious implementation of the semantics, without expiry or bounds: a retried write
+/// gets its stored reply, a retried Get is read again.
 struct ReferenceStore {
     var data: [[UInt8]: [UInt8]] = [:]
-    var sessions: [UInt64: (seq: UInt64, result: CommandResult)] = [:]
+    var sessions: [UInt64: (seq: UInt64, result: CommandResult, wasGet: Bool)] = [:]
 
     mutating func apply(_ c: Command) -> CommandResult {
         if c.clientID != 0 {
             if let s = sessions[c.clientID] {
-                if c.seq == s.seq { return s.result }
+                if c.seq == s.seq && s.wasGet && c.op == .get { return read(c.key) }
+                if c.seq == s.seq { return CommandResult(status: s.result.status) }
                 if c.seq < s.seq { return .badRequest }
             } else if c.seq == 0 {
                 return .badRequest
@@ -135,14 +137,18 @@ struct ReferenceStore {
         }
         let result: CommandResult
         switch c.op {
-        case .get: result = data[c.key].map { CommandResult(status: .ok, value: $0) } ?? .noKey
+        case .get: result = read(c.key)
         case .put: data[c.key] = c.value; result = .ok
         case .append: data[c.key] = (data[c.key] ?? []) + c.value; result = .ok
         case .delete: result = data.removeValue(forKey: c.key) != nil ? .ok : .noKey
         default: result = .badRequest
         }
-        if c.clientID != 0 { sessions[c.clientID] = (c.seq, result) }
+        if c.clientID != 0 { sessions[c.clientID] = (c.seq, result, c.op == .get) }
         return result
+    }
+
+    func read(_ key: [UInt8]) -> CommandResult {
+        data[key].map { CommandResult(status: .ok, value: $0) } ?? .noKey
     }
 }
 

@@ -16,11 +16,13 @@ PROTOBUF_C__BEGIN_DECLS
 
 #include "raft.pb-c.h"
 #include "kv.pb-c.h"
+#include "state.pb-c.h"
 
 typedef struct Kvraft__Apply__ApplyHello Kvraft__Apply__ApplyHello;
 typedef struct Kvraft__Apply__Proposal Kvraft__Apply__Proposal;
 typedef struct Kvraft__Apply__ProposeBatch Kvraft__Apply__ProposeBatch;
 typedef struct Kvraft__Apply__KvdToRaft Kvraft__Apply__KvdToRaft;
+typedef struct Kvraft__Apply__SnapshotRejected Kvraft__Apply__SnapshotRejected;
 typedef struct Kvraft__Apply__StatusQuery Kvraft__Apply__StatusQuery;
 typedef struct Kvraft__Apply__ProposeResult Kvraft__Apply__ProposeResult;
 typedef struct Kvraft__Apply__ProposeResults Kvraft__Apply__ProposeResults;
@@ -81,7 +83,8 @@ typedef enum {
   KVRAFT__APPLY__KVD_TO_RAFT__BODY_HELLO = 1,
   KVRAFT__APPLY__KVD_TO_RAFT__BODY_PROPOSE = 2,
   KVRAFT__APPLY__KVD_TO_RAFT__BODY_STATUS_QUERY = 3,
-  KVRAFT__APPLY__KVD_TO_RAFT__BODY_SNAPSHOT = 4
+  KVRAFT__APPLY__KVD_TO_RAFT__BODY_SNAPSHOT = 4,
+  KVRAFT__APPLY__KVD_TO_RAFT__BODY_SNAPSHOT_REJECTED = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(KVRAFT__APPLY__KVD_TO_RAFT__BODY__CASE)
 } Kvraft__Apply__KvdToRaft__BodyCase;
 
@@ -98,11 +101,37 @@ struct  Kvraft__Apply__KvdToRaft
      * raftd stores it and compacts its log up to there.
      */
     Kvraft__Raft__SnapshotChunk *snapshot;
+    /*
+     * kvd could not restore from raftd's snapshot (RaftToKvd.snapshot): raftd stops sending
+     * it and sends it again only after a back-off.
+     */
+    Kvraft__Apply__SnapshotRejected *snapshot_rejected;
   };
 };
 #define KVRAFT__APPLY__KVD_TO_RAFT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__apply__kvd_to_raft__descriptor) \
     , KVRAFT__APPLY__KVD_TO_RAFT__BODY__NOT_SET, {0} }
+
+
+struct  Kvraft__Apply__SnapshotRejected
+{
+  ProtobufCMessage base;
+  /*
+   * the snapshot's index
+   */
+  uint64_t index;
+  /*
+   * what kvd found wrong, for raftd's log
+   */
+  char *reason;
+  /*
+   * kvd's state is still at this index: stream from here
+   */
+  uint64_t last_applied;
+};
+#define KVRAFT__APPLY__SNAPSHOT_REJECTED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&kvraft__apply__snapshot_rejected__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Kvraft__Apply__StatusQuery
@@ -260,10 +289,15 @@ struct  Kvraft__Apply__CommandBatch
   uint64_t timestamp_ms;
   size_t n_commands;
   Kvraft__Apply__Command **commands;
+  /*
+   * Sets the session table's limits, applied before this batch's expiry and commands
+   * (proposed by a leader's kvd whose flags differ from the replicated limits).
+   */
+  Kvraft__State__SessionLimits *set_limits;
 };
 #define KVRAFT__APPLY__COMMAND_BATCH__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__apply__command_batch__descriptor) \
-    , 0, 0,NULL }
+    , 0, 0,NULL, NULL }
 
 
 /* Kvraft__Apply__ApplyHello methods */
@@ -341,6 +375,25 @@ Kvraft__Apply__KvdToRaft *
                       const uint8_t       *data);
 void   kvraft__apply__kvd_to_raft__free_unpacked
                      (Kvraft__Apply__KvdToRaft *message,
+                      ProtobufCAllocator *allocator);
+/* Kvraft__Apply__SnapshotRejected methods */
+void   kvraft__apply__snapshot_rejected__init
+                     (Kvraft__Apply__SnapshotRejected         *message);
+size_t kvraft__apply__snapshot_rejected__get_packed_size
+                     (const Kvraft__Apply__SnapshotRejected   *message);
+size_t kvraft__apply__snapshot_rejected__pack
+                     (const Kvraft__Apply__SnapshotRejected   *message,
+                      uint8_t             *out);
+size_t kvraft__apply__snapshot_rejected__pack_to_buffer
+                     (const Kvraft__Apply__SnapshotRejected   *message,
+                      ProtobufCBuffer     *buffer);
+Kvraft__Apply__SnapshotRejected *
+       kvraft__apply__snapshot_rejected__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   kvraft__apply__snapshot_rejected__free_unpacked
+                     (Kvraft__Apply__SnapshotRejected *message,
                       ProtobufCAllocator *allocator);
 /* Kvraft__Apply__StatusQuery methods */
 void   kvraft__apply__status_query__init
@@ -546,6 +599,9 @@ typedef void (*Kvraft__Apply__ProposeBatch_Closure)
 typedef void (*Kvraft__Apply__KvdToRaft_Closure)
                  (const Kvraft__Apply__KvdToRaft *message,
                   void *closure_data);
+typedef void (*Kvraft__Apply__SnapshotRejected_Closure)
+                 (const Kvraft__Apply__SnapshotRejected *message,
+                  void *closure_data);
 typedef void (*Kvraft__Apply__StatusQuery_Closure)
                  (const Kvraft__Apply__StatusQuery *message,
                   void *closure_data);
@@ -586,6 +642,7 @@ extern const ProtobufCMessageDescriptor kvraft__apply__apply_hello__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__proposal__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__propose_batch__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__kvd_to_raft__descriptor;
+extern const ProtobufCMessageDescriptor kvraft__apply__snapshot_rejected__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__status_query__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__propose_result__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__propose_results__descriptor;

@@ -19,6 +19,7 @@ PROTOBUF_C__BEGIN_DECLS
 typedef struct Kvraft__State__KeyValue Kvraft__State__KeyValue;
 typedef struct Kvraft__State__Session Kvraft__State__Session;
 typedef struct Kvraft__State__Tombstone Kvraft__State__Tombstone;
+typedef struct Kvraft__State__SessionLimits Kvraft__State__SessionLimits;
 typedef struct Kvraft__State__StateSnapshot Kvraft__State__StateSnapshot;
 
 
@@ -44,12 +45,20 @@ struct  Kvraft__State__Session
   uint64_t client_id;
   uint64_t last_seq;
   Kvraft__Status last_status;
+  /*
+   * Written by kvds before the last Get's value stopped being kept; never written now.
+   * On restore, a session with a value was left by a Get.
+   */
   ProtobufCBinaryData last_value;
   uint64_t last_active_ms;
+  /*
+   * The last seq was a Get: a retry of it is read again, not answered from a stored value.
+   */
+  protobuf_c_boolean last_was_get;
 };
 #define KVRAFT__STATE__SESSION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__state__session__descriptor) \
-    , 0, 0, KVRAFT__STATUS__STATUS_OK, {0,NULL}, 0 }
+    , 0, 0, KVRAFT__STATUS__STATUS_OK, {0,NULL}, 0, 0 }
 
 
 struct  Kvraft__State__Tombstone
@@ -57,10 +66,34 @@ struct  Kvraft__State__Tombstone
   ProtobufCMessage base;
   uint64_t client_id;
   uint64_t at_ms;
+  /*
+   * The session's last seq when it was removed: a retry of this seq or an older one gets
+   * STATUS_SESSION_EXPIRED (applied earlier, reply no longer kept); a higher seq reopens
+   * the session. 0 (snapshots written before this field): every seq is refused.
+   */
+  uint64_t last_seq;
 };
 #define KVRAFT__STATE__TOMBSTONE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__state__tombstone__descriptor) \
-    , 0, 0 }
+    , 0, 0, 0 }
+
+
+/*
+ * The limits of the session table. Replicated through the log (CommandBatch.set_limits) so
+ * that every replica expires and evicts the same sessions; before any such entry, the
+ * built-in defaults (1 h, 1,000,000 sessions, 24 h, 1,000,000 tombstones) hold.
+ */
+struct  Kvraft__State__SessionLimits
+{
+  ProtobufCMessage base;
+  uint64_t session_timeout_ms;
+  uint64_t max_sessions;
+  uint64_t tombstone_timeout_ms;
+  uint64_t max_tombstones;
+};
+#define KVRAFT__STATE__SESSION_LIMITS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&kvraft__state__session_limits__descriptor) \
+    , 0, 0, 0, 0 }
 
 
 struct  Kvraft__State__StateSnapshot
@@ -74,10 +107,14 @@ struct  Kvraft__State__StateSnapshot
   Kvraft__State__Session **sessions;
   size_t n_tombstones;
   Kvraft__State__Tombstone **tombstones;
+  /*
+   * Absent in snapshots written before limits were replicated: the built-in defaults.
+   */
+  Kvraft__State__SessionLimits *limits;
 };
 #define KVRAFT__STATE__STATE_SNAPSHOT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__state__state_snapshot__descriptor) \
-    , 0, 0, 0,NULL, 0,NULL, 0,NULL }
+    , 0, 0, 0,NULL, 0,NULL, 0,NULL, NULL }
 
 
 /* Kvraft__State__KeyValue methods */
@@ -137,6 +174,25 @@ Kvraft__State__Tombstone *
 void   kvraft__state__tombstone__free_unpacked
                      (Kvraft__State__Tombstone *message,
                       ProtobufCAllocator *allocator);
+/* Kvraft__State__SessionLimits methods */
+void   kvraft__state__session_limits__init
+                     (Kvraft__State__SessionLimits         *message);
+size_t kvraft__state__session_limits__get_packed_size
+                     (const Kvraft__State__SessionLimits   *message);
+size_t kvraft__state__session_limits__pack
+                     (const Kvraft__State__SessionLimits   *message,
+                      uint8_t             *out);
+size_t kvraft__state__session_limits__pack_to_buffer
+                     (const Kvraft__State__SessionLimits   *message,
+                      ProtobufCBuffer     *buffer);
+Kvraft__State__SessionLimits *
+       kvraft__state__session_limits__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   kvraft__state__session_limits__free_unpacked
+                     (Kvraft__State__SessionLimits *message,
+                      ProtobufCAllocator *allocator);
 /* Kvraft__State__StateSnapshot methods */
 void   kvraft__state__state_snapshot__init
                      (Kvraft__State__StateSnapshot         *message);
@@ -167,6 +223,9 @@ typedef void (*Kvraft__State__Session_Closure)
 typedef void (*Kvraft__State__Tombstone_Closure)
                  (const Kvraft__State__Tombstone *message,
                   void *closure_data);
+typedef void (*Kvraft__State__SessionLimits_Closure)
+                 (const Kvraft__State__SessionLimits *message,
+                  void *closure_data);
 typedef void (*Kvraft__State__StateSnapshot_Closure)
                  (const Kvraft__State__StateSnapshot *message,
                   void *closure_data);
@@ -179,6 +238,7 @@ typedef void (*Kvraft__State__StateSnapshot_Closure)
 extern const ProtobufCMessageDescriptor kvraft__state__key_value__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__state__session__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__state__tombstone__descriptor;
+extern const ProtobufCMessageDescriptor kvraft__state__session_limits__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__state__state_snapshot__descriptor;
 
 PROTOBUF_C__END_DECLS
