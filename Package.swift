@@ -29,7 +29,7 @@ let package = Package(
 
         // Thin Swift wrappers: the only modules that touch C pointers.
         .target(name: "Wire", dependencies: ["CProtobufC"]),
-        .target(name: "EventLoop", dependencies: ["CLibevent"]),
+        .target(name: "EventLoop", dependencies: ["CLibevent", .product(name: "Logging", package: "swift-log")]),
 
         // Consensus: the pure state machine, and its durable log.
         .target(name: "Raft"),

@@ -70,6 +70,22 @@ public final class Connection {
     public var onClose: ((Connection, CloseReason) -> Void)?
     /// Free for the owner (e.g. a session object or id).
     public var userID: UInt64 = 0
+    /// Runs once when the connection's socket is released (closed, or the connection freed):
+    /// how a listener counts the connections it has open.
+    var onRelease: (() -> Void)?
+    /// The budget this connection's output counts against, if any (`chargeOutput(to:)`).
+    private var budget: OutputBudget?
+    private var budgetCallback: OpaquePointer?
+    /// Bytes of output counted in `budget` (what is queued now).
+    private var chargedBytes = 0
+    /// Bytes the socket has taken since the connection was charged: stays put while the peer
+    /// does not read.
+    public private(set) var outputDrainedBytes = 0
+    /// The budget's last look at `outputDrainedBytes`, and in which of its rounds.
+    var budgetSample: (round: UInt64, drained: Int) = (0, 0)
+
+    /// The loop this connection belongs to (its process's limits and output budget live there).
+    public var eventLoop: EventLoop { loop }
 
     init(loop: EventLoop, bev: OpaquePointer, peer: String, connected: Bool, limits: Limits) {
         self.loop = loop
@@ -95,7 +111,53 @@ public final class Connection {
     }
 
     deinit {
-        if let bev { bufferevent_free(bev) }
+        release()
+    }
+
+    /// Frees the socket and settles the accounts that depend on it; once.
+    private func release() {
+        guard let bev else { return }
+        if let budget {
+            if let budgetCallback { evbuffer_remove_cb_entry(bufferevent_get_output(bev), budgetCallback) }
+            budget.unregister(ObjectIdentifier(self), queuedBytes: chargedBytes)
+            self.budget = nil
+            budgetCallback = nil
+            chargedBytes = 0
+        }
+        bufferevent_free(bev)
+        self.bev = nil
+        let released = onRelease
+        onRelease = nil
+        released?()
+    }
+
+    /// Counts this connection's unsent output against `budget`, which disconnects it if it
+    /// stops reading while over the budget or the per-connection cap.
+    public func chargeOutput(to budget: OutputBudget) {
+        guard let bev, self.budget == nil else { return }
+        self.budget = budget
+        budget.register(self)
+        let output = bufferevent_get_output(bev)
+        chargedBytes = evbuffer_get_length(output)
+        budget.account(added: chargedBytes, drained: 0, connectionQueued: chargedBytes)
+        let ctx = Unmanaged.passUnretained(self).toOpaque()
+        budgetCallback = evbuffer_add_cb(output, { _, info, ctx in
+            guard let info, let ctx else { return }
+            let connection = Unmanaged<Connection>.fromOpaque(ctx).takeUnretainedValue()
+            connection.outputChanged(added: info.pointee.n_added, drained: info.pointee.n_deleted)
+        }, ctx)
+    }
+
+    private func outputChanged(added: Int, drained: Int) {
+        guard let budget else { return }
+        chargedBytes += added - drained
+        outputDrainedBytes &+= drained
+        budget.account(added: added, drained: drained, connectionQueued: chargedBytes)
+    }
+
+    /// Cut by the output budget: the peer stopped reading while over a limit.
+    func disconnectForNotReading() {
+        shutdown(reason: .outputOverflow)
     }
 
     /// Dials `endpoint`. A refused Unix connect throws at once; a TCP failure arrives as
@@ -244,8 +306,7 @@ public final class Connection {
     public func close() {
         guard !isClosed else { return }
         isClosed = true
-        if let bev { bufferevent_free(bev) }
-        bev = nil
+        release()
     }
 
     /// Stops reading, sends what is queued, then closes (and calls `onClose(.closedLocally)`).

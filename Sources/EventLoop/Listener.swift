@@ -8,6 +8,12 @@ import Glibc
 /// TCP listeners set SO_REUSEADDR so a restarted process can bind again at once after a
 /// kill -9. A Unix listener removes a stale socket file a killed predecessor left, and
 /// creates the new one with `mode` (default 0600: only this user may connect).
+///
+/// Bounded: at most `maxConnections` accepted connections are open at once (default: the
+/// loop's `limits.maxConnectionsPerListener`); a connection beyond it is accepted and closed
+/// at once. When accept(2) fails (EMFILE, ENFILE: out of descriptors), the listener stops
+/// accepting for a backoff instead of spinning on a socket that stays readable; the way out
+/// of that pause is its timer, which always fires and tries again.
 public final class Listener {
     private var listener: OpaquePointer?
     private let onAccept: (Connection) -> Void
@@ -16,13 +22,26 @@ public final class Listener {
     /// The bound TCP port (useful after binding port 0), 0 for Unix sockets.
     public private(set) var port: Int = 0
     private let unixPath: String?
+    public let maxConnections: Int
+    /// Accepted connections not yet closed.
+    public private(set) var openConnections = 0
+    /// Connections closed at once because `maxConnections` were open.
+    public private(set) var refusedConnections = 0
+    /// Times accepting paused after accept(2) failed.
+    public private(set) var acceptPauses = 0
+    private var acceptBackoffMs: Double
+    private var resumeTimer: Timer!
 
     public init(loop: EventLoop, endpoint: Endpoint, unixMode: mode_t = 0o600,
-                limits: Connection.Limits = Connection.Limits(), onAccept: @escaping (Connection) -> Void) throws {
+                limits: Connection.Limits = Connection.Limits(), maxConnections: Int? = nil,
+                onAccept: @escaping (Connection) -> Void) throws {
         self.onAccept = onAccept
         self.limits = limits
         self.endpoint = endpoint
         self.loop = loop
+        self.maxConnections = maxConnections ?? loop.limits.maxConnectionsPerListener
+        precondition(self.maxConnections >= 1, "a listener must allow at least one connection")
+        acceptBackoffMs = loop.limits.acceptBackoffMinMs
         let address = try SocketAddress.resolve(endpoint)
         var previousMask: mode_t?
         if case let .unix(path) = endpoint {
@@ -49,14 +68,32 @@ public final class Listener {
         }
         listener = created
         ownsUnixPath = unixPath != nil
-        evconnlistener_set_error_cb(created) { listener, ctx in
-            // EMFILE and friends: keep listening; the backlog waits until descriptors free up.
-            _ = listener
-            _ = ctx
+        evconnlistener_set_error_cb(created) { _, ctx in
+            Unmanaged<Listener>.fromOpaque(ctx!).takeUnretainedValue().acceptFailed(code: errno)
         }
         if case .tcp = endpoint {
             port = Listener.boundPort(evconnlistener_get_fd(created))
         }
+        resumeTimer = Timer(loop: loop) { [weak self] in self?.resumeAccepting() }
+    }
+
+    /// accept(2) failed with something other than "nothing to accept": most likely no
+    /// descriptor is left (EMFILE, ENFILE). The pending connection stays in the backlog and
+    /// the socket stays readable, so listening on would spin; pause instead.
+    private func acceptFailed(code: Int32) {
+        guard let listener else { return }
+        evconnlistener_disable(listener)
+        acceptPauses += 1
+        loop.connectionLog.log(.warning, key: "accept-failed \(endpoint)",
+                "accept on \(endpoint) failed: \(String(cString: strerror(code))) (\(openConnections) connections open); "
+                + "pausing accepts for \(Int(acceptBackoffMs)) ms. If this repeats, raise the descriptor limit (ulimit -n) or lower the connection cap")
+        resumeTimer.schedule(milliseconds: acceptBackoffMs)
+        acceptBackoffMs = min(acceptBackoffMs * 2, loop.limits.acceptBackoffMaxMs)
+    }
+
+    private func resumeAccepting() {
+        guard let listener else { return }
+        evconnlistener_enable(listener)
     }
 
     /// Keeps the event base alive as long as the listener and its connections exist.
@@ -73,9 +110,20 @@ public final class Listener {
     public func close() {
         if let listener { evconnlistener_free(listener) }
         listener = nil
+        resumeTimer.cancel()
     }
 
     private func accepted(fd: Int32) {
+        // Accepting works again: the next failure starts over at the shortest pause.
+        acceptBackoffMs = loop.limits.acceptBackoffMinMs
+        guard openConnections < maxConnections else {
+            Glibc.close(fd)
+            refusedConnections += 1
+            loop.connectionLog.log(.warning, key: "cap \(endpoint)",
+                    "refused a connection on \(endpoint): \(openConnections) open, the cap is \(maxConnections) "
+                    + "(\(refusedConnections) refused so far)")
+            return
+        }
         evutil_make_socket_nonblocking(fd)
         guard let bev = bufferevent_socket_new(loop.base, fd, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
             Glibc.close(fd)
@@ -83,7 +131,14 @@ public final class Listener {
         }
         let peer: String
         if let unixPath { peer = "unix:\(unixPath)" } else { peer = Listener.peerName(fd) }
-        onAccept(Connection(loop: loop, bev: bev, peer: peer, connected: true, limits: limits))
+        let connection = Connection(loop: loop, bev: bev, peer: peer, connected: true, limits: limits)
+        openConnections += 1
+        connection.onRelease = { [weak self] in
+            guard let self else { return }
+            self.openConnections -= 1
+            assert(self.openConnections >= 0, "listener closed more connections than it accepted")
+        }
+        onAccept(connection)
     }
 
     private static func string(_ chars: [CChar]) -> String {

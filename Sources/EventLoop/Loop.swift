@@ -14,6 +14,33 @@ public final class EventLoop {
     private var flushEvent: OpaquePointer?
     private var flushScheduled = false
 
+    /// The bounds this process's connections are held to. Set by main before anything
+    /// listens; listeners and client links read them when they are created.
+    public var limits = ProcessLimits() {
+        didSet {
+            precondition(limits.problem == nil, "invalid process limits: \(limits.problem ?? "")")
+            guard let budget = clientOutputBudget else { return }
+            budget.limitBytes = limits.clientOutputBudgetBytes
+            budget.maxBytesPerConnection = limits.maxOutputBytesPerClient
+            budget.stallMs = limits.outputStallMs
+        }
+    }
+    /// Log lines about connections refused, cut or timed out, shared by every listener and link
+    /// of the process so that a flood of bad peers makes a few lines, not one per peer.
+    public let connectionLog = RateLimitedLog(label: "connections")
+
+    /// Weak: the charged connections own the budget (its timer holds the loop, so the loop
+    /// owning it would be a cycle); with no client connection left it is empty and goes.
+    private weak var clientOutputBudget: OutputBudget?
+
+    /// The output budget shared by this process's client connections.
+    public var clientOutput: OutputBudget {
+        if let clientOutputBudget { return clientOutputBudget }
+        let budget = OutputBudget(loop: self, limits: limits)
+        clientOutputBudget = budget
+        return budget
+    }
+
     /// Timers fire with epoll_wait's millisecond resolution. (libevent's precise timers would
     /// cost a `timerfd_settime` on every loop pass; nothing here waits less than a millisecond.)
     public init() {

@@ -45,8 +45,11 @@ public final class KVServer {
     private var groupCommitTimer: Timer!
     private var sweepTimer: Timer!
     private var nextProposalID: UInt64 = 1
-    private var nextQueryID: UInt64 = 1
-    private var statusQueries: [UInt64: Waiter] = [:]
+    private var statusQueries = StatusQueries()
+    /// Answers status queries raftd left unanswered for `statusAnswerTimeoutMs`; scheduled
+    /// whenever one waits.
+    private var statusTimer: Timer!
+    private static let statusAnswerTimeoutMs = 1000.0
     private var stopping = false
     /// The leadership raftd last reported.
     private var leadership = Leadership(term: 0, leaderID: 0, isLeader: false)
@@ -62,6 +65,7 @@ public final class KVServer {
         flushAction = DeferredAction(loop: loop) { [weak self] in self?.flushProposals() }
         groupCommitTimer = Timer(loop: loop) { [weak self] in self?.flushProposals() }
         sweepTimer = Timer(loop: loop, repeating: true) { [weak self] in self?.sweepDeadlines() }
+        statusTimer = Timer(loop: loop) { [weak self] in self?.expireStatusQueries() }
         snapshotEncoded = LoopMailbox(loop: loop) { [weak self] event in self?.snapshotEncoding(event) }
     }
 
@@ -120,12 +124,7 @@ public final class KVServer {
         raftReady = false
         leadership = Leadership(term: leadership.term, leaderID: 0, isLeader: false)
         failAll(status: .unavailable, message: "raftd unreachable; outcome unknown, retry")
-        for (_, waiter) in statusQueries {
-            waiter.client.reply(KvResponse(requestID: waiter.requestID, status: .ok,
-                                           nodes: [NodeStatus(nodeID: config.nodeID, reachable: true, appliedIndex: machine.appliedIndex,
-                                                              address: "\(config.listen)", error: "raftd unreachable")]))
-        }
-        statusQueries.removeAll()
+        for waiter in statusQueries.takeAll() { answerStatusOnOwn(waiter, error: "raftd unreachable") }
     }
 
     private func receiveFromRaft(_ connection: Connection) {
@@ -150,7 +149,7 @@ public final class KVServer {
         case let .leadership(new):
             leadershipChanged(new)
         case let .status(queryID, status):
-            guard let waiter = statusQueries.removeValue(forKey: queryID) else { return }
+            guard let waiter = statusQueries.answer(queryID) else { return }
             var node = status
             node.appliedIndex = machine.appliedIndex
             node.address = "\(config.listen)"
@@ -435,18 +434,36 @@ public final class KVServer {
     }
 
     private func queryStatus(_ request: KvRequest, from client: ClientLink) {
+        let waiter = Waiter(client: client, requestID: request.requestID)
         guard raftReady, let connection = raftLink.connection else {
-            return client.reply(KvResponse(requestID: request.requestID, status: .ok, nodes: [
-                NodeStatus(nodeID: config.nodeID, reachable: true, appliedIndex: machine.appliedIndex,
-                           address: "\(config.listen)", error: "raftd unreachable"),
-            ]))
+            return answerStatusOnOwn(waiter, error: "raftd unreachable")
         }
-        let queryID = nextQueryID
-        nextQueryID += 1
-        statusQueries[queryID] = Waiter(client: client, requestID: request.requestID)
+        let deadline = EventLoop.monotonicNanos() + UInt64(Self.statusAnswerTimeoutMs * 1_000_000)
+        let queryID = statusQueries.add(waiter, deadline: deadline)
+        if !statusTimer.isScheduled { statusTimer.schedule(milliseconds: Self.statusAnswerTimeoutMs) }
         scratch.removeAll(keepingCapacity: true)
         KvdToRaft.statusQuery(queryID: queryID).appendFrame(to: &scratch)
         connection.write(scratch)
+    }
+
+    /// raftd (frozen, or busy) let status queries wait past their deadline: they get this
+    /// node's own view. Re-arms for the next oldest, so every query is answered.
+    private func expireStatusQueries() {
+        for waiter in statusQueries.takeExpired(now: EventLoop.monotonicNanos()) {
+            answerStatusOnOwn(waiter, error: "raftd did not answer within \(Int(Self.statusAnswerTimeoutMs)) ms")
+        }
+        if let next = statusQueries.nextDeadline() {
+            let now = EventLoop.monotonicNanos()
+            statusTimer.schedule(micros: next > now ? Int64((next - now) / 1000) + 1 : 0)
+        }
+    }
+
+    /// What kvd knows without raftd: its own applied index and the leadership last reported.
+    private func answerStatusOnOwn(_ waiter: Waiter, error: String) {
+        waiter.client.reply(KvResponse(requestID: waiter.requestID, status: .ok, nodes: [
+            NodeStatus(nodeID: config.nodeID, reachable: true, term: leadership.term, leaderID: leadership.leaderID,
+                       appliedIndex: machine.appliedIndex, address: "\(config.listen)", error: error),
+        ]))
     }
 
     /// Sends everything batched since the last flush as one proposal (one log entry).

@@ -3,6 +3,7 @@ import EventLoop
 import Logging
 import Raft
 import RaftStorage
+import ServiceSupport
 import Wire
 
 /// Carries Raft messages between raftds. Each node dials every other node at exactly the
@@ -96,6 +97,12 @@ final class PeerTransport {
         let peer = IncomingPeer(connection: connection, snapshot: receiver)
         let key = ObjectIdentifier(connection)
         incoming[key] = peer
+        // Half a frame then silence must not hold up to 64 MiB here forever.
+        let timeoutMs = loop.limits.partialFrameTimeoutMs
+        peer.partialFrameWatch = PartialFrameWatch(loop: loop, timeoutMs: timeoutMs) { [weak self, weak connection] in
+            guard let self, let connection else { return }
+            self.reject(connection, "it sent part of a frame and did not finish it within \(Int(timeoutMs)) ms")
+        }
         connection.onRead = { [weak self] conn in self?.receive(on: conn) }
         connection.onClose = { [weak self] conn, _ in self?.dropIncoming(conn) }
     }
@@ -103,7 +110,9 @@ final class PeerTransport {
     /// Forgets an incoming link, and the snapshot it was sending (its file is removed in order
     /// with the writes already queued).
     private func dropIncoming(_ connection: Connection) {
-        incoming.removeValue(forKey: ObjectIdentifier(connection))?.snapshot.abandon()
+        guard let peer = incoming.removeValue(forKey: ObjectIdentifier(connection)) else { return }
+        peer.snapshot.abandon()
+        peer.partialFrameWatch?.cancel()
     }
 
     private func receive(on connection: Connection) {
@@ -111,6 +120,7 @@ final class PeerTransport {
         peer.decoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
         do {
             while let frame = try peer.decoder.nextFrame() {
+                peer.framesCompleted &+= 1
                 let message = try PeerMessage(serialized: frame)
                 guard message.clusterID == config.clusterID else {
                     return reject(connection, "message for cluster \(message.clusterID), this is cluster \(config.clusterID)")
@@ -138,6 +148,7 @@ final class PeerTransport {
                 guard let raftMessage = message.raftMessage() else { continue }
                 onMessage(raftMessage)
             }
+            peer.partialFrameWatch?.observe(holdsPartialFrame: peer.decoder.bufferedBytes > 0, framesCompleted: peer.framesCompleted)
         } catch {
             reject(connection, "\(error)")
         }
@@ -318,6 +329,8 @@ private final class IncomingPeer {
     var decoder = FrameDecoder(frameLimit: PeerTransport.frameLimit)
     var snapshot: SnapshotFileReceiver
     var nodeID: UInt64 = 0
+    var framesCompleted: UInt64 = 0
+    var partialFrameWatch: PartialFrameWatch?
 
     init(connection: Connection, snapshot: SnapshotFileReceiver) {
         self.connection = connection

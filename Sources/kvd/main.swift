@@ -40,6 +40,9 @@ struct Kvd: ParsableCommand {
     @Option(help: "Group commit: the longest a batch waits behind proposals in flight before it is proposed anyway, in milliseconds.")
     var groupCommitMaxWaitMs: Double = 2
 
+    @OptionGroup(title: "Client limits")
+    var clientLimits: ClientLimitOptions
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -64,6 +67,7 @@ struct Kvd: ParsableCommand {
         config.maxProposalsInFlight = maxProposalsInFlight
         config.groupCommitMaxWaitMs = groupCommitMaxWaitMs
         let loop = EventLoop()
+        loop.limits = clientLimits.limits
         let server = KVServer(loop: loop, config: config, logger: logger)
         do {
             try server.start()

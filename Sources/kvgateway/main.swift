@@ -30,6 +30,9 @@ struct Kvgateway: ParsableCommand {
     @Option(help: "Largest value accepted, in bytes (keep equal to kvd's --max-value-bytes).")
     var maxValueBytes: Int = RequestValidation.defaultMaxValueBytes
 
+    @OptionGroup(title: "Client limits")
+    var clientLimits: ClientLimitOptions
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -53,6 +56,7 @@ struct Kvgateway: ParsableCommand {
         config.attemptTimeoutMs = attemptTimeoutMs
         config.maxValueBytes = maxValueBytes
         let loop = EventLoop()
+        loop.limits = clientLimits.limits
         let gateway = Gateway(loop: loop, config: config, logger: logger)
         do {
             try gateway.start()

@@ -47,6 +47,12 @@ struct Raftd: ParsableCommand {
     @Option(help: "Bytes of entries kept before a snapshot's index when compacting, so slightly lagging followers catch up without a snapshot.")
     var snapshotCatchUpBytes: Int = 2 << 20
 
+    @Option(help: "Peer connections accepted at once; beyond it a new connection is closed at once.")
+    var maxConnections: Int = ProcessLimits().maxConnectionsPerListener
+
+    @Option(help: "Milliseconds a peer may take to finish a frame it started before its connection is closed. 0: never.")
+    var partialFrameTimeoutMs: Double = ProcessLimits().partialFrameTimeoutMs
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -61,6 +67,10 @@ struct Raftd: ParsableCommand {
         guard electionMs >= heartbeatMs * 3 else { throw ValidationError("--election-ms must be at least 3x --heartbeat-ms") }
         guard snapshotLogBytes >= 1 else { throw ValidationError("--snapshot-log-bytes must be positive") }
         guard snapshotCatchUpBytes >= 0 else { throw ValidationError("--snapshot-catch-up-bytes must not be negative") }
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard partialFrameTimeoutMs == 0 || partialFrameTimeoutMs >= 10 else {
+            throw ValidationError("--partial-frame-timeout-ms must be 0 (never) or at least 10")
+        }
     }
 
     func run() throws {
@@ -74,6 +84,8 @@ struct Raftd: ParsableCommand {
         config.snapshotLogBytes = snapshotLogBytes
         config.snapshotCatchUpBytes = snapshotCatchUpBytes
         let loop = EventLoop()
+        loop.limits.maxConnectionsPerListener = maxConnections
+        loop.limits.partialFrameTimeoutMs = partialFrameTimeoutMs
         let server: RaftServer
         do {
             server = try RaftServer(loop: loop, config: config, logger: logger)
