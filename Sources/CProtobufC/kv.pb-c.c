@@ -142,7 +142,7 @@ void   kvraft__kv_response__free_unpacked
   assert(message->base.descriptor == &kvraft__kv_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor kvraft__kv_request__field_descriptors[6] =
+static const ProtobufCFieldDescriptor kvraft__kv_request__field_descriptors[7] =
 {
   {
     "request_id",
@@ -216,6 +216,18 @@ static const ProtobufCFieldDescriptor kvraft__kv_request__field_descriptors[6] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "watch_leadership",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__KvRequest, watch_leadership),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__kv_request__field_indices_by_name[] = {
   1,   /* field[1] = client_id */
@@ -224,11 +236,12 @@ static const unsigned kvraft__kv_request__field_indices_by_name[] = {
   0,   /* field[0] = request_id */
   2,   /* field[2] = seq */
   5,   /* field[5] = value */
+  6,   /* field[6] = watch_leadership */
 };
 static const ProtobufCIntRange kvraft__kv_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor kvraft__kv_request__descriptor =
 {
@@ -238,7 +251,7 @@ const ProtobufCMessageDescriptor kvraft__kv_request__descriptor =
   "Kvraft__KvRequest",
   "kvraft",
   sizeof(Kvraft__KvRequest),
-  6,
+  7,
   kvraft__kv_request__field_descriptors,
   kvraft__kv_request__field_indices_by_name,
   1,  kvraft__kv_request__number_ranges,
@@ -426,7 +439,7 @@ const ProtobufCMessageDescriptor kvraft__node_status__descriptor =
   (ProtobufCMessageInit) kvraft__node_status__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__kv_response__field_descriptors[6] =
+static const ProtobufCFieldDescriptor kvraft__kv_response__field_descriptors[7] =
 {
   {
     "request_id",
@@ -500,9 +513,22 @@ static const ProtobufCFieldDescriptor kvraft__kv_response__field_descriptors[6] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "leader_term",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__KvResponse, leader_term),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__kv_response__field_indices_by_name[] = {
   3,   /* field[3] = leader_hint */
+  6,   /* field[6] = leader_term */
   4,   /* field[4] = message */
   5,   /* field[5] = nodes */
   0,   /* field[0] = request_id */
@@ -512,7 +538,7 @@ static const unsigned kvraft__kv_response__field_indices_by_name[] = {
 static const ProtobufCIntRange kvraft__kv_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor kvraft__kv_response__descriptor =
 {
@@ -522,7 +548,7 @@ const ProtobufCMessageDescriptor kvraft__kv_response__descriptor =
   "Kvraft__KvResponse",
   "kvraft",
   sizeof(Kvraft__KvResponse),
-  6,
+  7,
   kvraft__kv_response__field_descriptors,
   kvraft__kv_response__field_indices_by_name,
   1,  kvraft__kv_response__number_ranges,

@@ -8,10 +8,10 @@ public struct GatewayConfig: Sendable {
     public var nodes: [UInt64: Endpoint]
     /// How long the gateway keeps retrying a request before answering UNAVAILABLE.
     public var requestDeadlineMs: Double = 5000
-    /// How long one attempt at a kvd may go unanswered before it is retried at another node
-    /// (a kvd answers TIMEOUT itself after its own --request-timeout-ms; silence means it is
-    /// frozen or cut off without its connection dropping).
-    public var attemptTimeoutMs: Double = 3500
+    /// How long one attempt at a kvd that still answers its health checks may go unanswered
+    /// before it is retried at another node (a node that stops answering altogether is caught
+    /// sooner: after ~300 ms of silence it is suspect and its requests go elsewhere).
+    public var attemptTimeoutMs: Double = 2000
     /// Requests refused at the gateway (BAD_REQUEST) without a hop; keep equal to kvd's limits.
     public var maxKeyBytes: Int = RequestValidation.defaultMaxKeyBytes
     public var maxValueBytes: Int = RequestValidation.defaultMaxValueBytes

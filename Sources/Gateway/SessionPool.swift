@@ -2,7 +2,7 @@
 /// retries stay exactly-once. A session serves one request at a time (the protocol allows
 /// one outstanding operation per session), so concurrent requests borrow distinct ones.
 struct SessionPool {
-    struct Session {
+    struct Session: Equatable {
         var clientID: UInt64
         var nextSeq: UInt64
     }
@@ -14,12 +14,13 @@ struct SessionPool {
         self.maxIdle = maxIdle
     }
 
-    mutating func borrow() -> Session {
-        idle.popLast() ?? Session(clientID: UInt64.random(in: 1...UInt64.max), nextSeq: 1)
+    mutating func borrow(_ random: inout GatewayRandom) -> Session {
+        idle.popLast() ?? Session(clientID: random.clientID(), nextSeq: 1)
     }
 
-    /// Returns a session after its request ended (whatever the outcome: a later request
-    /// simply takes the next seq).
+    /// Returns a session after its request got a definite answer (a later request takes the
+    /// next seq). A session whose request ended otherwise is dropped, not returned: its seq's
+    /// fate is unknown, and reusing the seq for another operation would get that one's reply.
     mutating func giveBack(_ session: Session) {
         if idle.count < maxIdle { idle.append(session) }
     }

@@ -53,6 +53,8 @@ public final class KVServer {
     private var stopping = false
     /// The leadership raftd last reported.
     private var leadership = Leadership(term: 0, leaderID: 0, isLeader: false)
+    /// Connections (gateways) subscribed to leadership news, by the request id to push under.
+    private var leadershipWatchers = LeadershipWatchers()
     private var scratch: [UInt8] = []
 
     public init(loop: EventLoop, config: KVServerConfig, logger: Logger) {
@@ -298,7 +300,8 @@ public final class KVServer {
         let waiters = pending.finished(proposal)
         if proposal.term == entry.term && results.count == waiters.count {
             for (waiter, result) in zip(waiters, results) {
-                waiter.client.reply(KvResponse(requestID: waiter.requestID, status: result.status, value: result.value))
+                waiter.client.reply(KvResponse(requestID: waiter.requestID, status: result.status, value: result.value,
+                                               leaderTerm: entry.term))
             }
         } else {
             // Another leader's entry took this position: ours was never applied.
@@ -371,6 +374,9 @@ public final class KVServer {
             // with the same session numbers and gets the original reply if it did.
             failAll(status: .wrongLeader, message: "leadership lost in term \(old.term)")
         }
+        if new.isLeader != old.isLeader || new.leaderID != old.leaderID || new.term != old.term {
+            leadershipWatchers.push(new, selfID: config.nodeID)
+        }
         if new.isLeader != old.isLeader || new.leaderID != old.leaderID {
             logger.info(new.isLeader ? "this node leads" : "leader is \(new.leaderID == 0 ? "unknown" : String(new.leaderID))",
                         metadata: ["term": "\(new.term)"])
@@ -397,7 +403,8 @@ public final class KVServer {
         }
         guard leadership.isLeader else {
             return client.reply(KvResponse(requestID: request.requestID, status: .wrongLeader,
-                                           leaderHint: leadership.leaderID == 0 ? "" : String(leadership.leaderID)))
+                                           leaderHint: leadership.leaderID == 0 ? "" : String(leadership.leaderID),
+                                           leaderTerm: leadership.leaderID == 0 ? 0 : leadership.term))
         }
         guard pending.count < config.maxPendingRequests else {
             return client.reply(KvResponse(requestID: request.requestID, status: .unavailable, message: "overloaded; retry later"))
@@ -435,6 +442,9 @@ public final class KVServer {
 
     private func queryStatus(_ request: KvRequest, from client: ClientLink) {
         let waiter = Waiter(client: client, requestID: request.requestID)
+        if request.watchLeadership {
+            leadershipWatchers.add(waiter, current: leadership, selfID: config.nodeID)
+        }
         guard raftReady, let connection = raftLink.connection else {
             return answerStatusOnOwn(waiter, error: "raftd unreachable")
         }
@@ -501,14 +511,16 @@ public final class KVServer {
     private func failAll(status: Status, message: String) {
         let hint = leadership.leaderID == 0 || leadership.isLeader ? "" : String(leadership.leaderID)
         for waiter in pending.takeAll() {
-            waiter.client.reply(KvResponse(requestID: waiter.requestID, status: status, leaderHint: hint, message: message))
+            waiter.client.reply(KvResponse(requestID: waiter.requestID, status: status, leaderHint: hint, message: message,
+                                           leaderTerm: hint.isEmpty ? 0 : leadership.term))
         }
     }
 
     private func answer(_ waiters: [Waiter], status: Status, message: String) {
         let hint = leadership.leaderID == 0 || leadership.isLeader ? "" : String(leadership.leaderID)
         for waiter in waiters {
-            waiter.client.reply(KvResponse(requestID: waiter.requestID, status: status, leaderHint: hint, message: message))
+            waiter.client.reply(KvResponse(requestID: waiter.requestID, status: status, leaderHint: hint, message: message,
+                                           leaderTerm: hint.isEmpty ? 0 : leadership.term))
         }
     }
 }

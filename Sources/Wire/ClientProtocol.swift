@@ -62,14 +62,18 @@ public struct KvRequest: Hashable, Sendable {
     public var op: Op
     public var key: [UInt8]
     public var value: [UInt8]
+    /// With `.status` to a kvd: stay subscribed to its leadership news on this connection.
+    public var watchLeadership: Bool
 
-    public init(requestID: UInt64 = 0, clientID: UInt64 = 0, seq: UInt64 = 0, op: Op = .get, key: [UInt8] = [], value: [UInt8] = []) {
+    public init(requestID: UInt64 = 0, clientID: UInt64 = 0, seq: UInt64 = 0, op: Op = .get, key: [UInt8] = [], value: [UInt8] = [],
+                watchLeadership: Bool = false) {
         self.requestID = requestID
         self.clientID = clientID
         self.seq = seq
         self.op = op
         self.key = key
         self.value = value
+        self.watchLeadership = watchLeadership
     }
 }
 
@@ -116,13 +120,18 @@ public struct KvResponse: Hashable, Sendable {
     public var leaderHint: String
     public var message: String
     public var nodes: [NodeStatus]
+    /// The term in which `leaderHint`'s node leads (on an OK reply from a kvd: the term in which
+    /// the answering node led); 0 if unknown.
+    public var leaderTerm: UInt64
 
-    public init(requestID: UInt64 = 0, status: Status = .ok, value: [UInt8] = [], leaderHint: String = "", message: String = "", nodes: [NodeStatus] = []) {
+    public init(requestID: UInt64 = 0, status: Status = .ok, value: [UInt8] = [], leaderHint: String = "", message: String = "",
+                nodes: [NodeStatus] = [], leaderTerm: UInt64 = 0) {
         self.requestID = requestID
         self.status = status
         self.value = value
         self.leaderHint = leaderHint
         self.message = message
         self.nodes = nodes
+        self.leaderTerm = leaderTerm
     }
 }

@@ -11,6 +11,7 @@ extension KvRequest: WireMessage {
         m.pointee.op = Kvraft__Op(rawValue: .init(truncatingIfNeeded: op.rawValue))
         m.pointee.key = arena.bytes(key)
         m.pointee.value = arena.bytes(value)
+        m.pointee.watch_leadership = watchLeadership ? 1 : 0
         appendPacked(m, size: kvraft__kv_request__get_packed_size, pack: kvraft__kv_request__pack, framed: framed, to: &out)
     }
 
@@ -19,7 +20,8 @@ extension KvRequest: WireMessage {
                                 free: { kvraft__kv_request__free_unpacked($0, nil) }) { m in
             KvRequest(requestID: m.pointee.request_id, clientID: m.pointee.client_id, seq: m.pointee.seq,
                       op: Op(rawValue: Int32(truncatingIfNeeded: m.pointee.op.rawValue)),
-                      key: CValue.bytes(m.pointee.key), value: CValue.bytes(m.pointee.value))
+                      key: CValue.bytes(m.pointee.key), value: CValue.bytes(m.pointee.value),
+                      watchLeadership: m.pointee.watch_leadership != 0)
         }
     }
 }
@@ -78,6 +80,7 @@ extension KvResponse: WireMessage {
             m.pointee.n_nodes = nodes.count
             m.pointee.nodes = list
         }
+        m.pointee.leader_term = leaderTerm
         appendPacked(m, size: kvraft__kv_response__get_packed_size, pack: kvraft__kv_response__pack, framed: framed, to: &out)
     }
 
@@ -91,7 +94,7 @@ extension KvResponse: WireMessage {
             return KvResponse(requestID: m.pointee.request_id,
                               status: Status(rawValue: Int32(truncatingIfNeeded: m.pointee.status.rawValue)),
                               value: CValue.bytes(m.pointee.value), leaderHint: CValue.string(m.pointee.leader_hint),
-                              message: CValue.string(m.pointee.message), nodes: nodes)
+                              message: CValue.string(m.pointee.message), nodes: nodes, leaderTerm: m.pointee.leader_term)
         }
     }
 }

@@ -24,8 +24,8 @@ struct Kvgateway: ParsableCommand {
     @Option(help: "Milliseconds to keep retrying a request (leader changes, timeouts) before answering UNAVAILABLE.")
     var requestDeadlineMs: Double = 5000
 
-    @Option(help: "Milliseconds one attempt at a kvd may go unanswered before the request is retried at another node.")
-    var attemptTimeoutMs: Double = 3500
+    @Option(help: "Milliseconds one attempt at a kvd that still answers health checks may go unanswered before the request is retried at another node (a silent node is given up on after ~300 ms).")
+    var attemptTimeoutMs: Double = 2000
 
     @Option(help: "Largest value accepted, in bytes (keep equal to kvd's --max-value-bytes).")
     var maxValueBytes: Int = RequestValidation.defaultMaxValueBytes

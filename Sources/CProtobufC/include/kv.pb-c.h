@@ -60,10 +60,18 @@ struct  Kvraft__KvRequest
   Kvraft__Op op;
   ProtobufCBinaryData key;
   ProtobufCBinaryData value;
+  /*
+   * Only with OP_STATUS, to a kvd: keep this connection subscribed to leadership news. kvd
+   * answers the status query as usual, then pushes a KvResponse with this request_id, status
+   * OK and leader_hint/leader_term set at every leadership change it learns of (the first
+   * push at once, with what it knows now). Gateways use it to learn of a new leader without
+   * waiting for a failed request.
+   */
+  protobuf_c_boolean watch_leadership;
 };
 #define KVRAFT__KV_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__kv_request__descriptor) \
-    , 0, 0, 0, KVRAFT__OP__OP_GET, {0,NULL}, {0,NULL} }
+    , 0, 0, 0, KVRAFT__OP__OP_GET, {0,NULL}, {0,NULL}, 0 }
 
 
 struct  Kvraft__NodeStatus
@@ -115,10 +123,15 @@ struct  Kvraft__KvResponse
    */
   size_t n_nodes;
   Kvraft__NodeStatus **nodes;
+  /*
+   * The term in which leader_hint's node leads (or, on an OK reply from a kvd, the term in
+   * which the answering node led); 0 if unknown. Trust a hint only over one of a lower term.
+   */
+  uint64_t leader_term;
 };
 #define KVRAFT__KV_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__kv_response__descriptor) \
-    , 0, KVRAFT__STATUS__STATUS_OK, {0,NULL}, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL }
+    , 0, KVRAFT__STATUS__STATUS_OK, {0,NULL}, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0 }
 
 
 /* Kvraft__KvRequest methods */

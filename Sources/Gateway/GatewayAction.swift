@@ -1,0 +1,14 @@
+import Wire
+
+/// What the gateway core asks its shell to do. The shell executes them in order and does
+/// nothing else of its own accord.
+public enum GatewayAction: Equatable, Sendable {
+    /// Write this request to node `node`'s kvd connection.
+    case sendUpstream(node: UInt64, request: KvRequest)
+    /// Write this response to client connection `client` (gone clients: drop it).
+    case reply(client: UInt64, response: KvResponse)
+    /// Close client connection `client` once its replies are sent (a draining gateway).
+    case closeClient(client: UInt64)
+    /// Call `tick` at this time (monotonic nanoseconds). Replaces any earlier request.
+    case armTimer(at: UInt64)
+}

@@ -1,0 +1,470 @@
+import ServiceSupport
+import Wire
+
+/// The gateway's forwarding logic as a pure, deterministic state machine (the shape of
+/// `Sources/Raft`): client requests, upstream events and ticks go in, with the time; actions
+/// (frames to send, replies, a timer to arm) come out. It does no I/O and reads no clock;
+/// the shell (`Gateway`) executes what it returns, and the simulation test drives it directly.
+///
+/// Promises, checked by `invariantViolation(now:)` in the simulation after every step:
+/// - every accepted request is answered (a reply, or UNAVAILABLE / SESSION_EXPIRED) by its
+///   deadline: a deadline entry in the timer heap answers it at the latest then;
+/// - a request is never sent to a suspect node, and requests at a node that turns suspect are
+///   re-sent elsewhere at once, with the same client_id and seq;
+/// - a request waits unsent only while no node is usable, and leaves that wait on the next
+///   connect, the next answer from a suspect node, or the next tick — a client's reading is
+///   never paused for want of an upstream.
+public struct GatewayCore {
+    public let config: GatewayCoreConfig
+    private var random: GatewayRandom
+    private var sessions: SessionPool
+    private(set) var leader = LeaderKnowledge()
+    private(set) var upstreams: [UInt64: UpstreamState] = [:]
+    private(set) var requests: [UInt64: PendingRequest] = [:]
+    private var byClient: [UInt64: Set<UInt64>] = [:]
+    /// Keys of requests in `.waiting`, oldest first (entries for answered ones are skipped).
+    private(set) var waiting: [UInt64] = []
+    private var timers = DeadlineHeap<TimerEntry>()
+    private var statusQueries: [UInt64: StatusQuery] = [:]
+    private var nextKey: UInt64 = 1
+    private var nextUpstreamID: UInt64 = 1
+    private var roundRobin = 0
+    private var nextHealthAt: UInt64?
+    private var armedAt: UInt64?
+    var armedAtForChecks: UInt64? { armedAt }
+    private var actions: [GatewayAction] = []
+    public private(set) var isStopping = false
+
+    enum TimerEntry {
+        case attempt(key: UInt64, upstreamID: UInt64)
+        case deadline(key: UInt64)
+        case retry(key: UInt64, token: UInt64)
+        case status(query: UInt64)
+    }
+
+    public init(config: GatewayCoreConfig) {
+        precondition(!config.nodeIDs.isEmpty && !config.nodeIDs.contains(0), "node ids must be nonzero, at least one")
+        precondition(config.suspectAfter > config.healthInterval, "a node must miss more than one health check to be suspect")
+        self.config = config
+        random = GatewayRandom(seed: config.seed)
+        sessions = SessionPool(maxIdle: config.maxIdleSessions)
+        for id in config.nodeIDs { upstreams[id] = UpstreamState() }
+    }
+
+    /// Requests accepted and not answered yet.
+    public var inFlight: Int { requests.count }
+
+    public func hasRequests(of client: UInt64) -> Bool { !(byClient[client]?.isEmpty ?? true) }
+
+    // MARK: Inputs
+
+    public mutating func clientRequest(client: UInt64, _ request: KvRequest, now: UInt64) -> [GatewayAction] {
+        accept(client: client, request, now: now)
+        return finishInput(now: now)
+    }
+
+    /// The client is gone: its requests need no answer (a lent session whose write may still
+    /// apply is dropped with it).
+    public mutating func clientClosed(client: UInt64, now: UInt64) -> [GatewayAction] {
+        for key in byClient.removeValue(forKey: client) ?? [] {
+            guard let request = requests.removeValue(forKey: key) else { continue }
+            abandonAttempt(request)
+        }
+        statusQueries = statusQueries.filter { $0.value.client != client }
+        return finishInput(now: now)
+    }
+
+    public mutating func upstreamConnected(node: UInt64, now: UInt64) -> [GatewayAction] {
+        guard upstreams[node] != nil else { return finishInput(now: now) }
+        upstreams[node] = UpstreamState(connected: true, lastHeard: now)
+        // The subscription's first answer doubles as the first health check.
+        let id = takeUpstreamID()
+        upstreams[node]!.watchID = id
+        upstreams[node]!.sent(id, .watch, now: now)
+        actions.append(.sendUpstream(node: node, request: KvRequest(requestID: id, op: .status, watchLeadership: true)))
+        if nextHealthAt == nil { nextHealthAt = now + config.healthInterval }
+        return finishInput(now: now)
+    }
+
+    /// The connection ended (or a dial failed): what waited there goes elsewhere.
+    public mutating func upstreamDisconnected(node: UInt64, now: UInt64) -> [GatewayAction] {
+        guard let state = upstreams[node], state.connected else { return finishInput(now: now) }
+        upstreams[node] = UpstreamState()
+        leader.giveUp(on: node)
+        redistribute(state.owed, from: node, now: now, reason: "connection lost")
+        return finishInput(now: now)
+    }
+
+    public mutating func upstreamResponse(node: UInt64, _ response: KvResponse, now: UInt64) -> [GatewayAction] {
+        guard var state = upstreams[node], state.connected else { return finishInput(now: now) }
+        let owed = state.heard(response.requestID, now: now)
+        let wasSuspect = state.suspect
+        state.suspect = false
+        upstreams[node] = state
+        if response.requestID == state.watchID {
+            learn(fromStatusOrPush: response, node: node, now: now)
+        } else if let owed {
+            handle(response, answering: owed, from: node, now: now)
+        }
+        if wasSuspect { drainWaiting(now: now) }
+        return finishInput(now: now)
+    }
+
+    /// Time passes: timers due, health checks, silent nodes turned suspect.
+    public mutating func tick(now: UInt64) -> [GatewayAction] {
+        armedAt = nil
+        while let entry = timers.popDue(now: now) { fire(entry, now: now) }
+        if let due = nextHealthAt, due <= now { healthRound(now: now) }
+        markSilentNodesSuspect(now: now)
+        drainWaiting(now: now)
+        return finishInput(now: now)
+    }
+
+    /// Graceful stop: new requests are refused; clients are closed as their last answer goes.
+    public mutating func stop(now: UInt64) -> [GatewayAction] {
+        isStopping = true
+        return finishInput(now: now)
+    }
+
+    // MARK: Client requests
+
+    private mutating func accept(client: UInt64, _ request: KvRequest, now: UInt64) {
+        if request.op == .status { return startStatusQuery(client: client, request, now: now) }
+        if let problem = RequestValidation.problem(with: request, maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes) {
+            return reply(client, KvResponse(requestID: request.requestID, status: .badRequest, message: problem))
+        }
+        guard !isStopping else {
+            return reply(client, KvResponse(requestID: request.requestID, status: .unavailable, message: "gateway shutting down; use another"))
+        }
+        guard requests.count < config.maxInFlight else {
+            return reply(client, KvResponse(requestID: request.requestID, status: .unavailable, message: "gateway overloaded; retry later"))
+        }
+        let key = nextKey
+        nextKey += 1
+        var pending = PendingRequest(client: client, clientRequestID: request.requestID, request: request,
+                                     deadline: now + config.requestDeadline)
+        if request.clientID == 0 {
+            let session = sessions.borrow(&random)
+            pending.lentSession = session
+            pending.request.clientID = session.clientID
+            pending.request.seq = session.nextSeq
+        }
+        requests[key] = pending
+        byClient[client, default: []].insert(key)
+        timers.insert(at: pending.deadline, .deadline(key: key))
+        dispatch(key, now: now)
+    }
+
+    /// Sends the request to the best usable node, or parks it until one is usable.
+    private mutating func dispatch(_ key: UInt64, now: UInt64) {
+        guard var pending = requests[key] else { return }
+        guard let node = pickNode(avoiding: pending.lastNode) else {
+            pending.place = .waiting
+            requests[key] = pending
+            waiting.append(key)
+            return
+        }
+        let upstreamID = takeUpstreamID()
+        pending.place = .sent(node: node, upstreamID: upstreamID)
+        pending.attempts += 1
+        pending.lastNode = node
+        requests[key] = pending
+        upstreams[node]!.sent(upstreamID, .request(key: key), now: now)
+        var copy = pending.request
+        copy.requestID = upstreamID
+        actions.append(.sendUpstream(node: node, request: copy))
+        timers.insert(at: min(pending.deadline, now + config.attemptTimeout), .attempt(key: key, upstreamID: upstreamID))
+    }
+
+    /// The known leader if usable; otherwise the next usable node in turn, another than
+    /// `avoided` (the one that just failed this request) if there is one.
+    private mutating func pickNode(avoiding avoided: UInt64) -> UInt64? {
+        if leader.nodeID != 0, upstreams[leader.nodeID]?.isUsable == true { return leader.nodeID }
+        var fallback: UInt64?
+        for _ in 0..<config.nodeIDs.count {
+            roundRobin = (roundRobin + 1) % config.nodeIDs.count
+            let node = config.nodeIDs[roundRobin]
+            guard upstreams[node]!.isUsable else { continue }
+            if node != avoided { return node }
+            fallback = node
+        }
+        return fallback
+    }
+
+    /// Tries again after a pause growing with the attempts made (no node can usefully take it
+    /// now: no leader known, or the hinted one unreachable).
+    private mutating func retryLater(_ key: UInt64, now: UInt64) {
+        guard var pending = requests[key] else { return }
+        let doublings = UInt64(min(max(pending.attempts, 1) - 1, 16))
+        let pause = min(config.retryBackoffMax, config.retryBackoffMin << doublings)
+        let token = takeUpstreamID()
+        pending.place = .backingOff(retryToken: token)
+        requests[key] = pending
+        timers.insert(at: min(pending.deadline, now + pause), .retry(key: key, token: token))
+    }
+
+    private mutating func drainWaiting(now: UInt64) {
+        guard !waiting.isEmpty, upstreams.values.contains(where: { $0.isUsable }) else { return }
+        let keys = waiting
+        waiting.removeAll()
+        for key in keys where requests[key]?.place == .waiting { dispatch(key, now: now) }
+    }
+
+    /// Forgets the request's attempt at its node (a late answer to it is then ignored: the
+    /// copy sent elsewhere gets the same reply through kvd's session table).
+    private mutating func abandonAttempt(_ pending: PendingRequest) {
+        guard case let .sent(node, upstreamID) = pending.place, upstreams[node]?.connected == true else { return }
+        _ = upstreams[node]!.owed.removeValue(forKey: upstreamID)
+        if upstreams[node]!.owed.isEmpty { upstreams[node]!.waitingSince = nil }
+    }
+
+    private mutating func answer(_ key: UInt64, _ response: KvResponse) {
+        guard let pending = requests.removeValue(forKey: key) else { return }
+        abandonAttempt(pending)
+        byClient[pending.client]?.remove(key)
+        if byClient[pending.client]?.isEmpty == true { byClient[pending.client] = nil }
+        if var session = pending.lentSession, response.status == .ok || response.status == .noKey {
+            session.nextSeq = pending.request.seq + 1
+            sessions.giveBack(session)
+        }
+        var reply = response
+        reply.requestID = pending.clientRequestID
+        self.reply(pending.client, reply)
+        if isStopping, byClient[pending.client] == nil { actions.append(.closeClient(client: pending.client)) }
+    }
+
+    private mutating func reply(_ client: UInt64, _ response: KvResponse) {
+        actions.append(.reply(client: client, response: response))
+    }
+
+    // MARK: Upstream answers
+
+    private mutating func handle(_ response: KvResponse, answering owed: UpstreamState.Owed, from node: UInt64, now: UInt64) {
+        switch owed {
+        case .health:
+            upstreams[node]!.healthSentAt = nil
+            learn(fromStatusOrPush: response, node: node, now: now)
+        case .watch:
+            learn(fromStatusOrPush: response, node: node, now: now)
+        case let .status(query):
+            record(response.nodes.first ?? NodeStatus(nodeID: node, reachable: true, error: "empty status"), from: node, in: query)
+        case let .request(key):
+            handle(response, for: key, from: node, now: now)
+        }
+    }
+
+    private mutating func handle(_ response: KvResponse, for key: UInt64, from node: UInt64, now: UInt64) {
+        guard var pending = requests[key] else { return }
+        pending.place = .waiting  // not sent anywhere until dispatched again
+        requests[key] = pending
+        switch response.status {
+        case .wrongLeader:
+            leader.giveUp(on: node)
+            if let hint = UInt64(response.leaderHint), hint != node { learn(term: response.leaderTerm, leader: hint, now: now) }
+            if leader.nodeID != 0, leader.nodeID != node, upstreams[leader.nodeID]?.isUsable == true {
+                dispatch(key, now: now)
+            } else {
+                retryLater(key, now: now)
+            }
+        case .timeout, .unavailable:
+            // The node could not serve it in time (cut off from a majority, raftd gone): ask the
+            // others (a follower's WRONG_LEADER hint names the new leader).
+            leader.giveUp(on: node)
+            retryLater(key, now: now)
+        case .sessionExpired where pending.lentSession != nil:
+            sessionExpired(key, pending, now: now)
+        default:
+            if response.status == .ok || response.status == .noKey { learn(term: response.leaderTerm, leader: node, now: now) }
+            answer(key, response)
+        }
+    }
+
+    /// kvd says this seq of our lent session was applied before and its reply is gone; it was
+    /// not applied again. A Get changes nothing, so it runs again under a fresh session; a
+    /// write must never run again under another client_id, so the client hears what happened.
+    private mutating func sessionExpired(_ key: UInt64, _ pending: PendingRequest, now: UInt64) {
+        guard pending.request.op == .get else {
+            return answer(key, KvResponse(status: .sessionExpired, message:
+                "the \(pending.request.op) was applied, but its reply was lost (the gateway's session for it expired); " +
+                "it was not applied again: read the key to see its effect before repeating it"))
+        }
+        var fresh = pending
+        let session = SessionPool.Session(clientID: random.clientID(), nextSeq: 1)
+        fresh.lentSession = session
+        fresh.request.clientID = session.clientID
+        fresh.request.seq = session.nextSeq
+        requests[key] = fresh
+        dispatch(key, now: now)
+    }
+
+    /// A node's status (health check, subscription answer) or a leadership push.
+    private mutating func learn(fromStatusOrPush response: KvResponse, node: UInt64, now: UInt64) {
+        if let status = response.nodes.first {
+            if !status.error.isEmpty {
+                leader.giveUp(on: node)  // e.g. its raftd is unreachable: it serves nothing
+            } else if status.role == "leader" {
+                learn(term: status.term, leader: node, now: now)
+            } else {
+                if leader.nodeID == node, status.term >= leader.term { leader.giveUp(on: node) }
+                learn(term: status.term, leader: status.leaderID, now: now)
+            }
+        } else if let hinted = UInt64(response.leaderHint) {
+            learn(term: response.leaderTerm, leader: hinted, now: now)
+        }
+    }
+
+    /// Takes a leadership claim if it is news; requests sent to the replaced leader go to the
+    /// new one at once. A claim naming a suspect node is stale unless its term is newer than
+    /// the one known when that node went silent.
+    private mutating func learn(term: UInt64, leader claimed: UInt64, now: UInt64) {
+        guard let state = upstreams[claimed] else { return }
+        if state.suspect, term <= state.suspectAtTerm { return }
+        let previous = leader.nodeID
+        guard leader.learn(term: term, node: claimed) else { return }
+        if previous != 0, previous != claimed, let old = upstreams[previous] {
+            redistribute(old.owed, from: previous, now: now, reason: "leader replaced")
+        }
+        drainWaiting(now: now)
+    }
+
+    /// Re-sends at once the requests that were waiting at `node` (its answers to them, if any
+    /// come, are ignored).
+    private mutating func redistribute(_ owed: [UInt64: UpstreamState.Owed], from node: UInt64, now: UInt64, reason: String) {
+        for (upstreamID, what) in owed.sorted(by: { $0.key < $1.key }) {
+            switch what {
+            case let .request(key):
+                guard var pending = requests[key], pending.place == .sent(node: node, upstreamID: upstreamID) else { continue }
+                if upstreams[node]!.connected {
+                    _ = upstreams[node]!.owed.removeValue(forKey: upstreamID)
+                    if upstreams[node]!.owed.isEmpty { upstreams[node]!.waitingSince = nil }
+                }
+                pending.place = .waiting
+                requests[key] = pending
+                dispatch(key, now: now)
+            case let .status(query):
+                record(NodeStatus(nodeID: node, reachable: false, error: reason), from: node, in: query)
+            case .health, .watch:
+                continue
+            }
+        }
+    }
+
+    // MARK: Timers and health
+
+    private mutating func fire(_ entry: TimerEntry, now: UInt64) {
+        switch entry {
+        case let .deadline(key):
+            guard let pending = requests[key] else { return }
+            let seconds = Double(config.requestDeadline) / 1e9
+            let how = pending.lentSession == nil ? "retry with the same client_id/seq" : "read before repeating a write"
+            answer(key, KvResponse(status: .unavailable, message: "no leader answered within \(seconds) s; outcome unknown, \(how)"))
+        case let .attempt(key, upstreamID):
+            guard var pending = requests[key], case let .sent(node, id) = pending.place, id == upstreamID else { return }
+            abandonAttempt(pending)
+            pending.place = .waiting
+            requests[key] = pending
+            leader.giveUp(on: node)
+            dispatch(key, now: now)
+        case let .retry(key, token):
+            guard requests[key]?.place == .backingOff(retryToken: token) else { return }
+            dispatch(key, now: now)
+        case let .status(query):
+            completeStatus(query)
+        }
+    }
+
+    /// Asks every connected node for its status (through raftd) unless the last ask is still
+    /// unanswered: a frozen node gets one, and goes suspect when it stays unanswered.
+    private mutating func healthRound(now: UInt64) {
+        nextHealthAt = upstreams.values.contains(where: { $0.connected }) ? now + config.healthInterval : nil
+        for node in config.nodeIDs where upstreams[node]!.connected && upstreams[node]!.healthSentAt == nil
+            && !upstreams[node]!.owed.values.contains(.watch) {
+            let id = takeUpstreamID()
+            upstreams[node]!.sent(id, .health, now: now)
+            upstreams[node]!.healthSentAt = now
+            actions.append(.sendUpstream(node: node, request: KvRequest(requestID: id, op: .status)))
+        }
+    }
+
+    private mutating func markSilentNodesSuspect(now: UInt64) {
+        for node in config.nodeIDs {
+            guard let state = upstreams[node], state.connected, !state.suspect,
+                  state.isSilent(now: now, after: config.suspectAfter) else { continue }
+            upstreams[node]!.suspect = true
+            upstreams[node]!.suspectAtTerm = leader.term
+            leader.giveUp(on: node)
+            redistribute(state.owed, from: node, now: now, reason: "no answer")
+        }
+    }
+
+    // MARK: Status at the gateway
+
+    private mutating func startStatusQuery(client: UInt64, _ request: KvRequest, now: UInt64) {
+        let id = nextKey
+        nextKey += 1
+        var query = StatusQuery(client: client, clientRequestID: request.requestID, deadline: now + config.statusTimeout)
+        for node in config.nodeIDs {
+            guard upstreams[node]!.connected else {
+                query.results[node] = NodeStatus(nodeID: node, reachable: false, address: address(of: node), error: "not connected")
+                continue
+            }
+            let upstreamID = takeUpstreamID()
+            upstreams[node]!.sent(upstreamID, .status(query: id), now: now)
+            query.asked.insert(node)
+            actions.append(.sendUpstream(node: node, request: KvRequest(requestID: upstreamID, op: .status)))
+        }
+        statusQueries[id] = query
+        if query.asked.isEmpty { return completeStatus(id) }
+        timers.insert(at: query.deadline, .status(query: id))
+    }
+
+    private mutating func record(_ status: NodeStatus, from node: UInt64, in id: UInt64) {
+        guard var query = statusQueries[id] else { return }
+        var status = status
+        status.nodeID = node
+        if status.address.isEmpty { status.address = address(of: node) }
+        query.results[node] = status
+        statusQueries[id] = query
+        if query.asked.isSubset(of: Set(query.results.keys)) { completeStatus(id) }
+    }
+
+    private mutating func completeStatus(_ id: UInt64) {
+        guard let query = statusQueries.removeValue(forKey: id) else { return }
+        let nodes = config.nodeIDs.map { node in
+            query.results[node] ?? NodeStatus(nodeID: node, reachable: false, address: address(of: node), error: "no answer")
+        }
+        reply(query.client, KvResponse(requestID: query.clientRequestID, status: .ok, nodes: nodes))
+    }
+
+    private func address(of node: UInt64) -> String { config.nodeAddresses[node] ?? "" }
+
+    // MARK: Plumbing
+
+    private mutating func takeUpstreamID() -> UInt64 {
+        defer { nextUpstreamID += 1 }
+        return nextUpstreamID
+    }
+
+    /// The earliest time anything is due: a timer entry, the next health round, or the moment
+    /// a node with something owed becomes suspect.
+    var nextWakeup: UInt64? {
+        var wake = timers.earliest
+        if let health = nextHealthAt { wake = min(wake ?? health, health) }
+        for state in upstreams.values where state.connected && !state.suspect {
+            if let since = state.waitingSince {
+                let due = since + config.suspectAfter
+                wake = min(wake ?? due, due)
+            }
+        }
+        return wake
+    }
+
+    private mutating func finishInput(now: UInt64) -> [GatewayAction] {
+        if let wake = nextWakeup, wake != armedAt {
+            armedAt = wake
+            actions.append(.armTimer(at: max(wake, now)))
+        }
+        defer { actions.removeAll(keepingCapacity: true) }
+        return actions
+    }
+}
