@@ -1,4 +1,7 @@
+import ClusterTestSupport
 import EventLoop
+import Foundation
+import KVClient
 import Testing
 import Wire
 
@@ -147,5 +150,61 @@ import Wire
         try #require(kvd.run(timeoutMs: 5_000) { kvd.replies[1] != nil }, "\(kvd.kvdLog)")
         #expect(kvd.replies[1]?.status == .ok && kvd.replies[1]?.value == Array("v".utf8))
         #expect(kvd.hellos == 1 && kvd.rejections.count == 1)
+    }
+
+    /// The Clerk's side, on a real cluster whose kvds all run with `--session-timeout-s 2`
+    /// (the leader proposes it through the log): a write that meets SESSION_EXPIRED ends as
+    /// "applied, reply lost" and is not run again; a Get reads again under a fresh seq.
+    @Test func theClerkNeverRerunsAWriteAfterExpiryAndRereadsAGet() throws {
+        var options = ClusterOptions(nodes: 3, gateways: 0)
+        options.sessionTimeoutS = 2
+        let cluster = try LocalCluster(options)
+        defer { cluster.shutdown() }
+        try cluster.start()
+        let endpoints = (1...3).map { Endpoint.tcp(host: "127.0.0.1", port: cluster.kvdPorts[$0]!) }
+        func fail(_ what: String) -> String { "\(what)\n\(cluster.logs())" }
+        let client: UInt64 = 0x5e55_1011
+        let first = Clerk(endpoints: endpoints, nodeIDs: [1, 2, 3], clientID: client, operationTimeoutMs: 20_000)
+        defer { first.closeConnections() }
+        for value in ["a", "b"] {
+            guard case let .completed(reply) = first.append(Array("list".utf8), Array(value.utf8)), reply.status == .ok else {
+                Issue.record("\(fail("append \(value) failed"))")
+                return
+            }
+        }
+        // Others write for more than the session timeout, so client's session expires.
+        let other = Clerk(endpoints: endpoints, nodeIDs: [1, 2, 3], operationTimeoutMs: 20_000)
+        defer { other.closeConnections() }
+        let expiryStarts = EventLoop.monotonicNanos()
+        var n = 0
+        while EventLoop.monotonicNanos() - expiryStarts < 2_500_000_000 {
+            _ = other.put(Array("other-\(n)".utf8), [1])
+            n += 1
+            usleep(100_000)
+        }
+
+        // The same client again from seq 1, as after a lost reply to seq 2 (and 1).
+        let again = Clerk(endpoints: endpoints, nodeIDs: [1, 2, 3], clientID: client, operationTimeoutMs: 20_000)
+        defer { again.closeConnections() }
+        let resent = again.append(Array("list".utf8), Array("b".utf8))
+        guard case .appliedReplyLost = resent else {
+            Issue.record("\(fail("expected applied-reply-lost, got \(resent)"))")
+            return
+        }
+        guard case let .completed(read) = again.get(Array("list".utf8)) else {
+            Issue.record("\(fail("get failed"))")
+            return
+        }
+        #expect(read.status == .ok && read.value == Array("ab".utf8), "\(String(decoding: read.value, as: UTF8.self))")
+        guard case let .completed(appended) = again.append(Array("list".utf8), Array("c".utf8)), appended.status == .ok else {
+            Issue.record("\(fail("append after the session reopened failed"))")
+            return
+        }
+        guard case let .completed(final) = other.get(Array("list".utf8)) else {
+            Issue.record("\(fail("final get failed"))")
+            return
+        }
+        #expect(final.value == Array("abc".utf8), "\(String(decoding: final.value, as: UTF8.self))")
+        #expect((1...3).contains { cluster.kvd($0).logContains("proposing this kvd's session limits") }, "\(fail("no limits proposed"))")
     }
 }
