@@ -10,14 +10,23 @@ public enum ClerkOutcome: Sendable, Equatable {
     case completed(KvResponse)
     /// Gave up at the deadline: it may or may not have been applied.
     case unknown(String)
+    /// A write that was applied by an earlier attempt whose reply was lost; by the time it was
+    /// retried the session had expired, so its reply (e.g. a Delete's OK or NO_KEY) is no
+    /// longer known. It was applied exactly once: do not run it again.
+    case appliedReplyLost(String)
 }
 
 /// A session client: one client_id, sequence numbers from 1, one operation at a time.
 /// It retries an operation with the same (client_id, seq) across the given endpoints
 /// (gateways, or kvds following leader hints) until a definite answer or its deadline —
 /// so every operation takes effect at most once, and exactly once when it completes.
+///
+/// SESSION_EXPIRED means the seq was applied earlier and its reply is no longer kept (the
+/// session expired between an attempt that applied and the retry). A Get then goes again
+/// under the next seq, which reopens the session (a read has no effect to repeat); a write
+/// ends as `appliedReplyLost`, never re-run (not even under a new client_id).
 public final class Clerk {
-    public private(set) var clientID: UInt64
+    public let clientID: UInt64
     private var nextSeq: UInt64 = 1
     private let endpoints: [Endpoint]
     /// Node id → index in `endpoints`, when talking to kvds directly (leader hints are node ids).
@@ -70,12 +79,13 @@ public final class Clerk {
                 case .ok, .noKey, .badRequest:
                     return .completed(response)
                 case .sessionExpired:
-                    // Not applied: continue under a fresh session, from seq 1.
-                    clientID = Clerk.newClientID()
-                    nextSeq = 2
-                    request.clientID = clientID
-                    request.seq = 1
-                    lastProblem = "session expired; renewed"
+                    guard op == .get else {
+                        return .appliedReplyLost("\(op) seq \(request.seq) of client \(clientID) was applied by an earlier attempt, whose reply was lost; the session has expired since, so the reply is no longer known")
+                    }
+                    // A read has no effect: read again under the next seq (it reopens the session).
+                    request.seq = nextSeq
+                    nextSeq += 1
+                    lastProblem = "session expired; read again as seq \(request.seq)"
                 case .wrongLeader:
                     lastProblem = "wrong leader (hint '\(response.leaderHint)')"
                     if let hint = UInt64(response.leaderHint), let index = nodeIndex[hint], index != target {

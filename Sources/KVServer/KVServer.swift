@@ -280,6 +280,7 @@ public final class KVServer {
             raftDisconnected(.error("gap in the committed stream"))
             return
         }
+        snapshotRefused = false  // entries follow on again: raftd has heard of the refusal
         var results: [CommandResult] = []
         if entry.isNoop || entry.data.isEmpty {
             machine.applyNoop(index: entry.index)

@@ -272,7 +272,7 @@ extension StateSnapshot: WireMessage {
     /// Bytes of keys and values encoded per part.
     public static let groupBytes = 4 << 20
 
-    /// One part: the scalars and the limits if `first`, `pairs`, and the sessions and tombstones if `last`.
+    /// One part: the scalars if `first`, `pairs`, and the sessions, tombstones and limits if `last`.
     /// Packs it at the end of `out`, or with `sizeOnly` only computes its encoded size (the
     /// byte fields then carry their lengths but no copy of the bytes). Returns its size.
     private func part(pairs: ArraySlice<KeyValuePair>, first: Bool, last: Bool, sizeOnly: Bool, to out: inout [UInt8]) -> Int {
@@ -328,7 +328,7 @@ extension StateSnapshot: WireMessage {
             m.applied_index = appliedIndex
             m.clock_ms = clockMs
         }
-        let withLimits = first && limits != nil
+        let withLimits = last && limits != nil
         m.n_pairs = pairs.count
         m.pairs = kvs.pointers.baseAddress
         m.n_sessions = partSessions.count

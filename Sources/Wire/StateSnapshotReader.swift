@@ -57,19 +57,26 @@ public struct StateSnapshotReader: Sendable {
                     input = input[input.endIndex...]
                 }
             } else {
-                switch try Self.header(of: pending[...], maxFieldBytes: maxFieldBytes, at: offset) {
-                case .incomplete:
-                    pending.append(input.first!)  // a header is at most 20 bytes: byte by byte is fine
-                    input = input.dropFirst()
-                case let .complete(fieldBytes):
-                    let take = min(fieldBytes - pending.count, input.count)
-                    pending.append(contentsOf: input.prefix(take))
-                    input = input.dropFirst(take)
-                    guard pending.count == fieldBytes else { break }
-                    try decodeField(pending[...], into: &fields)
-                    offset += fieldBytes
-                    pending = []
+                // Grow the header byte by byte (it is at most 20 bytes) until the field's size is known.
+                var size: Int?
+                while size == nil {
+                    if case let .complete(fieldBytes) = try Self.header(of: pending[...], maxFieldBytes: maxFieldBytes, at: offset) {
+                        size = fieldBytes
+                    } else if let byte = input.first {
+                        pending.append(byte)
+                        input = input.dropFirst()
+                    } else {
+                        return  // the rest of the header comes with the next bytes
+                    }
                 }
+                let fieldBytes = size!
+                let take = min(fieldBytes - pending.count, input.count)
+                pending.append(contentsOf: input.prefix(take))
+                input = input.dropFirst(take)
+                guard pending.count == fieldBytes else { continue }  // the input is used up
+                try decodeField(pending[...], into: &fields)
+                offset += fieldBytes
+                pending = []
             }
         }
     }
@@ -123,7 +130,8 @@ public struct StateSnapshotReader: Sendable {
         var value: UInt64 = 0
         var count = 0
         for byte in bytes {
-            guard count < 10, count < 9 || byte <= 1 else { throw .invalid("state snapshot has an overlong varint at byte \(offset)") }
+            // At most 10 bytes; bits beyond 64 are dropped, as protobuf-c does.
+            guard count < 10 else { throw .invalid("state snapshot has a varint longer than 10 bytes at byte \(offset)") }
             value |= UInt64(byte & 0x7f) << (7 * count)
             count += 1
             if byte & 0x80 == 0 { return (value, count) }

@@ -9,6 +9,7 @@ enum KvctlExit {
     static let ok: Int32 = 0
     static let noKey: Int32 = 1
     static let badRequest: Int32 = 2
+    /// No answer in time, or (for a write) no longer known: see the message.
     static let unavailable: Int32 = 3
 }
 
@@ -52,6 +53,8 @@ func run(_ op: Op, key: String, value: String = "", options: GatewayOptions) thr
     case let .unknown(why):
         let note = op == .get ? "" : " (the write may or may not have been applied)"
         throw fail("no answer within \(Int(options.timeoutMs)) ms: \(why)\(note)", code: KvctlExit.unavailable)
+    case let .appliedReplyLost(why):
+        throw fail("the \(op == .delete ? "delete" : "write") was applied once, but its reply was lost and is no longer kept (\(why)); do not run it again", code: KvctlExit.unavailable)
     }
 }
 
@@ -126,7 +129,9 @@ struct Kvctl: ParsableCommand {
         abstract: "Command-line client for kvraft.",
         discussion: """
         Exit codes: 0 success; 1 key not found (get, delete); 2 request refused (bad request); \
-        3 no answer in time (for a write: outcome unknown); 64 usage error.
+        3 no answer in time (for a write: outcome unknown), or a write applied by an earlier \
+        attempt whose reply was lost before its session expired (applied once; do not rerun it); \
+        64 usage error.
         """,
         subcommands: [Get.self, Put.self, Append.self, Delete.self, StatusCommand.self])
 

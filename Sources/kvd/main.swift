@@ -28,7 +28,7 @@ struct Kvd: ParsableCommand {
     @Option(help: "Milliseconds a request may wait to be applied before it is answered TIMEOUT.")
     var requestTimeoutMs: Double = 3000
 
-    @Option(help: "Seconds a client session may stay idle (in the leader's log time) before it expires.")
+    @Option(help: "Seconds a client session may stay idle (in the leader's log time) before it expires. Replicated: this kvd proposes it through the log when its node leads; until then (and on followers) the value in the log holds (default 3600).")
     var sessionTimeoutS: UInt64 = 3600
 
     @Option(help: "Largest value accepted, in bytes.")

@@ -28,6 +28,10 @@ public final class ApplyProbe {
         /// When false, snapshot requests are counted but not answered (raftd then keeps its log).
         public var answersSnapshotRequests = true
         var snapshotIn = SnapshotAssembler()
+        /// Refuse every snapshot raftd sends (as a kvd does with one it cannot decode).
+        public var refusesSnapshots = false
+        /// When each snapshot from raftd began (its chunk at offset 0), in monotonic ns.
+        public private(set) var snapshotStarts: [UInt64] = []
 
         init(node: Int, path: String) {
             self.node = node
@@ -35,6 +39,9 @@ public final class ApplyProbe {
         }
 
         public var lastApplied: UInt64 { applied.last?.index ?? 0 }
+
+        /// Forgets everything applied, as a kvd that lost its state (its next hello says 0).
+        public func forgetApplied() { applied = [] }
         public var isConnected: Bool { connection.map { !$0.isClosed && $0.isConnected } ?? false }
 
         func receive(_ message: RaftToKvd) {
@@ -54,6 +61,14 @@ public final class ApplyProbe {
                 }
             case .status: break
             case let .snapshot(chunk):
+                if chunk.offset == 0 { snapshotStarts.append(EventLoop.monotonicNanos()) }
+                if refusesSnapshots {
+                    if chunk.offset == 0 {
+                        connection?.write(KvdToRaft.snapshotRejected(index: chunk.index, reason: "the test's stand-in refuses it",
+                                                                     lastApplied: lastApplied).framed())
+                    }
+                    return
+                }
                 do {
                     guard let complete = try snapshotIn.add(chunk) else { return }
                     guard case let .committed(entries) = try RaftToKvd(serialized: complete.data),

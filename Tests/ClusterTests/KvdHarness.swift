@@ -20,6 +20,11 @@ final class KvdHarness {
     private(set) var helloReceived = false
     /// Every proposal kvd sent, in order.
     private(set) var proposals: [Proposal] = []
+    /// Every hello kvd sent (one per connection to the stand-in).
+    private(set) var hellos = 0
+    /// Snapshots kvd sent (asked with `requestSnapshot`), by index.
+    private(set) var snapshots: [UInt64: [UInt8]] = [:]
+    private var snapshotIn = SnapshotAssembler()
     /// Every snapshot refusal kvd sent, in order.
     private(set) var rejections: [(index: UInt64, reason: String, lastApplied: UInt64)] = []
     /// Replies to the requests `put` sent, by request id.
@@ -64,10 +69,14 @@ final class KvdHarness {
             raftDecoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
             while let frame = try? raftDecoder.nextFrame(), let message = try? KvdToRaft(serialized: frame) {
                 switch message {
-                case .hello: helloReceived = true
+                case .hello:
+                    helloReceived = true
+                    hellos += 1
+                case let .snapshot(chunk):
+                    if let complete = try? snapshotIn.add(chunk) { snapshots[complete.index] = complete.data }
                 case let .propose(list): proposals.append(contentsOf: list)
                 case let .snapshotRejected(index, reason, lastApplied): rejections.append((index, reason, lastApplied))
-                case .statusQuery, .snapshot: break
+                case .statusQuery: break
                 }
             }
         }
@@ -78,12 +87,28 @@ final class KvdHarness {
         _ = raftLink?.write(RaftToKvd.leadership(Leadership(term: 1, leaderID: 1, isLeader: true)).framed())
     }
 
-    /// Appends `proposal` at the next index of term 1, tells kvd where, and commits it.
-    func commit(_ proposal: Proposal) {
-        let index = nextIndex
-        nextIndex += 1
+    /// Appends `proposal` at the next index of term 1 (or at `position`), tells kvd where, and commits it.
+    func commit(_ proposal: Proposal, at position: UInt64? = nil) {
+        let index = position ?? nextIndex
+        nextIndex = index + 1
         _ = raftLink?.write(RaftToKvd.results([ProposeResult(proposalID: proposal.proposalID, accepted: true, index: index, term: 1)]).framed())
         _ = raftLink?.write(RaftToKvd.committed([LogEntry(term: 1, index: index, data: proposal.data)]).framed())
+    }
+
+    /// Sends kvd one message, as raftd would.
+    func send(_ message: RaftToKvd) {
+        _ = raftLink?.write(message.framed())
+    }
+
+    /// Asks kvd for a snapshot of its state (it arrives in `snapshots`).
+    func requestSnapshot() {
+        send(.snapshotRequest(appliedAtLeast: 0))
+    }
+
+    /// Sends kvd a client request; its reply lands in `replies` under its request id.
+    func request(_ request: KvRequest) throws {
+        try connectClient()
+        _ = client?.write(request.framed())
     }
 
     /// How many commands a proposal carries.
@@ -93,6 +118,12 @@ final class KvdHarness {
 
     /// Sends kvd a Put from a session of its own (client id = request id, seq 1).
     func put(_ requestID: UInt64) throws {
+        let request = KvRequest(requestID: requestID, clientID: requestID, seq: 1, op: .put,
+                                key: Array("key-\(requestID)".utf8), value: Array("value \(requestID)".utf8))
+        try self.request(request)
+    }
+
+    private func connectClient() throws {
         if client == nil {
             let connection = try Connection.connect(loop: loop, to: .tcp(host: "127.0.0.1", port: kvdPort))
             connection.onRead = { [unowned self] connection in
@@ -103,9 +134,6 @@ final class KvdHarness {
             }
             client = connection
         }
-        let request = KvRequest(requestID: requestID, clientID: requestID, seq: 1, op: .put,
-                                key: Array("key-\(requestID)".utf8), value: Array("value \(requestID)".utf8))
-        _ = client?.write(request.framed())
     }
 
     /// Runs the loop until `done` holds or `timeoutMs` passes; returns whether `done` held.

@@ -11,11 +11,13 @@ extension RandomNumberGenerator {
             },
             sessions: (0..<Int.random(in: 0...maxCount, using: &self)).map { _ in
                 SessionRecord(clientID: varintValue(), lastSeq: varintValue(), lastStatus: status(),
-                              lastValue: bytes(), lastActiveMs: varintValue())
+                              lastValue: bytes(), lastActiveMs: varintValue(), lastWasGet: bool())
             },
             tombstones: (0..<Int.random(in: 0...maxCount, using: &self)).map { _ in
-                TombstoneRecord(clientID: varintValue(), atMs: varintValue())
-            })
+                TombstoneRecord(clientID: varintValue(), atMs: varintValue(), lastSeq: varintValue())
+            },
+            limits: bool() ? nil : SessionLimits(sessionTimeoutMs: varintValue(), maxSessions: varintValue(),
+                                                 tombstoneTimeoutMs: varintValue(), maxTombstones: varintValue()))
     }
 }
 

@@ -42,8 +42,10 @@ typedef enum _Kvraft__Status {
   KVRAFT__STATUS__STATUS_BAD_REQUEST = 4,
   KVRAFT__STATUS__STATUS_UNAVAILABLE = 5,
   /*
-   * The client's session expired (idle too long) and its seq is not the next new one:
-   * the outcome of the earlier attempt is unknown. Start a new client_id.
+   * The client's session expired and this seq is at or below its last seq: that seq was
+   * applied earlier, its reply is no longer kept, and it was NOT applied again. A write is
+   * done (never resend it, under any client_id); a Get goes again under the next seq. (A seq
+   * above the session's last one is applied normally and reopens the session.)
    */
   KVRAFT__STATUS__STATUS_SESSION_EXPIRED = 6
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(KVRAFT__STATUS)
