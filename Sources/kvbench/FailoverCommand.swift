@@ -44,6 +44,9 @@ struct Failover: ParsableCommand {
     @Option(help: "Write stretches without a completed operation longer than this many milliseconds.")
     var gapThresholdMs: Double = 2
 
+    @Option(help: "Write operations that took longer than this many milliseconds (first send to answer).")
+    var slowThresholdMs: Double = 20
+
     @Option(help: "File the timeline is written to (truncated).")
     var timeline: String
 
@@ -63,8 +66,8 @@ struct Failover: ParsableCommand {
         guard !parsedTargets().isEmpty else { throw ValidationError("--target '\(target)' is not HOST:PORT[,HOST:PORT…]") }
         guard clients >= 1, conns >= 1 else { throw ValidationError("--clients and --conns must be at least 1") }
         guard keySize >= 1, valueSize >= 0, keys >= 1 else { throw ValidationError("--key-size and --keys must be positive, --value-size not negative") }
-        guard attemptTimeoutMs > 0, gapThresholdMs >= 0, maxDuration > 0 else {
-            throw ValidationError("--attempt-timeout-ms and --max-duration must be positive, --gap-threshold-ms not negative")
+        guard attemptTimeoutMs > 0, gapThresholdMs >= 0, slowThresholdMs >= 0, maxDuration > 0 else {
+            throw ValidationError("--attempt-timeout-ms and --max-duration must be positive, --gap-threshold-ms and --slow-threshold-ms not negative")
         }
     }
 
@@ -79,12 +82,12 @@ struct Failover: ParsableCommand {
         let config = FailoverConfig(
             targets: targets, clients: clients, conns: max(conns, targets.count),
             keySize: keySize, valueSize: valueSize, keys: keys,
-            attemptTimeoutMs: attemptTimeoutMs, gapThresholdMs: gapThresholdMs,
+            attemptTimeoutMs: attemptTimeoutMs, gapThresholdMs: gapThresholdMs, slowThresholdMs: slowThresholdMs,
             timelinePath: timeline, maxDurationSeconds: maxDuration, label: label,
             seed: seed ?? UInt64.random(in: 1...UInt64.max))
         let result: FailoverLoadResult
         do {
-            let recorder = try FailoverTimeline(path: timeline, gapThresholdMs: gapThresholdMs)
+            let recorder = try FailoverTimeline(path: timeline, gapThresholdMs: gapThresholdMs, slowThresholdMs: slowThresholdMs)
             result = try FailoverDriver(config: config, loop: EventLoop(), timeline: recorder, log: stderr).run()
         } catch {
             stderr("kvbench failover: \(error)")

@@ -13,6 +13,7 @@ struct FailoverConfig: Sendable {
     /// Resend an attempt (same client_id and seq) after this long without an answer.
     var attemptTimeoutMs: Double
     var gapThresholdMs: Double
+    var slowThresholdMs: Double
     var timelinePath: String
     /// The run stops by itself after this long, even if nobody sends SIGTERM.
     var maxDurationSeconds: Double
@@ -139,6 +140,7 @@ final class FailoverDriver {
     private func stop() {
         guard !stopped else { return }
         stopped = true
+        for client in clients where client.busy { timeline.unanswered(sentAt: client.firstSentNanos, client: client.index) }
         timeline.finish(at: EventLoop.monotonicNanos())
         loop.stop()
     }
@@ -266,7 +268,7 @@ final class FailoverDriver {
         switch response.status {
         case .ok, .noKey:
             client.busy = false
-            timeline.completed(at: now)
+            timeline.completed(at: now, sentAt: client.firstSentNanos, client: client.index)
             issue(client)
         case .badRequest:
             timeline.error(response.status.description, at: now)
