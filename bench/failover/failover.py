@@ -413,7 +413,7 @@ def print_table(results, out_path, load1):
         errs = " ".join(f"{k}={v}" for k, v in sorted(r["errors"].items())) or "-"
         tgt = "-" if r["target_ms"] is None else f"≤{r['target_ms']}"
         met = "-" if r["met"] is None else ("yes" if r["met"] else "NO")
-        f = lambda v: "-" if v is None else f"{v:.0f}"
+        f = lambda v: "-" if v is None else f"{v:.0f}".replace("-0", "0") if abs(v) < 0.5 else f"{v:.0f}"
         lines.append([r["kind"], f(r["median_gap_ms"]), f(r["max_gap_ms"]), tgt, met,
                       f"{r['recovered']}/{r['repeats']}", f(r["median_gap_starts_after_fault_ms"]),
                       f(r["max_client_wait_ms"]), errs])
