@@ -257,6 +257,8 @@ class Bench:
 
     def healthy(self, timeline, gateways):
         c = self.cluster
+        if self.load is not None and self.load.poll() is not None:
+            raise Stop(f"kvbench failover exited with status {self.load.returncode}; see kvbench.log in {c.work}")
         if any(not c.alive(n) for n in c.procs) or c.stopped:
             return False
         if not all(c.accepts(g) for g in (1, 2)):
