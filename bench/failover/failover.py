@@ -292,11 +292,12 @@ class Bench:
             if not self.wait_for(HEALTHY_TIMEOUT_S, lambda: self.healthy(timeline, all_gw), 0.1):
                 log(f"{kind}: cluster not healthy within {HEALTHY_TIMEOUT_S:.0f} s before repeat {r + 1}; skipping the rest of this kind")
                 break
+            # A random moment under load, then the leader as it is right now.
+            self.sleep(self.rng.uniform(0.5, 1.5))
             leader, _ = c.leader(all_gw)
             if leader is None:
                 log(f"{kind}: leader lost just before repeat {r + 1}; skipping the rest of this kind")
                 break
-            self.sleep(self.rng.uniform(0.5, 1.5))
             rec = self.inject(kind, leader, r)
             rec["healthy"] = self.wait_for(HEALTHY_TIMEOUT_S, lambda: self.healthy(timeline, all_gw), 0.05)
             rec["healthy_ns"] = time.monotonic_ns()
