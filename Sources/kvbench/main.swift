@@ -5,12 +5,13 @@ import Foundation
 extension WorkloadOp: ExpressibleByArgument {}
 
 /// kvbench: `kv` (the default: `kvbench --target …` means `kvbench kv --target …`) drives
-/// kvraft's client protocol; `raft` drives raftd's apply socket directly.
+/// kvraft's client protocol; `raft` drives raftd's apply socket directly; `failover` is steady
+/// load recording stretches without a completed operation (scripts/bench --failover).
 struct Kvbench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kvbench",
         abstract: "Load generator for kvraft.",
-        subcommands: [Kv.self, Raft.self],
+        subcommands: [Kv.self, Raft.self, Failover.self],
         defaultSubcommand: Kv.self)
 }
 
