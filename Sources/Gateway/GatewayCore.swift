@@ -460,6 +460,9 @@ public struct GatewayCore {
     }
 
     private mutating func finishInput(now: UInt64) -> [GatewayAction] {
+        // Whatever this input made usable (a connect, an answer from a suspect node) takes the
+        // requests that waited for it.
+        drainWaiting(now: now)
         if let wake = nextWakeup, wake != armedAt {
             armedAt = wake
             actions.append(.armTimer(at: max(wake, now)))
