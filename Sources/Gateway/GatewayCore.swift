@@ -162,6 +162,9 @@ public struct GatewayCore {
             pending.place = .waiting
             requests[key] = pending
             waiting.append(key)
+            // Keys of requests answered while waiting stay until the next drain; a long outage
+            // must not let them pile up.
+            if waiting.count > 2 * requests.count + 64 { waiting.removeAll { requests[$0]?.place != .waiting } }
             return
         }
         let upstreamID = takeUpstreamID()

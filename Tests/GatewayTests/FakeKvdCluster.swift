@@ -94,9 +94,9 @@ struct FakeKvdCluster {
             reply = KvResponse(status: .badRequest)
         }
         session.lastSeq = request.seq
-        // Now and then the kept reply is dropped (the session expired): a duplicate then gets
+        // One time in four the kept reply is dropped (the session expired): a duplicate then gets
         // SESSION_EXPIRED.
-        session.lastReply = random.next() % 20 == 0 ? nil : reply
+        session.lastReply = random.next() % 4 == 0 ? nil : reply
         sessions[request.clientID] = session
         return reply
     }
