@@ -116,7 +116,8 @@ public final class Gateway {
         run(core.tick(now: EventLoop.monotonicNanos()))
         // The one pause a client connection may have: ClientLink's, while more than the high-water
         // mark of replies waits unread; it ends when that output drains to the low-water mark.
-        for client in clients.values where client.connection.isReadingPaused && !client.connection.isClosed {
+        // (A draining gateway closes its clients after their replies: those stay paused.)
+        for client in clients.values where client.connection.isReadingPaused && !client.connection.isClosed && !core.isStopping {
             assert(client.connection.outputBufferedBytes > client.connection.limits.lowWater,
                    "client connection paused with its replies drained: nothing would resume it")
         }
