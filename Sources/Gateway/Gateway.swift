@@ -146,6 +146,12 @@ public final class Gateway {
             clients[client]?.reply(response)
         case let .closeClient(client):
             clients[client]?.connection.closeAfterFlush()
+        case let .suspectChanged(node, suspect):
+            if suspect {
+                logger.notice("kvd \(node) has not answered for \(core.config.suspectAfter / 1_000_000) ms; sending its requests elsewhere")
+            } else {
+                logger.notice("kvd \(node) answers again")
+            }
         case let .armTimer(at):
             let now = EventLoop.monotonicNanos()
             timer.schedule(micros: at > now ? Int64((at - now + 999) / 1000) : 0)

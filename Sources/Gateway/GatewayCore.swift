@@ -101,6 +101,7 @@ public struct GatewayCore {
         let wasSuspect = state.suspect
         state.suspect = false
         upstreams[node] = state
+        if wasSuspect { actions.append(.suspectChanged(node: node, suspect: false)) }
         if response.requestID == state.watchID {
             learn(fromStatusOrPush: response, node: node, now: now)
         } else if let owed {
@@ -395,6 +396,7 @@ public struct GatewayCore {
                   state.isSilent(now: now, after: config.suspectAfter) else { continue }
             upstreams[node]!.suspect = true
             upstreams[node]!.suspectAtTerm = leader.term
+            actions.append(.suspectChanged(node: node, suspect: true))
             leader.giveUp(on: node)
             redistribute(state.owed, from: node, now: now, reason: "no answer")
         }

@@ -179,6 +179,8 @@ final class GatewaySimulation {
                 clientReceives(connection, response)
             case .closeClient:
                 break
+            case let .suspectChanged(node, suspect):
+                note("gateway: node \(node) \(suspect ? "suspect" : "answers again")")
             case let .armTimer(at):
                 if at < now { violation = violation ?? "timer armed in the past (\(at) < \(now))" }
                 armedAt = at
