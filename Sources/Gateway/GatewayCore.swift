@@ -107,7 +107,7 @@ public struct GatewayCore {
         } else if let owed {
             handle(response, answering: owed, from: node, now: now)
         }
-        if wasSuspect { drainWaiting(now: now) }
+        if wasSuspect { retryBackedOffNow(now: now) }
         return finishInput(now: now)
     }
 
@@ -205,6 +205,13 @@ public struct GatewayCore {
         pending.place = .backingOff(retryToken: token)
         requests[key] = pending
         timers.insert(at: min(pending.deadline, now + pause), .retry(key: key, token: token))
+    }
+
+    /// A suspect node answered again: requests pausing between tries (they were bounced
+    /// off followers naming it) go now rather than at the end of their backoff.
+    private mutating func retryBackedOffNow(now: UInt64) {
+        let pausing = requests.filter { if case .backingOff = $0.value.place { true } else { false } }.keys.sorted()
+        for key in pausing { dispatch(key, now: now) }
     }
 
     private mutating func drainWaiting(now: UInt64) {
