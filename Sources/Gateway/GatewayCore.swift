@@ -21,7 +21,6 @@ public struct GatewayCore {
     private(set) var leader = LeaderKnowledge()
     private(set) var upstreams: [UInt64: UpstreamState] = [:]
     private(set) var requests: [UInt64: PendingRequest] = [:]
-    private var byClient: [UInt64: Set<UInt64>] = [:]
     /// Keys of requests in `.waiting`, oldest first (entries for answered ones are skipped).
     private(set) var waiting: [UInt64] = []
     private var timers = DeadlineHeap<TimerEntry>()
@@ -54,7 +53,8 @@ public struct GatewayCore {
     /// Requests accepted and not answered yet.
     public var inFlight: Int { requests.count }
 
-    public func hasRequests(of client: UInt64) -> Bool { !(byClient[client]?.isEmpty ?? true) }
+    /// (A scan: only a draining gateway asks.)
+    public func hasRequests(of client: UInt64) -> Bool { requests.values.contains { $0.client == client } }
 
     // MARK: Inputs
 
@@ -66,9 +66,10 @@ public struct GatewayCore {
     /// The client is gone: its requests need no answer (a lent session whose write may still
     /// apply is dropped with it).
     public mutating func clientClosed(client: UInt64, now: UInt64) -> [GatewayAction] {
-        for key in byClient.removeValue(forKey: client) ?? [] {
-            guard let request = requests.removeValue(forKey: key) else { continue }
-            abandonAttempt(request)
+        // A scan over every request: closes are rare next to requests, and an index per client
+        // would cost every request two set updates.
+        for key in requests.keys.sorted() where requests[key]!.client == client {
+            abandonAttempt(requests.removeValue(forKey: key)!)
         }
         statusQueries = statusQueries.filter { $0.value.client != client }
         return finishInput(now: now)
@@ -151,18 +152,21 @@ public struct GatewayCore {
             pending.request.seq = session.nextSeq
         }
         requests[key] = pending
-        byClient[client, default: []].insert(key)
-        timers.insert(at: pending.deadline, .deadline(key: key))
         dispatch(key, now: now)
     }
 
-    /// Sends the request to the best usable node, or parks it until one is usable.
+    /// Sends the request to the best usable node, or parks it until one is usable. Each place a
+    /// request can be in has a timer entry no later than its deadline (an attempt's, a
+    /// backoff's, or for a parked one the deadline itself), and each of those entries leads
+    /// back here, where a request past its deadline is answered.
     private mutating func dispatch(_ key: UInt64, now: UInt64) {
         guard var pending = requests[key] else { return }
+        guard now < pending.deadline else { return expire(key) }
         guard let node = pickNode(avoiding: pending.lastNode) else {
             pending.place = .waiting
             requests[key] = pending
             waiting.append(key)
+            timers.insert(at: pending.deadline, .deadline(key: key))
             // Keys of requests answered while waiting stay until the next drain; a long outage
             // must not let them pile up.
             if waiting.count > 2 * requests.count + 64 { waiting.removeAll { requests[$0]?.place != .waiting } }
@@ -232,8 +236,6 @@ public struct GatewayCore {
     private mutating func answer(_ key: UInt64, _ response: KvResponse) {
         guard let pending = requests.removeValue(forKey: key) else { return }
         abandonAttempt(pending)
-        byClient[pending.client]?.remove(key)
-        if byClient[pending.client]?.isEmpty == true { byClient[pending.client] = nil }
         if var session = pending.lentSession, response.status == .ok || response.status == .noKey {
             session.nextSeq = pending.request.seq + 1
             sessions.giveBack(session)
@@ -241,7 +243,7 @@ public struct GatewayCore {
         var reply = response
         reply.requestID = pending.clientRequestID
         self.reply(pending.client, reply)
-        if isStopping, byClient[pending.client] == nil { actions.append(.closeClient(client: pending.client)) }
+        if isStopping, !hasRequests(of: pending.client) { actions.append(.closeClient(client: pending.client)) }
     }
 
     private mutating func reply(_ client: UInt64, _ response: KvResponse) {
@@ -365,10 +367,8 @@ public struct GatewayCore {
     private mutating func fire(_ entry: TimerEntry, now: UInt64) {
         switch entry {
         case let .deadline(key):
-            guard let pending = requests[key] else { return }
-            let seconds = Double(config.requestDeadline) / 1e9
-            let how = pending.lentSession == nil ? "retry with the same client_id/seq" : "read before repeating a write"
-            answer(key, KvResponse(status: .unavailable, message: "no leader answered within \(seconds) s; outcome unknown, \(how)"))
+            guard let pending = requests[key], now >= pending.deadline else { return }
+            expire(key)
         case let .attempt(key, upstreamID):
             guard var pending = requests[key], case let .sent(node, id) = pending.place, id == upstreamID else { return }
             abandonAttempt(pending)
@@ -382,6 +382,14 @@ public struct GatewayCore {
         case let .status(query):
             completeStatus(query)
         }
+    }
+
+    /// The request's deadline passed without a definite answer.
+    private mutating func expire(_ key: UInt64) {
+        guard let pending = requests[key] else { return }
+        let seconds = Double(config.requestDeadline) / 1e9
+        let how = pending.lentSession == nil ? "retry with the same client_id/seq" : "read before repeating a write"
+        answer(key, KvResponse(status: .unavailable, message: "no leader answered within \(seconds) s; outcome unknown, \(how)"))
     }
 
     /// Asks every connected node for its status (through raftd) unless the last ask is still
