@@ -114,6 +114,7 @@ public struct GatewayCore {
 
     /// Time passes: timers due, health checks, silent nodes turned suspect.
     public mutating func tick(now: UInt64) -> [GatewayAction] {
+        if let due = armedAt, now > due + config.stallTolerance { discountOwnStall(of: now - due, now: now) }
         armedAt = nil
         while let entry = timers.popDue(now: now) { fire(entry, now: now) }
         if let due = nextHealthAt, due <= now { healthRound(now: now) }
@@ -402,6 +403,16 @@ public struct GatewayCore {
             upstreams[node]!.sent(id, .health, now: now)
             upstreams[node]!.healthSentAt = now
             actions.append(.sendUpstream(node: node, request: KvRequest(requestID: id, op: .status)))
+        }
+    }
+
+    /// The tick came late: the gateway itself did not run (CPU starved, stopped). Answers that
+    /// arrived meanwhile may still wait unread behind the first chunk read, so the stall does not
+    /// count as the nodes' silence.
+    private mutating func discountOwnStall(of stall: UInt64, now: UInt64) {
+        for node in config.nodeIDs {
+            guard let since = upstreams[node]!.waitingSince else { continue }
+            upstreams[node]!.waitingSince = min(now, since + stall)
         }
     }
 

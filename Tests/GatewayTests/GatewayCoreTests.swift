@@ -68,6 +68,17 @@ struct GatewayCoreTests {
         #expect(core.invariantViolation(now: now + Self.ms) == nil)
     }
 
+    /// The gateway itself stalls (its tick comes a second late): that second is not the nodes'
+    /// silence, so nobody turns suspect on the late tick.
+    @Test func theGatewaysOwnStallIsNotTakenForSilence() {
+        var core = connected(leader: 1, term: 4, at: 0)
+        let actions = core.clientRequest(client: 1, KvRequest(requestID: 1, clientID: 77, seq: 3, op: .put, key: [1]), now: Self.ms)
+        let asked = actions.compactMap { if case let .armTimer(at) = $0 { at } else { nil } }.last ?? core.armedAtForChecks!
+        let late = core.tick(now: asked + 1000 * Self.ms)
+        #expect(!late.contains { if case .suspectChanged = $0 { true } else { false } })
+        #expect(core.upstreams.values.allSatisfy { !$0.suspect })
+    }
+
     @Test func lentSessionExpiredWriteIsAnsweredAndReadRunsAgain() {
         var core = connected(leader: 1, term: 2, at: 0)
         let write = sends(core.clientRequest(client: 1, KvRequest(requestID: 10, op: .put, key: [1], value: [1]), now: Self.ms))[0]
