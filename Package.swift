@@ -89,6 +89,7 @@ let package = Package(
         .testTarget(name: "RaftTests", dependencies: ["Raft"]),
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "Raft"]),
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "Wire", "Raft"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Wire"]),
         .testTarget(name: "ClusterTests", dependencies: ["ClusterTestSupport", "KVClient", "Wire", "EventLoop", "ServiceSupport", "Raft"]),
         .testTarget(name: "DeploymentTests", dependencies: []),
     ],

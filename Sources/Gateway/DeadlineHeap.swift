@@ -3,7 +3,13 @@
 /// checked for staleness when it comes due, and each is due no later than the deadline of the
 /// request or query that made it, so the heap holds no more than those live ones make.
 struct DeadlineHeap<Payload> {
-    private(set) var items: [(at: UInt64, order: UInt64, payload: Payload)] = []
+    private struct Item {
+        let at: UInt64
+        let order: UInt64
+        let payload: Payload
+    }
+
+    private var items: [Item] = []
     /// Ties break by insertion order, so runs are deterministic.
     private var nextOrder: UInt64 = 0
 
@@ -12,7 +18,7 @@ struct DeadlineHeap<Payload> {
     var earliest: UInt64? { items.first?.at }
 
     mutating func insert(at time: UInt64, _ payload: Payload) {
-        items.append((time, nextOrder, payload))
+        items.append(Item(at: time, order: nextOrder, payload: payload))
         nextOrder += 1
         var child = items.count - 1
         while child > 0 {

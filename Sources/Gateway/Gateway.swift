@@ -116,7 +116,8 @@ public final class Gateway {
         run(core.tick(now: EventLoop.monotonicNanos()))
         // The one pause a client connection may have: ClientLink's, while more than the high-water
         // mark of replies waits unread; it ends when that output drains to the low-water mark.
-        for client in clients.values where client.connection.isReadingPaused && !client.connection.isClosed {
+        // (A draining gateway closes its clients after their replies: those stay paused.)
+        for client in clients.values where client.connection.isReadingPaused && !client.connection.isClosed && !core.isStopping {
             assert(client.connection.outputBufferedBytes > client.connection.limits.lowWater,
                    "client connection paused with its replies drained: nothing would resume it")
         }
@@ -145,6 +146,12 @@ public final class Gateway {
             clients[client]?.reply(response)
         case let .closeClient(client):
             clients[client]?.connection.closeAfterFlush()
+        case let .suspectChanged(node, suspect):
+            if suspect {
+                logger.notice("kvd \(node) has not answered for \(core.config.suspectAfter / 1_000_000) ms; sending its requests elsewhere")
+            } else {
+                logger.notice("kvd \(node) answers again")
+            }
         case let .armTimer(at):
             let now = EventLoop.monotonicNanos()
             timer.schedule(micros: at > now ? Int64((at - now + 999) / 1000) : 0)

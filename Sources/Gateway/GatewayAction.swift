@@ -9,6 +9,9 @@ public enum GatewayAction: Equatable, Sendable {
     case reply(client: UInt64, response: KvResponse)
     /// Close client connection `client` once its replies are sent (a draining gateway).
     case closeClient(client: UInt64)
+    /// Node `node` went silent with work pending and is now suspect (`false`: it answered
+    /// again). For the log: the core has already moved its requests.
+    case suspectChanged(node: UInt64, suspect: Bool)
     /// Call `tick` at this time (monotonic nanoseconds). Replaces any earlier request.
     case armTimer(at: UInt64)
 }

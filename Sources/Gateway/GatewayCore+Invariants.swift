@@ -4,12 +4,11 @@ extension GatewayCore {
     /// A description of the first broken promise, or nil.
     func invariantViolation(now: UInt64) -> String? {
         let anyUsable = upstreams.values.contains { $0.isUsable }
-        let waitingSet = Set(waiting)
-        for (key, pending) in requests.sorted(by: { $0.key < $1.key }) {
+        for (key, pending) in requests {
             if pending.deadline < now { return "request \(key) outlived its deadline \(pending.deadline) (now \(now))" }
             switch pending.place {
             case .waiting:
-                if !waitingSet.contains(key) { return "request \(key) waits but is not queued: nothing would ever send it" }
+                if !waiting.contains(key) { return "request \(key) waits but is not queued: nothing would ever send it" }
                 if anyUsable { return "request \(key) waits although a node is usable" }
             case .backingOff:
                 break

@@ -21,7 +21,6 @@ public struct GatewayCore {
     private(set) var leader = LeaderKnowledge()
     private(set) var upstreams: [UInt64: UpstreamState] = [:]
     private(set) var requests: [UInt64: PendingRequest] = [:]
-    private var byClient: [UInt64: Set<UInt64>] = [:]
     /// Keys of requests in `.waiting`, oldest first (entries for answered ones are skipped).
     private(set) var waiting: [UInt64] = []
     private var timers = DeadlineHeap<TimerEntry>()
@@ -54,7 +53,8 @@ public struct GatewayCore {
     /// Requests accepted and not answered yet.
     public var inFlight: Int { requests.count }
 
-    public func hasRequests(of client: UInt64) -> Bool { !(byClient[client]?.isEmpty ?? true) }
+    /// (A scan: only a draining gateway asks.)
+    public func hasRequests(of client: UInt64) -> Bool { requests.values.contains { $0.client == client } }
 
     // MARK: Inputs
 
@@ -66,9 +66,10 @@ public struct GatewayCore {
     /// The client is gone: its requests need no answer (a lent session whose write may still
     /// apply is dropped with it).
     public mutating func clientClosed(client: UInt64, now: UInt64) -> [GatewayAction] {
-        for key in byClient.removeValue(forKey: client) ?? [] {
-            guard let request = requests.removeValue(forKey: key) else { continue }
-            abandonAttempt(request)
+        // A scan over every request: closes are rare next to requests, and an index per client
+        // would cost every request two set updates.
+        for key in requests.keys.sorted() where requests[key]!.client == client {
+            abandonAttempt(requests.removeValue(forKey: key)!)
         }
         statusQueries = statusQueries.filter { $0.value.client != client }
         return finishInput(now: now)
@@ -101,17 +102,19 @@ public struct GatewayCore {
         let wasSuspect = state.suspect
         state.suspect = false
         upstreams[node] = state
+        if wasSuspect { actions.append(.suspectChanged(node: node, suspect: false)) }
         if response.requestID == state.watchID {
             learn(fromStatusOrPush: response, node: node, now: now)
         } else if let owed {
             handle(response, answering: owed, from: node, now: now)
         }
-        if wasSuspect { drainWaiting(now: now) }
+        if wasSuspect { retryBackedOffNow(now: now) }
         return finishInput(now: now)
     }
 
     /// Time passes: timers due, health checks, silent nodes turned suspect.
     public mutating func tick(now: UInt64) -> [GatewayAction] {
+        if let due = armedAt, now > due + config.stallTolerance { discountOwnStall(of: now - due, now: now) }
         armedAt = nil
         while let entry = timers.popDue(now: now) { fire(entry, now: now) }
         if let due = nextHealthAt, due <= now { healthRound(now: now) }
@@ -150,18 +153,24 @@ public struct GatewayCore {
             pending.request.seq = session.nextSeq
         }
         requests[key] = pending
-        byClient[client, default: []].insert(key)
-        timers.insert(at: pending.deadline, .deadline(key: key))
         dispatch(key, now: now)
     }
 
-    /// Sends the request to the best usable node, or parks it until one is usable.
+    /// Sends the request to the best usable node, or parks it until one is usable. Each place a
+    /// request can be in has a timer entry no later than its deadline (an attempt's, a
+    /// backoff's, or for a parked one the deadline itself), and each of those entries leads
+    /// back here, where a request past its deadline is answered.
     private mutating func dispatch(_ key: UInt64, now: UInt64) {
         guard var pending = requests[key] else { return }
+        guard now < pending.deadline else { return expire(key) }
         guard let node = pickNode(avoiding: pending.lastNode) else {
             pending.place = .waiting
             requests[key] = pending
             waiting.append(key)
+            timers.insert(at: pending.deadline, .deadline(key: key))
+            // Keys of requests answered while waiting stay until the next drain; a long outage
+            // must not let them pile up.
+            if waiting.count > 2 * requests.count + 64 { waiting.removeAll { requests[$0]?.place != .waiting } }
             return
         }
         let upstreamID = takeUpstreamID()
@@ -203,6 +212,13 @@ public struct GatewayCore {
         timers.insert(at: min(pending.deadline, now + pause), .retry(key: key, token: token))
     }
 
+    /// A suspect node answered again: requests pausing between tries (they were bounced
+    /// off followers naming it) go now rather than at the end of their backoff.
+    private mutating func retryBackedOffNow(now: UInt64) {
+        let pausing = requests.filter { if case .backingOff = $0.value.place { true } else { false } }.keys.sorted()
+        for key in pausing { dispatch(key, now: now) }
+    }
+
     private mutating func drainWaiting(now: UInt64) {
         guard !waiting.isEmpty, upstreams.values.contains(where: { $0.isUsable }) else { return }
         let keys = waiting
@@ -221,8 +237,6 @@ public struct GatewayCore {
     private mutating func answer(_ key: UInt64, _ response: KvResponse) {
         guard let pending = requests.removeValue(forKey: key) else { return }
         abandonAttempt(pending)
-        byClient[pending.client]?.remove(key)
-        if byClient[pending.client]?.isEmpty == true { byClient[pending.client] = nil }
         if var session = pending.lentSession, response.status == .ok || response.status == .noKey {
             session.nextSeq = pending.request.seq + 1
             sessions.giveBack(session)
@@ -230,7 +244,7 @@ public struct GatewayCore {
         var reply = response
         reply.requestID = pending.clientRequestID
         self.reply(pending.client, reply)
-        if isStopping, byClient[pending.client] == nil { actions.append(.closeClient(client: pending.client)) }
+        if isStopping, !hasRequests(of: pending.client) { actions.append(.closeClient(client: pending.client)) }
     }
 
     private mutating func reply(_ client: UInt64, _ response: KvResponse) {
@@ -354,10 +368,8 @@ public struct GatewayCore {
     private mutating func fire(_ entry: TimerEntry, now: UInt64) {
         switch entry {
         case let .deadline(key):
-            guard let pending = requests[key] else { return }
-            let seconds = Double(config.requestDeadline) / 1e9
-            let how = pending.lentSession == nil ? "retry with the same client_id/seq" : "read before repeating a write"
-            answer(key, KvResponse(status: .unavailable, message: "no leader answered within \(seconds) s; outcome unknown, \(how)"))
+            guard let pending = requests[key], now >= pending.deadline else { return }
+            expire(key)
         case let .attempt(key, upstreamID):
             guard var pending = requests[key], case let .sent(node, id) = pending.place, id == upstreamID else { return }
             abandonAttempt(pending)
@@ -373,6 +385,14 @@ public struct GatewayCore {
         }
     }
 
+    /// The request's deadline passed without a definite answer.
+    private mutating func expire(_ key: UInt64) {
+        guard let pending = requests[key] else { return }
+        let seconds = Double(config.requestDeadline) / 1e9
+        let how = pending.lentSession == nil ? "retry with the same client_id/seq" : "read before repeating a write"
+        answer(key, KvResponse(status: .unavailable, message: "no leader answered within \(seconds) s; outcome unknown, \(how)"))
+    }
+
     /// Asks every connected node for its status (through raftd) unless the last ask is still
     /// unanswered: a frozen node gets one, and goes suspect when it stays unanswered.
     private mutating func healthRound(now: UInt64) {
@@ -386,12 +406,23 @@ public struct GatewayCore {
         }
     }
 
+    /// The tick came late: the gateway itself did not run (CPU starved, stopped). Answers that
+    /// arrived meanwhile may still wait unread behind the first chunk read, so the stall does not
+    /// count as the nodes' silence.
+    private mutating func discountOwnStall(of stall: UInt64, now: UInt64) {
+        for node in config.nodeIDs {
+            guard let since = upstreams[node]!.waitingSince else { continue }
+            upstreams[node]!.waitingSince = min(now, since + stall)
+        }
+    }
+
     private mutating func markSilentNodesSuspect(now: UInt64) {
         for node in config.nodeIDs {
             guard let state = upstreams[node], state.connected, !state.suspect,
                   state.isSilent(now: now, after: config.suspectAfter) else { continue }
             upstreams[node]!.suspect = true
             upstreams[node]!.suspectAtTerm = leader.term
+            actions.append(.suspectChanged(node: node, suspect: true))
             leader.giveUp(on: node)
             redistribute(state.owed, from: node, now: now, reason: "no answer")
         }
@@ -460,6 +491,9 @@ public struct GatewayCore {
     }
 
     private mutating func finishInput(now: UInt64) -> [GatewayAction] {
+        // Whatever this input made usable (a connect, an answer from a suspect node) takes the
+        // requests that waited for it.
+        drainWaiting(now: now)
         if let wake = nextWakeup, wake != armedAt {
             armedAt = wake
             actions.append(.armTimer(at: max(wake, now)))

@@ -15,6 +15,9 @@ public struct GatewayCoreConfig: Sendable {
     /// A node with anything pending (a request or a health check) and no answer for this long
     /// is suspect: nothing is sent to it, and what waits there is re-sent elsewhere.
     public var suspectAfter: UInt64 = 300_000_000
+    /// A tick this much later than asked means the gateway itself was not running; that time
+    /// is not counted as the nodes' silence.
+    public var stallTolerance: UInt64 = 20_000_000
     /// First and largest pause before trying again when no node can take a request now (no
     /// leader known, or the hinted one unreachable): keeps the gateway from bouncing between
     /// followers at round-trip speed.

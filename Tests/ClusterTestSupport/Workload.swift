@@ -112,9 +112,16 @@ public final class Workload: Sendable {
     /// After `stop()` and healing: reads every key touched and checks exactly-once appends
     /// and linearizability. Returns problems, empty when all is well.
     public func verify(checkTimeout: Duration = .seconds(60)) -> [String] {
+        Workload.verifyAppends(appendsByKey.withLock { $0 }, recorder: recorder, endpoints: endpoints, checkTimeout: checkTimeout)
+    }
+
+    /// Reads every key in `appends` through `endpoints` and checks that each client's
+    /// acknowledged appends are there exactly once, in order, and that `recorder`'s whole
+    /// history (the final reads included) is linearizable. Returns problems, empty when all is well.
+    public static func verifyAppends(_ appends: [String: [Int: [AppendAttempt]]], recorder: HistoryRecorder, endpoints: [Endpoint],
+                                     checkTimeout: Duration = .seconds(60)) -> [String] {
         var problems: [String] = []
         let clerk = Clerk(endpoints: endpoints, attemptTimeoutMs: 1000, operationTimeoutMs: 20_000)
-        let appends = appendsByKey.withLock { $0 }
         for (key, perClient) in appends.sorted(by: { $0.key < $1.key }) {
             let keyBytes = Array(key.utf8)
             let token = recorder.begin(clientID: -1, kind: .get, key: keyBytes)

@@ -14,7 +14,7 @@ extension RandomNumberGenerator {
 
     mutating func kvRequest() -> KvRequest {
         KvRequest(requestID: varintValue(), clientID: varintValue(), seq: varintValue(), op: op(),
-                  key: bytes(upTo: 32), value: bytes())
+                  key: bytes(upTo: 32), value: bytes(), watchLeadership: bool())
     }
 
     mutating func nodeStatus() -> NodeStatus {
@@ -26,7 +26,7 @@ extension RandomNumberGenerator {
 
     mutating func kvResponse() -> KvResponse {
         KvResponse(requestID: varintValue(), status: status(), value: bytes(), leaderHint: string(), message: string(),
-                   nodes: (0..<Int.random(in: 0...5, using: &self)).map { _ in nodeStatus() })
+                   nodes: (0..<Int.random(in: 0...5, using: &self)).map { _ in nodeStatus() }, leaderTerm: varintValue())
     }
 
     mutating func logEntry() -> LogEntry {

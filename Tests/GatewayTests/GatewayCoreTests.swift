@@ -1,0 +1,139 @@
+@testable import Gateway
+import Testing
+import Wire
+
+/// Single scenarios of the gateway core, step by step (the simulation covers their mixtures).
+struct GatewayCoreTests {
+    static let ms: UInt64 = 1_000_000
+
+    func makeCore() -> GatewayCore {
+        GatewayCore(config: GatewayCoreConfig(nodeIDs: [1, 2, 3], maxKeyBytes: 1024, maxValueBytes: 1024, seed: 7))
+    }
+
+    func sends(_ actions: [GatewayAction]) -> [(node: UInt64, request: KvRequest)] {
+        actions.compactMap { if case let .sendUpstream(node, request) = $0 { (node, request) } else { nil } }
+    }
+
+    func replies(_ actions: [GatewayAction]) -> [KvResponse] {
+        actions.compactMap { if case let .reply(_, response) = $0 { response } else { nil } }
+    }
+
+    /// Connects every node and tells the core node `leader` leads `term` (as a subscription would).
+    func connected(leader: UInt64, term: UInt64, at now: UInt64) -> GatewayCore {
+        var core = makeCore()
+        for node: UInt64 in [1, 2, 3] {
+            let watch = sends(core.upstreamConnected(node: node, now: now)).first!.request
+            #expect(watch.op == .status && watch.watchLeadership)
+            _ = core.upstreamResponse(node: node, KvResponse(requestID: watch.requestID, status: .ok, leaderHint: String(leader), leaderTerm: term), now: now)
+        }
+        #expect(core.leader == { var k = LeaderKnowledge(); k.learn(term: term, node: leader); return k }())
+        return core
+    }
+
+    @Test func requestWaitsWithNoUpstreamAndGoesOutOnConnect() {
+        var core = makeCore()
+        let accepted = core.clientRequest(client: 1, KvRequest(requestID: 9, clientID: 5, seq: 1, op: .put, key: [1]), now: 0)
+        #expect(sends(accepted).isEmpty && replies(accepted).isEmpty)
+        #expect(core.invariantViolation(now: 0) == nil)
+        let afterConnect = sends(core.upstreamConnected(node: 2, now: 10 * Self.ms))
+        #expect(afterConnect.contains { $0.node == 2 && $0.request.op == .put && $0.request.clientID == 5 && $0.request.seq == 1 })
+    }
+
+    @Test func silentLeaderTurnsSuspectAndItsRequestsMoveWithTheSameSeq() {
+        var core = connected(leader: 1, term: 4, at: 0)
+        let first = sends(core.clientRequest(client: 1, KvRequest(requestID: 1, clientID: 77, seq: 3, op: .append, key: [1], value: [2]), now: Self.ms))
+        #expect(first.map(\.node) == [1])
+        // Nodes 2 and 3 keep answering their health checks; node 1 says nothing.
+        var now = Self.ms
+        var moved: [(node: UInt64, request: KvRequest)] = []
+        while now < 600 * Self.ms && moved.isEmpty {
+            now += 50 * Self.ms
+            let actions = core.tick(now: now)
+            for (node, request) in sends(actions) where request.op == .status && node != 1 {
+                _ = core.upstreamResponse(node: node, KvResponse(requestID: request.requestID, status: .ok,
+                                                                 nodes: [NodeStatus(nodeID: node, reachable: true, role: "follower", term: 4, leaderID: 1)]), now: now)
+            }
+            moved = sends(actions).filter { $0.request.op == .append }
+        }
+        #expect(core.upstreams[1]!.suspect)
+        #expect(now <= 500 * Self.ms, "suspicion took \(now / Self.ms) ms")
+        #expect(moved.count == 1 && moved[0].node != 1 && moved[0].request.clientID == 77 && moved[0].request.seq == 3)
+        // The follower's stale hint (term 4, node 1) is ignored: node 1 stays given up on.
+        _ = core.upstreamResponse(node: moved[0].node, KvResponse(requestID: moved[0].request.requestID, status: .wrongLeader, leaderHint: "1", leaderTerm: 4), now: now)
+        #expect(core.leader.nodeID == 0)
+        // A newer term's claim is taken, and the request goes there at once.
+        let retry = sends(core.upstreamResponse(node: 3, KvResponse(requestID: core.upstreams[3]!.watchID, status: .ok, leaderHint: "2", leaderTerm: 5), now: now + Self.ms))
+        #expect(core.leader.nodeID == 2 && core.leader.term == 5)
+        #expect(retry.contains { $0.node == 2 && $0.request.seq == 3 && $0.request.clientID == 77 } || core.requests.values.contains { if case .backingOff = $0.place { true } else { false } })
+        #expect(core.invariantViolation(now: now + Self.ms) == nil)
+    }
+
+    /// The gateway itself stalls (its tick comes a second late): that second is not the nodes'
+    /// silence, so nobody turns suspect on the late tick.
+    @Test func theGatewaysOwnStallIsNotTakenForSilence() {
+        var core = connected(leader: 1, term: 4, at: 0)
+        let actions = core.clientRequest(client: 1, KvRequest(requestID: 1, clientID: 77, seq: 3, op: .put, key: [1]), now: Self.ms)
+        let asked = actions.compactMap { if case let .armTimer(at) = $0 { at } else { nil } }.last ?? core.armedAtForChecks!
+        let late = core.tick(now: asked + 1000 * Self.ms)
+        #expect(!late.contains { if case .suspectChanged = $0 { true } else { false } })
+        #expect(core.upstreams.values.allSatisfy { !$0.suspect })
+    }
+
+    @Test func lentSessionExpiredWriteIsAnsweredAndReadRunsAgain() {
+        var core = connected(leader: 1, term: 2, at: 0)
+        let write = sends(core.clientRequest(client: 1, KvRequest(requestID: 10, op: .put, key: [1], value: [1]), now: Self.ms))[0]
+        let read = sends(core.clientRequest(client: 1, KvRequest(requestID: 11, op: .get, key: [1]), now: Self.ms))[0]
+        #expect(write.request.clientID != 0 && read.request.clientID != 0 && write.request.clientID != read.request.clientID)
+        let writeAnswer = core.upstreamResponse(node: 1, KvResponse(requestID: write.request.requestID, status: .sessionExpired), now: 2 * Self.ms)
+        #expect(sends(writeAnswer).isEmpty, "a write must never run again under a new client_id")
+        let answered = replies(writeAnswer)
+        #expect(answered.count == 1 && answered[0].requestID == 10 && answered[0].status == .sessionExpired && answered[0].message.contains("applied"))
+        let readAgain = core.upstreamResponse(node: 1, KvResponse(requestID: read.request.requestID, status: .sessionExpired), now: 2 * Self.ms)
+        let resent = sends(readAgain)
+        #expect(replies(readAgain).isEmpty)
+        #expect(resent.count == 1 && resent[0].request.op == .get && resent[0].request.clientID != read.request.clientID && resent[0].request.seq == 1)
+    }
+
+    @Test func ownSessionExpiredPassesThrough() {
+        var core = connected(leader: 1, term: 2, at: 0)
+        let sent = sends(core.clientRequest(client: 1, KvRequest(requestID: 3, clientID: 9, seq: 4, op: .append, key: [1], value: [1]), now: Self.ms))[0]
+        let answer = replies(core.upstreamResponse(node: 1, KvResponse(requestID: sent.request.requestID, status: .sessionExpired, message: "x"), now: 2 * Self.ms))
+        #expect(answer.count == 1 && answer[0].status == .sessionExpired && answer[0].requestID == 3)
+    }
+
+    @Test func everyRequestIsAnsweredByItsDeadlineWhenNothingAnswers() {
+        var core = connected(leader: 1, term: 2, at: 0)
+        _ = core.clientRequest(client: 1, KvRequest(requestID: 1, clientID: 9, seq: 1, op: .put, key: [1]), now: 0)
+        var now: UInt64 = 0
+        var answer: [KvResponse] = []
+        while answer.isEmpty && now <= core.config.requestDeadline {
+            now += 10 * Self.ms
+            answer = replies(core.tick(now: now))
+        }
+        #expect(answer.count == 1 && answer[0].status == .unavailable)
+        #expect(now <= core.config.requestDeadline)
+    }
+
+    @Test func statusAtTheGatewayIsAnsweredEvenWhenNodesAreSilent() {
+        var core = connected(leader: 1, term: 2, at: 0)
+        var answered: [KvResponse] = []
+        for id in 1...200 { answered += replies(core.clientRequest(client: 1, KvRequest(requestID: UInt64(id), op: .status), now: 0)) }
+        answered += replies(core.tick(now: core.config.statusTimeout))
+        #expect(answered.count == 200)
+        #expect(answered.allSatisfy { $0.nodes.count == 3 })
+    }
+
+    @Test func deadlineHeapPopsInTimeOrder() {
+        var heap = DeadlineHeap<Int>()
+        var random = GatewayRandom(seed: 3)
+        var times: [UInt64] = []
+        for i in 0..<500 {
+            let time = random.next() % 1000
+            times.append(time)
+            heap.insert(at: time, i)
+        }
+        var popped: [UInt64] = []
+        while let index = heap.popDue(now: 1000) { popped.append(times[index]) }
+        #expect(popped == times.sorted())
+    }
+}
