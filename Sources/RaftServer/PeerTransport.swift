@@ -23,6 +23,9 @@ final class PeerTransport {
     /// Reported once; from then on nothing from peers is delivered.
     var onReplaced: ((_ from: UInt64, _ knownAs: UInt64) -> Void)?
     private var replaced = false
+    /// The link a peer dialed to us was closed by that peer's side (its process died, or it
+    /// reconnects): the core may campaign early if that peer was its leader.
+    var onPeerLinkLost: ((_ peer: UInt64) -> Void)?
     /// When we last logged a refused replaced peer (monotonic ns), per peer: one line every few seconds.
     private var lastRefusalLogged: [UInt64: UInt64] = [:]
     /// A leader's snapshot arrived whole in this file; the message stepped right after it
@@ -97,7 +100,12 @@ final class PeerTransport {
         let key = ObjectIdentifier(connection)
         incoming[key] = peer
         connection.onRead = { [weak self] conn in self?.receive(on: conn) }
-        connection.onClose = { [weak self] conn, _ in self?.dropIncoming(conn) }
+        connection.onClose = { [weak self] conn, _ in
+            guard let self else { return }
+            let peer = self.incoming[ObjectIdentifier(conn)]?.nodeID ?? 0
+            self.dropIncoming(conn)
+            if peer != 0, !self.replaced { self.onPeerLinkLost?(peer) }
+        }
     }
 
     /// Forgets an incoming link, and the snapshot it was sending (its file is removed in order

@@ -86,6 +86,10 @@ public final class RaftServer {
             self?.readyAction.schedule()
         }
         transport.onReplaced = { [weak self] peer, knownAs in self?.refuseToServe(toldBy: peer, knownAs: knownAs) }
+        transport.onPeerLinkLost = { [weak self] peer in
+            self?.node.peerConnectionLost(peer)
+            self?.readyAction.schedule()
+        }
         readyAction = DeferredAction(loop: loop) { [weak self] in self?.processReady() }
         snapshotWrites = LoopMailbox(loop: loop) { [weak self] write in self?.snapshotWritten(write) }
     }
