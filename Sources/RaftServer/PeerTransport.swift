@@ -154,7 +154,9 @@ final class PeerTransport {
     /// Whether `message` may reach the core, by the data-dir ids it carries (see `PeerIdentityGuard`).
     private func admit(_ message: PeerMessage) -> Bool {
         if replaced { return false }
-        switch identities.check(message) {
+        let verdict = identities.check(message)
+        for notice in identities.takeNotices() { logger.warning("\(notice)") }
+        switch verdict {
         case .deliver:
             return true
         case let .weAreReplaced(knownAs):

@@ -80,7 +80,7 @@ public final class RaftServer {
         syncedTerm = storage.hardState.term
         syncedVote = storage.hardState.vote
         transport = PeerTransport(loop: loop, config: config, logger: logger, snapshotQueue: snapshotQueue,
-                                  identities: PeerIdentityGuard(ownID: storage.dataDirID, peers: storage.peerIdentities),
+                                  identities: PeerIdentityGuard(ownID: storage.dataDirID, nodeID: config.nodeID, peers: storage.peerIdentities),
                                   onSnapshotFile: { [weak self] file in self?.receivedSnapshots.append(file) }) { [weak self] message in
             self?.node.step(message)
             self?.readyAction.schedule()
