@@ -219,7 +219,7 @@ const ProtobufCMessageDescriptor kvraft__raft__entry__descriptor =
   (ProtobufCMessageInit) kvraft__raft__entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descriptors[17] =
+static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descriptors[18] =
 {
   {
     "cluster_id",
@@ -425,6 +425,18 @@ static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "known_data_dirs",
+    18,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_FIXED64,
+    offsetof(Kvraft__Raft__PeerMessage, n_known_data_dirs),
+    offsetof(Kvraft__Raft__PeerMessage, known_data_dirs),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__raft__peer_message__field_indices_by_name[] = {
   0,   /* field[0] = cluster_id */
@@ -432,6 +444,7 @@ static const unsigned kvraft__raft__peer_message__field_indices_by_name[] = {
   8,   /* field[8] = entries */
   1,   /* field[1] = from */
   6,   /* field[6] = index */
+  17,   /* field[17] = known_data_dirs */
   5,   /* field[5] = log_term */
   16,   /* field[16] = recipient_data_dir_id */
   9,   /* field[9] = reject */
@@ -448,7 +461,7 @@ static const unsigned kvraft__raft__peer_message__field_indices_by_name[] = {
 static const ProtobufCIntRange kvraft__raft__peer_message__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 17 }
+  { 0, 18 }
 };
 const ProtobufCMessageDescriptor kvraft__raft__peer_message__descriptor =
 {
@@ -458,7 +471,7 @@ const ProtobufCMessageDescriptor kvraft__raft__peer_message__descriptor =
   "Kvraft__Raft__PeerMessage",
   "kvraft.raft",
   sizeof(Kvraft__Raft__PeerMessage),
-  17,
+  18,
   kvraft__raft__peer_message__field_descriptors,
   kvraft__raft__peer_message__field_indices_by_name,
   1,  kvraft__raft__peer_message__number_ranges,

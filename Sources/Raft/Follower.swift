@@ -3,16 +3,13 @@ extension RaftNode {
     func stepFollower(_ message: Message) {
         switch message.type {
         case .append:
-            electionElapsed = 0
-            leader = message.from
+            heardFromLeader(message.from)
             handleAppend(message)
         case .heartbeat:
-            electionElapsed = 0
-            leader = message.from
+            heardFromLeader(message.from)
             handleHeartbeat(message)
         case .snapshot:
-            electionElapsed = 0
-            leader = message.from
+            heardFromLeader(message.from)
             handleSnapshot(message)
         case .timeoutNow:
             // Our leader hands leadership to us (it checked that our log is complete): campaign now.
@@ -21,6 +18,13 @@ extension RaftNode {
         case .preVote, .vote, .preVoteResponse, .voteResponse, .appendResponse, .heartbeatResponse:
             break
         }
+    }
+
+    private func heardFromLeader(_ id: UInt64) {
+        electionElapsed = 0
+        leader = id
+        // A leader is there: campaigns deferred for lack of a state machine start counting anew.
+        deferredElections = 0
     }
 
     /// AppendEntries (Raft Figure 2). The answer is sent only after what it acknowledges is durable.

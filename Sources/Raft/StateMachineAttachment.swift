@@ -10,10 +10,10 @@
 ///   up to date among them. With no such follower it keeps leading: a leader without kvd still
 ///   beats no leader at all (it keeps the log replicated and takes over the moment kvd returns).
 /// - A detached node lets up to `maxDeferredElections` election timeouts in a row pass without
-///   campaigning, then campaigns as usual.
+///   campaigning, then campaigns as usual. The count starts anew whenever a leader is heard.
 ///
-/// Liveness: deferring is bounded, so every node still campaigns at least once every
-/// `maxDeferredElections + 1` randomized timeouts; if all state machines are detached the
+/// Liveness: deferring is bounded, so without a leader every node still campaigns at least once
+/// every `maxDeferredElections + 1` randomized timeouts; if all state machines are detached the
 /// cluster elects as plain Raft does, only with (at most) that many times the timeout. A
 /// handover only goes to an attached follower, which then has no reason to hand over again; a
 /// new handover needs its state machine to detach in turn, so leadership moves at most once per

@@ -24,6 +24,9 @@ final class PeerTransport {
     /// Reported once; from then on nothing from peers is delivered.
     var onReplaced: ((_ from: UInt64, _ knownAs: UInt64) -> Void)?
     private var replaced = false
+    /// The link a peer dialed to us was closed by that peer's side (its process died, or it
+    /// reconnects): the core may campaign early if that peer was its leader.
+    var onPeerLinkLost: ((_ peer: UInt64) -> Void)?
     /// When we last logged a refused replaced peer (monotonic ns), per peer: one line every few seconds.
     private var lastRefusalLogged: [UInt64: UInt64] = [:]
     /// A leader's snapshot arrived whole in this file; the message stepped right after it
@@ -104,7 +107,12 @@ final class PeerTransport {
             self.reject(connection, "it sent part of a frame and did not finish it within \(Int(timeoutMs)) ms")
         }
         connection.onRead = { [weak self] conn in self?.receive(on: conn) }
-        connection.onClose = { [weak self] conn, _ in self?.dropIncoming(conn) }
+        connection.onClose = { [weak self] conn, _ in
+            guard let self else { return }
+            let peer = self.incoming[ObjectIdentifier(conn)]?.nodeID ?? 0
+            self.dropIncoming(conn)
+            if peer != 0, !self.replaced { self.onPeerLinkLost?(peer) }
+        }
     }
 
     /// Forgets an incoming link, and the snapshot it was sending (its file is removed in order
@@ -157,7 +165,9 @@ final class PeerTransport {
     /// Whether `message` may reach the core, by the data-dir ids it carries (see `PeerIdentityGuard`).
     private func admit(_ message: PeerMessage) -> Bool {
         if replaced { return false }
-        switch identities.check(message) {
+        let verdict = identities.check(message)
+        for notice in identities.takeNotices() { logger.warning("\(notice)") }
+        switch verdict {
         case .deliver:
             return true
         case let .weAreReplaced(knownAs):

@@ -83,12 +83,16 @@ public final class RaftServer {
         syncedTerm = storage.hardState.term
         syncedVote = storage.hardState.vote
         transport = PeerTransport(loop: loop, config: config, logger: logger, snapshotQueue: snapshotQueue,
-                                  identities: PeerIdentityGuard(ownID: storage.dataDirID, peers: storage.peerIdentities),
+                                  identities: PeerIdentityGuard(ownID: storage.dataDirID, nodeID: config.nodeID, peers: storage.peerIdentities),
                                   onSnapshotFile: { [weak self] file in self?.receivedSnapshots.append(file) }) { [weak self] message in
             self?.node.step(message)
             self?.readyAction.schedule()
         }
         transport.onReplaced = { [weak self] peer, knownAs in self?.refuseToServe(toldBy: peer, knownAs: knownAs) }
+        transport.onPeerLinkLost = { [weak self] peer in
+            self?.node.peerConnectionLost(peer)
+            self?.readyAction.schedule()
+        }
         readyAction = DeferredAction(loop: loop) { [weak self] in self?.processReady() }
         snapshotWrites = LoopMailbox(loop: loop) { [weak self] write in self?.snapshotWritten(write) }
     }

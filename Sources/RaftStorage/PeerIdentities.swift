@@ -51,9 +51,15 @@ public final class PeerIdentities {
     /// Records `dataDirID` as `peer`'s identity; durable when this returns. Does nothing when
     /// `peer` already has one recorded (the first sighting is the one that counts).
     public func record(_ dataDirID: UInt64, for peer: UInt64) throws {
-        guard known[peer] == nil, dataDirID != 0 else { return }
+        try record([peer: dataDirID])
+    }
+
+    /// Records every identity in `identities` (node id → data-dir id) whose node has none yet,
+    /// with one durable write; the others are left as first recorded.
+    public func record(_ identities: [UInt64: UInt64]) throws {
         var updated = known
-        updated[peer] = dataDirID
+        for (peer, dataDirID) in identities where updated[peer] == nil && dataDirID != 0 { updated[peer] = dataDirID }
+        guard updated != known else { return }
         try SystemFile.replaceAtomically(directory: directory, name: Self.fileName, temporaryName: Self.temporaryFileName,
                                          with: Self.encode(updated))
         known = updated

@@ -26,6 +26,16 @@ final class CArena {
         return raw.bindMemory(to: UnsafeMutablePointer<T>?.self, capacity: max(count, 1))
     }
 
+    /// A copy of `values` for a repeated scalar field (nil when empty).
+    func array<T>(_ values: [T]) -> UnsafeMutablePointer<T>? {
+        guard !values.isEmpty else { return nil }
+        let raw = calloc(values.count, MemoryLayout<T>.stride)!
+        allocations.append(raw)
+        let typed = raw.bindMemory(to: T.self, capacity: values.count)
+        for (i, value) in values.enumerated() { typed[i] = value }
+        return typed
+    }
+
     func bytes(_ value: [UInt8]) -> ProtobufCBinaryData {
         guard !value.isEmpty else { return ProtobufCBinaryData(len: 0, data: nil) }
         let raw = malloc(value.count)!

@@ -91,12 +91,14 @@ public struct PeerMessage: Hashable, Sendable {
     public var senderDataDirID: UInt64
     /// The data-dir identity the sender recorded for the recipient (0 when none).
     public var recipientDataDirID: UInt64
+    /// On heartbeats: the sender's record of peers' data-dir ids, node id → data-dir id.
+    public var knownDataDirs: [UInt64: UInt64]
 
     public init(clusterID: UInt64 = 0, from: UInt64 = 0, to: UInt64 = 0, type: PeerMessageType = .none, term: UInt64 = 0,
                 logTerm: UInt64 = 0, index: UInt64 = 0, commit: UInt64 = 0, entries: [LogEntry] = [],
                 reject: Bool = false, rejectHint: UInt64 = 0, rejectTerm: UInt64 = 0, transfer: Bool = false,
                 snapshot: SnapshotChunk? = nil, stateMachineDetached: Bool = false, senderDataDirID: UInt64 = 0,
-                recipientDataDirID: UInt64 = 0) {
+                recipientDataDirID: UInt64 = 0, knownDataDirs: [UInt64: UInt64] = [:]) {
         self.clusterID = clusterID
         self.from = from
         self.to = to
@@ -114,6 +116,7 @@ public struct PeerMessage: Hashable, Sendable {
         self.stateMachineDetached = stateMachineDetached
         self.senderDataDirID = senderDataDirID
         self.recipientDataDirID = recipientDataDirID
+        self.knownDataDirs = knownDataDirs
     }
 }
 
@@ -139,6 +142,9 @@ extension PeerMessage: WireMessage {
         m.pointee.state_machine_detached = stateMachineDetached ? 1 : 0
         m.pointee.sender_data_dir_id = senderDataDirID
         m.pointee.recipient_data_dir_id = recipientDataDirID
+        let pairs = knownDataDirs.keys.sorted().flatMap { [$0, knownDataDirs[$0]!] }
+        m.pointee.n_known_data_dirs = pairs.count
+        m.pointee.known_data_dirs = arena.array(pairs)
         appendPacked(m, size: kvraft__raft__peer_message__get_packed_size, pack: kvraft__raft__peer_message__pack, framed: framed, to: &out)
     }
 
@@ -152,7 +158,16 @@ extension PeerMessage: WireMessage {
                         reject: m.pointee.reject != 0, rejectHint: m.pointee.reject_hint, rejectTerm: m.pointee.reject_term,
                         transfer: m.pointee.transfer != 0, snapshot: m.pointee.snapshot.map { SnapshotChunk(c: $0) },
                         stateMachineDetached: m.pointee.state_machine_detached != 0,
-                        senderDataDirID: m.pointee.sender_data_dir_id, recipientDataDirID: m.pointee.recipient_data_dir_id)
+                        senderDataDirID: m.pointee.sender_data_dir_id, recipientDataDirID: m.pointee.recipient_data_dir_id,
+                        knownDataDirs: try PeerMessage.decodeKnownDataDirs(m.pointee.n_known_data_dirs, m.pointee.known_data_dirs))
         }
+    }
+
+    private static func decodeKnownDataDirs(_ count: Int, _ list: UnsafeMutablePointer<UInt64>?) throws(WireError) -> [UInt64: UInt64] {
+        guard count > 0, let list else { return [:] }
+        guard count % 2 == 0 else { throw .invalid("known_data_dirs holds \(count) values, not (node id, data-dir id) pairs") }
+        var known: [UInt64: UInt64] = [:]
+        for pair in 0..<(count / 2) { known[list[2 * pair]] = list[2 * pair + 1] }
+        return known
     }
 }

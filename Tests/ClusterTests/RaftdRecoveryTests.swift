@@ -125,4 +125,45 @@ struct RaftdRecoveryTests {
         #expect(cluster.raftd(wiped).isRunning, "\(fail("the wiped node's raftd died"))")
         #expect(status?.commitIndex == 0 && status?.role != "leader", "the wiped node took part: \(String(describing: status))")
     }
+
+    /// The wiped node comes back while the leader is down, so the first peer it reaches is a
+    /// follower — which may never have heard from it directly, but learned its data-dir id from
+    /// the leader's heartbeats. Whichever speaks first, the wiped node learns it was replaced from
+    /// that follower (by the id the follower sends it, or by its refusal).
+    @Test func wipedNodeIsRecognizedByAFollowerWhileTheLeaderIsDown() throws {
+        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 0))
+        defer { cluster.shutdown() }
+        try cluster.start(raftdsOnly: true)
+        let probe = ApplyProbe(cluster: cluster)
+        func fail(_ what: String) -> String { "\(what)\n\(cluster.logs())" }
+        #expect(probe.run(timeoutMs: 10_000) { probe.leader != nil }, "\(fail("no leader elected"))")
+        let leader = try #require(probe.leader)
+        let followers = (1...3).filter { $0 != leader }
+        let (wiped, survivor) = (followers[0], followers[1])
+        probe.propose(on: leader, (0..<50).map { Array("before-wipe-\($0)".utf8) })
+        #expect(probe.run(timeoutMs: 10_000) { probe.links.values.allSatisfy { $0.lastApplied >= 51 } }, "\(fail("not applied"))")
+        probe.run(timeoutMs: 200) { false }  // a few heartbeats carry the leader's record of ids
+
+        cluster.kill9(cluster.raftd(wiped))
+        cluster.kill9(cluster.raftd(leader))
+        probe.disconnect(wiped)
+        probe.disconnect(leader)
+        try FileManager.default.removeItem(at: cluster.directory.appendingPathComponent("data-\(wiped)"))
+        try cluster.raftd(wiped).start()
+
+        let refused = probe.run(timeoutMs: 5_000) { cluster.raftd(wiped).logContains("told by node \(survivor)") }
+        #expect(refused, "\(fail("node \(survivor) did not recognize the wiped node \(wiped)"))")
+        #expect(cluster.raftd(wiped).isRunning && cluster.raftd(survivor).isRunning)
+
+        // The leader returns: the two intact nodes elect and commit without the wiped one.
+        try cluster.raftd(leader).start()
+        #expect(probe.run(timeoutMs: 10_000) { probe.leader != nil && probe.leader != wiped }, "\(fail("no leader after the restart"))")
+        let next = try #require(probe.leader)
+        probe.propose(on: next, [Array("after-wipe".utf8)])
+        let committed = probe.run(timeoutMs: 10_000) {
+            [leader, survivor].allSatisfy { node in probe.links[node]!.applied.contains { $0.data == Array("after-wipe".utf8) } }
+        }
+        #expect(committed, "\(fail("the intact nodes did not commit"))")
+        #expect(probe.links[wiped]!.applied.allSatisfy { $0.data != Array("after-wipe".utf8) }, "the wiped node took part")
+    }
 }

@@ -88,6 +88,15 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir.dataDir + "/" + PeerIdentities.temporaryFileName))
     }
 
+    @Test func aLeadersRecordAddsOnlyUnknownPeers() throws {
+        let dir = try makeDataDir()
+        let peers = try PeerIdentities.open(directory: dir.dataDir)
+        try peers.record(0xAAAA, for: 1)
+        try peers.record([1: 0xFFFF, 2: 0x2222, 3: 0, 4: 0x4444])
+        #expect(peers.known == [1: 0xAAAA, 2: 0x2222, 4: 0x4444])
+        #expect(try PeerIdentities.open(directory: dir.dataDir).known == peers.known)
+    }
+
     @Test func damagedPeerIdentitiesAreRefused() throws {
         let dir = try makeDataDir()
         try PeerIdentities.open(directory: dir.dataDir).record(0xAAAA, for: 1)

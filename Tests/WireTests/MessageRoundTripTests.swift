@@ -44,7 +44,10 @@ extension RandomNumberGenerator {
                     logTerm: varintValue(), index: varintValue(), commit: varintValue(),
                     entries: (0..<Int.random(in: 0...8, using: &self)).map { _ in logEntry() },
                     reject: bool(), rejectHint: varintValue(), rejectTerm: varintValue(), transfer: bool(),
-                    snapshot: bool() ? snapshotChunk() : nil)
+                    snapshot: bool() ? snapshotChunk() : nil, stateMachineDetached: bool(), senderDataDirID: varintValue(),
+                    recipientDataDirID: varintValue(),
+                    knownDataDirs: Dictionary((0..<Int.random(in: 0...4, using: &self)).map { _ in (varintValue(), varintValue()) },
+                                              uniquingKeysWith: { first, _ in first }))
     }
 
     mutating func command() -> Command {

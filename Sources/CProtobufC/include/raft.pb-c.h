@@ -111,10 +111,18 @@ struct  Kvraft__Raft__PeerMessage
    * the identity the sender recorded for the recipient, 0 if none: a different one
    */
   uint64_t recipient_data_dir_id;
+  /*
+   * than the recipient's own means the recipient's data dir was wiped or replaced
+   */
+  /*
+   * heartbeat: the leader's record of peers' data-dir ids, as pairs (node id,
+   */
+  size_t n_known_data_dirs;
+  uint64_t *known_data_dirs;
 };
 #define KVRAFT__RAFT__PEER_MESSAGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__raft__peer_message__descriptor) \
-    , 0, 0, 0, KVRAFT__RAFT__MESSAGE_TYPE__MSG_NONE, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, NULL, 0, 0, 0 }
+    , 0, 0, 0, KVRAFT__RAFT__MESSAGE_TYPE__MSG_NONE, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, NULL, 0, 0, 0, 0,NULL }
 
 
 /*

@@ -55,6 +55,9 @@ struct ChaosRun {
         // restarted nodes mostly need the snapshot), keeping few or many entries.
         cluster.compactRate = random.element(of: [0, 0.02, 0.1, 0.1])
         cluster.maxRetaining = random.element(of: [0, 4, 30])
+        // Half the runs see crashes as connection resets, and then some resets while leaders live.
+        cluster.resetsOnCrash = random.chance(0.5)
+        cluster.note("resetsOnCrash=\(cluster.resetsOnCrash)")
         cluster.note("profile \(profile) maxAppendBytes=\(maxAppendBytes) maxInflight=\(maxInflight) asyncFsync=\(asyncFsync) compactRate=\(cluster.compactRate) maxRetaining=\(cluster.maxRetaining)")
         var schedule = FaultState(profile: profile, ids: cluster.ids)
         var proposalCounter = 0
@@ -141,6 +144,13 @@ private struct FaultState {
         if mixed {
             transferStep(cluster, &random)
             detachStep(cluster, &random)
+        }
+        if cluster.resetsOnCrash, random.chance(0.02) {
+            // A spurious reset: a follower sees its live leader's link reset.
+            let follower = random.element(of: ids)
+            if let leader = cluster.node(follower)?.status.leader, leader != 0, leader != follower {
+                cluster.resetConnection(of: follower, to: leader)
+            }
         }
     }
 

@@ -155,6 +155,7 @@ final class SimulatedCluster {
         for _ in 0..<Self.stepsPerTick {
             completeDueFsyncs()
             deliverDueMessages()
+            deliverDueResets()
             step += 1
         }
         for id in ids {
@@ -296,6 +297,34 @@ final class SimulatedCluster {
         stateMachines[id] = nil
         checker.forgetIncarnation(id)
         transcript.record(step, .crash(id, reason))
+        if resetsOnCrash {
+            // The dead process's connections reset on every peer its links still reach, after
+            // what it had already sent (as TCP delivers data before the FIN or RST).
+            let due = step + network.faults.maxDelay + 1
+            for other in upIDs where !network.isCut(id, other) { pendingResets.append((due, other, id)) }
+        }
+    }
+
+    /// Connection resets still to be seen: (step, node seeing it, peer whose link reset).
+    private var pendingResets: [(step: Int, id: UInt64, peer: UInt64)] = []
+
+    private func deliverDueResets() {
+        guard pendingResets.contains(where: { $0.step <= step }) else { return }
+        let due = pendingResets.filter { $0.step <= step }
+        pendingResets.removeAll { $0.step <= step }
+        for reset in due where nodes[reset.peer] == nil { resetConnection(of: reset.id, to: reset.peer) }
+    }
+
+    /// Whether a crash is seen at once by the peers it was connected to, as raftd sees a TCP
+    /// reset (`RaftNode.peerConnectionLost`).
+    var resetsOnCrash = false
+
+    /// `id`'s shell sees its connection to `peer` reset (also while `peer` lives: a spurious reset).
+    func resetConnection(of id: UInt64, to peer: UInt64) {
+        guard let node = nodes[id] else { return }
+        transcript.record(step, .note("\(id) sees its link to \(peer) reset"))
+        node.peerConnectionLost(peer)
+        drainReady(id)
     }
 
     /// Restarts a crashed node from its disk, with a fresh election-timeout seed.
