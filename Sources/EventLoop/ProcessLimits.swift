@@ -12,14 +12,14 @@ public struct ProcessLimits: Sendable, Equatable {
     /// A link holding part of a frame that is not completed within this long is closed (it is
     /// closed between 1× and 2× this after the frame began). 0: never.
     public var partialFrameTimeoutMs: Double = 10_000
-    /// Unsent output one client link may hold; a link over it whose socket took nothing for
-    /// `outputStallMs` is disconnected.
+    /// Unsent output one client link may hold; a link over it whose unsent output does not
+    /// shrink over `outputStallMs` is disconnected.
     public var maxOutputBytesPerClient: Int = 8 << 20
-    /// Unsent output of all client links together; while it is exceeded, links whose socket
-    /// took nothing for `outputStallMs` are disconnected, largest first, until it is not.
+    /// Unsent output of all client links together; while it is exceeded, links whose unsent
+    /// output does not shrink over `outputStallMs` are disconnected, largest first, until it is not.
     public var clientOutputBudgetBytes: Int = 64 << 20
-    /// How long output over a limit may go without the socket taking any of it before its
-    /// link is judged not to be reading.
+    /// How long output over a limit may go without shrinking before its link is judged not to
+    /// be reading its replies.
     public var outputStallMs: Double = 500
     /// After accept(2) fails (EMFILE, ENFILE, ENOBUFS…), accepting pauses this long, doubling
     /// while it keeps failing, up to `acceptBackoffMaxMs`.

@@ -13,10 +13,10 @@ public struct ClientLimitOptions: ParsableArguments {
     @Option(help: "Milliseconds a client may take to finish a frame it started before its connection is closed. 0: never.")
     public var partialFrameTimeoutMs: Double = ProcessLimits().partialFrameTimeoutMs
 
-    @Option(help: "Unsent reply bytes one client may hold; a client over it that reads nothing for half a second is disconnected.")
+    @Option(help: "Unsent reply bytes one client may hold; a client over it whose unsent replies do not shrink for half a second is disconnected.")
     public var maxClientOutputBytes: Int = ProcessLimits().maxOutputBytesPerClient
 
-    @Option(help: "Unsent reply bytes of all clients together; while over it, clients that read nothing for half a second are disconnected, largest first.")
+    @Option(help: "Unsent reply bytes of all clients together; while over it, clients whose unsent replies do not shrink for half a second are disconnected, largest first.")
     public var clientOutputBudgetBytes: Int = ProcessLimits().clientOutputBudgetBytes
 
     public init() {}
