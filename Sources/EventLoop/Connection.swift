@@ -82,7 +82,7 @@ public final class Connection {
     /// does not read.
     public private(set) var outputDrainedBytes = 0
     /// The budget's last look at the unsent output, and in which of its rounds.
-    var budgetSample: (round: UInt64, queued: Int) = (0, 0)
+    var budgetSample: (round: UInt64, queued: Int)?
 
     /// The loop this connection belongs to (its process's limits and output budget live there).
     public var eventLoop: EventLoop { loop }

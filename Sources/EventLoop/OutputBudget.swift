@@ -71,8 +71,7 @@ public final class OutputBudget {
             let overCap = queued > maxBytesPerConnection
             if overCap || isExceeded {
                 troubled = true
-                let sampledLastRound = connection.budgetSample.round == round - 1
-                if sampledLastRound && queued >= connection.budgetSample.queued {
+                if let sample = connection.budgetSample, sample.round == round - 1, queued >= sample.queued {
                     stalled.append(connection)
                 }
             }

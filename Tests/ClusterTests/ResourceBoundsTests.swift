@@ -154,8 +154,9 @@ struct ResourceBoundsTests {
         let before = try #require(kvd.cpuTicks)
         usleep(1_000_000)
         let after = try #require(kvd.cpuTicks)
-        // A spinning accept loop burns a whole core: about 100 ticks in this second.
-        #expect(after - before < 30, "kvd used \(after - before) ticks of CPU in 1 s while out of descriptors")
+        // Waiting costs nothing; a spinning accept loop burns what CPU it gets (about 100 ticks in
+        // this second on an idle core, 39 measured on this shared machine).
+        #expect(after - before < 10, "kvd used \(after - before) ticks of CPU in 1 s while out of descriptors")
         for client in clients { client.close() }
         clients.removeAll()
         var answered = false
