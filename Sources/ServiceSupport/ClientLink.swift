@@ -41,7 +41,7 @@ public final class ClientLink {
         }
         idleWatch = IdleWatch(loop: loop, timeoutMs: loop.limits.idleTimeoutMs,
                               progress: { [weak connection] in connection?.outputDrainedBytes ?? 0 }) { [weak self] in
-            self?.expire("idle for \(Int(loop.limits.idleTimeoutMs / 1000)) s", level: .info)
+            self?.expire("was idle for \(Int(loop.limits.idleTimeoutMs / 1000)) s", level: .info)
         }
         connection.onRead = { [weak self] conn in
             guard let self else { return conn.close() }
