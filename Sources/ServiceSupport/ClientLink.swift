@@ -70,7 +70,11 @@ public final class ClientLink {
         scratch.removeAll(keepingCapacity: true)
         response.appendFrame(to: &scratch)
         connection.write(scratch)
-        if !connection.isWritable { connection.pauseReading() }
+        if !connection.isWritable {
+            // Way out: the socket draining (onWritable), the output budget, or the idle watch.
+            assert(idleWatch.isWatching, "a client link paused its reads with no idle watch to end the pause")
+            connection.pauseReading()
+        }
     }
 
     private func processFrames() {
