@@ -40,7 +40,10 @@ final class LoneProcess {
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-        guard waitUntil(timeoutMs: 10_000, { RawClient.canConnect(port: port) }) else {
+        // Its own log line, not just a connect: something else might hold the port.
+        guard waitUntil(timeoutMs: 10_000, {
+            RawClient.canConnect(port: port) && (try? String(contentsOf: self.logURL, encoding: .utf8))?.contains(":\(port)") == true
+        }) else {
             throw BoundsTestError(description: "\(binary) did not start listening on \(port): \(log)")
         }
     }
@@ -110,7 +113,8 @@ final class RawClient {
     /// `receiveBuffer`: a small kernel receive buffer (no autotuning to many MiB), so that a
     /// client that does not read backs the server's output up quickly.
     init(port: Int, receiveBuffer: Int? = nil) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // CLOEXEC: processes other tests start meanwhile must not inherit (and hold open) these.
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw BoundsTestError(description: "socket: \(String(cString: strerror(errno)))") }
         if var size = receiveBuffer.map(Int32.init) {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
@@ -130,7 +134,7 @@ final class RawClient {
     }
 
     static func canConnect(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { Glibc.close(fd) }
         return connect(fd, port: port)
     }

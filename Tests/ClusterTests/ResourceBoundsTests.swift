@@ -102,14 +102,16 @@ struct ResourceBoundsTests {
         #expect(newcomer.receive(timeoutMs: 3000)?.requestID == 7, "a connection below the cap again was not served: \(kvd.log)")
     }
 
-    /// Clients that send requests and never read the replies: disconnected once over their cap
-    /// or the process's output budget, the process's memory stays bounded, and a client that
+    /// A client that sends requests and never reads the replies: disconnected once over its cap
+    /// and the process's output budget, the process's memory stays bounded, and a client that
     /// reads is served throughout.
-    @Test func clientsThatNeverReadAreDisconnected() throws {
-        let kvd = try Self.loneKvd(["--max-client-output-bytes", "\(1 << 20)", "--client-output-budget-bytes", "\(1 << 20)"])
+    @Test func clientThatNeverReadsIsDisconnected() throws {
+        let kvd = try Self.loneKvd(["--max-client-output-bytes", "\(64 << 10)", "--client-output-budget-bytes", "\(64 << 10)"])
         defer { kvd.stop() }
-        // Small kernel receive buffers, so the replies back up in kvd rather than in the kernel.
-        let hogs = try (0..<2).map { _ in try RawClient(port: kvd.port, receiveBuffer: 16 << 10) }
+        // A small kernel receive buffer, so the replies back up in kvd rather than in the kernel.
+        // One hog: filling the kernel's send buffer takes about 100,000 replies (a few seconds
+        // of kvd's CPU in a debug build); the budget's choice among several is unit-tested.
+        let hogs = [try RawClient(port: kvd.port, receiveBuffer: 16 << 10)]
         let reader = try RawClient(port: kvd.port)
         var batch: [UInt8] = []
         for i in 1...10_000 { Self.statusRequest(UInt64(i)).appendFrame(to: &batch) }
