@@ -81,8 +81,8 @@ public final class Connection {
     /// Bytes the socket has taken since the connection was charged: stays put while the peer
     /// does not read.
     public private(set) var outputDrainedBytes = 0
-    /// The budget's last look at `outputDrainedBytes`, and in which of its rounds.
-    var budgetSample: (round: UInt64, drained: Int) = (0, 0)
+    /// The budget's last look at the unsent output, and in which of its rounds.
+    var budgetSample: (round: UInt64, queued: Int)?
 
     /// The loop this connection belongs to (its process's limits and output budget live there).
     public var eventLoop: EventLoop { loop }

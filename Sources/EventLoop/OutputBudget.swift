@@ -1,8 +1,9 @@
 /// The bytes queued for output on all of a process's client connections, held to one
 /// budget, plus a cap per connection. Output is counted exactly as libevent adds and drains
 /// it. A connection that goes over a limit is not cut at once (a reader may only be busy for a
-/// moment, and a burst of replies may leave in milliseconds): it is cut once its socket has
-/// taken nothing for a whole `stallMs`, so only a peer that does not read loses its connection.
+/// moment, and a burst of replies may leave in milliseconds): it is cut once its unsent output
+/// has not shrunk over a whole `stallMs`, so a peer that reads its replies keeps its connection
+/// and one that does not read them (or reads slower than it asks) loses it.
 ///
 /// Way out of the check timer: it runs only while the budget or a cap is exceeded, and each
 /// round either sees the output drain or disconnects the connections that did not drain, so
@@ -57,8 +58,8 @@ public final class OutputBudget {
     }
 
     /// One round: a connection over its cap, or any connection with output while the budget is
-    /// exceeded, whose socket took nothing since the previous round is disconnected (largest
-    /// first, and for the budget only until it is met again).
+    /// exceeded, whose unsent output did not shrink since the previous round is disconnected
+    /// (largest first, and for the budget only until it is met again).
     private func check() {
         round += 1
         var stalled: [Connection] = []
@@ -70,12 +71,11 @@ public final class OutputBudget {
             let overCap = queued > maxBytesPerConnection
             if overCap || isExceeded {
                 troubled = true
-                let sampledLastRound = connection.budgetSample.round == round - 1
-                if sampledLastRound && connection.budgetSample.drained == connection.outputDrainedBytes {
+                if let sample = connection.budgetSample, sample.round == round - 1, queued >= sample.queued {
                     stalled.append(connection)
                 }
             }
-            connection.budgetSample = (round, connection.outputDrainedBytes)
+            connection.budgetSample = (round, queued)
         }
         stalled.sort { $0.outputBufferedBytes > $1.outputBufferedBytes }
         for connection in stalled {
@@ -84,7 +84,7 @@ public final class OutputBudget {
             guard overCap || isExceeded else { continue }
             disconnections += 1
             log.log(.warning, key: "stalled",
-                    "disconnecting \(connection.peer): it read none of its \(queued) unsent bytes for \(Int(stallMs)) ms "
+                    "disconnecting \(connection.peer): its \(queued) unsent bytes did not shrink in \(Int(stallMs)) ms "
                     + (overCap ? "(over the \(maxBytesPerConnection)-byte cap per client)"
                                : "(all clients' output, \(bufferedBytes) bytes, is over the \(limitBytes)-byte budget)"))
             connection.disconnectForNotReading()

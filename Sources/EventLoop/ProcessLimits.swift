@@ -7,19 +7,20 @@ public struct ProcessLimits: Sendable, Equatable {
     /// and closed at once (the peer sees the close, not a hang), with a rate-limited log line.
     public var maxConnectionsPerListener: Int = 4096
     /// A client link that received nothing and whose output made no progress for this long is
-    /// closed. 0: never.
+    /// closed. Never off: it is the way out of every pause for backpressure that the output
+    /// budget does not end.
     public var idleTimeoutMs: Double = 300_000
     /// A link holding part of a frame that is not completed within this long is closed (it is
-    /// closed between 1× and 2× this after the frame began). 0: never.
+    /// closed between 1× and 2× this after the frame began).
     public var partialFrameTimeoutMs: Double = 10_000
-    /// Unsent output one client link may hold; a link over it whose socket took nothing for
-    /// `outputStallMs` is disconnected.
+    /// Unsent output one client link may hold; a link over it whose unsent output does not
+    /// shrink over `outputStallMs` is disconnected.
     public var maxOutputBytesPerClient: Int = 8 << 20
-    /// Unsent output of all client links together; while it is exceeded, links whose socket
-    /// took nothing for `outputStallMs` are disconnected, largest first, until it is not.
+    /// Unsent output of all client links together; while it is exceeded, links whose unsent
+    /// output does not shrink over `outputStallMs` are disconnected, largest first, until it is not.
     public var clientOutputBudgetBytes: Int = 64 << 20
-    /// How long output over a limit may go without the socket taking any of it before its
-    /// link is judged not to be reading.
+    /// How long output over a limit may go without shrinking before its link is judged not to
+    /// be reading its replies.
     public var outputStallMs: Double = 500
     /// After accept(2) fails (EMFILE, ENFILE, ENOBUFS…), accepting pauses this long, doubling
     /// while it keeps failing, up to `acceptBackoffMaxMs`.
@@ -31,7 +32,7 @@ public struct ProcessLimits: Sendable, Equatable {
     /// Why these limits cannot work, or nil.
     public var problem: String? {
         if maxConnectionsPerListener < 1 { return "the connection cap must be at least 1" }
-        if idleTimeoutMs < 0 || partialFrameTimeoutMs < 0 { return "timeouts cannot be negative" }
+        if idleTimeoutMs <= 0 || partialFrameTimeoutMs <= 0 { return "the idle and partial-frame timeouts must be positive" }
         if maxOutputBytesPerClient < 64 << 10 { return "the per-client output cap must be at least 64 KiB" }
         if clientOutputBudgetBytes < maxOutputBytesPerClient {
             return "the output budget (\(clientOutputBudgetBytes) bytes) must be at least the per-client cap (\(maxOutputBytesPerClient) bytes)"

@@ -7,16 +7,16 @@ public struct ClientLimitOptions: ParsableArguments {
     @Option(help: "Client connections open at once; beyond it a new connection is closed at once.")
     public var maxConnections: Int = ProcessLimits().maxConnectionsPerListener
 
-    @Option(help: "Seconds a client connection may stay quiet (no request, no reply, none of its unsent replies read) before it is closed. 0: never.")
+    @Option(help: "Seconds a client connection may stay quiet (no request, no reply, none of its unsent replies read) before it is closed.")
     public var idleTimeoutS: Double = ProcessLimits().idleTimeoutMs / 1000
 
-    @Option(help: "Milliseconds a client may take to finish a frame it started before its connection is closed. 0: never.")
+    @Option(help: "Milliseconds a client may take to finish a frame it started before its connection is closed.")
     public var partialFrameTimeoutMs: Double = ProcessLimits().partialFrameTimeoutMs
 
-    @Option(help: "Unsent reply bytes one client may hold; a client over it that reads nothing for half a second is disconnected.")
+    @Option(help: "Unsent reply bytes one client may hold; a client over it whose unsent replies do not shrink for half a second is disconnected.")
     public var maxClientOutputBytes: Int = ProcessLimits().maxOutputBytesPerClient
 
-    @Option(help: "Unsent reply bytes of all clients together; while over it, clients that read nothing for half a second are disconnected, largest first.")
+    @Option(help: "Unsent reply bytes of all clients together; while over it, clients whose unsent replies do not shrink for half a second are disconnected, largest first.")
     public var clientOutputBudgetBytes: Int = ProcessLimits().clientOutputBudgetBytes
 
     public init() {}
@@ -33,10 +33,8 @@ public struct ClientLimitOptions: ParsableArguments {
 
     public func validate() throws {
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
-        guard idleTimeoutS == 0 || idleTimeoutS >= 1 else { throw ValidationError("--idle-timeout-s must be 0 (never) or at least 1") }
-        guard partialFrameTimeoutMs == 0 || partialFrameTimeoutMs >= 10 else {
-            throw ValidationError("--partial-frame-timeout-ms must be 0 (never) or at least 10")
-        }
+        guard idleTimeoutS >= 1 else { throw ValidationError("--idle-timeout-s must be at least 1") }
+        guard partialFrameTimeoutMs >= 10 else { throw ValidationError("--partial-frame-timeout-ms must be at least 10") }
         if let problem = limits.problem {
             throw ValidationError("--max-client-output-bytes / --client-output-budget-bytes: \(problem)")
         }

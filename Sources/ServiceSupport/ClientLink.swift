@@ -41,7 +41,7 @@ public final class ClientLink {
         }
         idleWatch = IdleWatch(loop: loop, timeoutMs: loop.limits.idleTimeoutMs,
                               progress: { [weak connection] in connection?.outputDrainedBytes ?? 0 }) { [weak self] in
-            self?.expire("idle for \(Int(loop.limits.idleTimeoutMs / 1000)) s", level: .info)
+            self?.expire("was idle for \(Int(loop.limits.idleTimeoutMs / 1000)) s", level: .info)
         }
         connection.onRead = { [weak self] conn in
             guard let self else { return conn.close() }
@@ -70,7 +70,11 @@ public final class ClientLink {
         scratch.removeAll(keepingCapacity: true)
         response.appendFrame(to: &scratch)
         connection.write(scratch)
-        if !connection.isWritable { connection.pauseReading() }
+        if !connection.isWritable {
+            // Way out: the socket draining (onWritable), the output budget, or the idle watch.
+            assert(idleWatch.isWatching, "a client link paused its reads with no idle watch to end the pause")
+            connection.pauseReading()
+        }
     }
 
     private func processFrames() {

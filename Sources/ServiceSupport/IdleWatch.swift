@@ -11,7 +11,9 @@ import EventLoop
 /// expires the link after four quiet quarters.
 public final class IdleWatch {
     public let timeoutMs: Double
-    private var timer: Timer?
+    private var timer: Timer!
+    /// False once expired or cancelled: the link is closing.
+    public private(set) var isWatching = true
     private let onExpired: () -> Void
     /// Bumped by the owner on every read and every send.
     public var activity: UInt64 = 0
@@ -20,23 +22,21 @@ public final class IdleWatch {
     private let progress: () -> Int
 
     /// `progress` returns a number that changes whenever the link's output moves (bytes the
-    /// socket took); `timeoutMs` 0 watches nothing.
+    /// socket took).
     public init(loop: EventLoop, timeoutMs: Double, progress: @escaping () -> Int, onExpired: @escaping () -> Void) {
-        precondition(timeoutMs >= 0)
+        precondition(timeoutMs > 0, "an idle timeout must be positive: it is the way out of pauses")
         self.timeoutMs = timeoutMs
         self.progress = progress
         self.onExpired = onExpired
-        if timeoutMs > 0 {
-            let timer = Timer(loop: loop, repeating: true) { [weak self] in self?.fired() }
-            timer.schedule(milliseconds: timeoutMs / 4)
-            self.timer = timer
-        }
+        timer = Timer(loop: loop, repeating: true) { [weak self] in self?.fired() }
+        timer.schedule(milliseconds: timeoutMs / 4)
     }
 
     private var progressSeen = 0
 
     public func cancel() {
-        timer?.cancel()
+        isWatching = false
+        timer.cancel()
     }
 
     private func fired() {

@@ -11,20 +11,17 @@ import EventLoop
 /// progress or expires the link.
 public final class PartialFrameWatch {
     public let timeoutMs: Double
-    private var timer: Timer?
+    private var timer: Timer!
     private let onExpired: () -> Void
     private var holdsPartialFrame = false
     private var framesCompleted: UInt64 = 0
     private var framesCompletedAtArm: UInt64 = 0
 
-    /// `timeoutMs` 0 watches nothing.
     public init(loop: EventLoop, timeoutMs: Double, onExpired: @escaping () -> Void) {
-        precondition(timeoutMs >= 0)
+        precondition(timeoutMs > 0, "a partial-frame timeout must be positive")
         self.timeoutMs = timeoutMs
         self.onExpired = onExpired
-        if timeoutMs > 0 {
-            timer = Timer(loop: loop) { [weak self] in self?.fired() }
-        }
+        timer = Timer(loop: loop) { [weak self] in self?.fired() }
     }
 
     /// After handling what one read brought: `holdsPartialFrame` when bytes of an unfinished
@@ -33,17 +30,17 @@ public final class PartialFrameWatch {
     public func observe(holdsPartialFrame: Bool, framesCompleted: UInt64) {
         self.holdsPartialFrame = holdsPartialFrame
         self.framesCompleted = framesCompleted
-        guard holdsPartialFrame, let timer, !timer.isScheduled else { return }
+        guard holdsPartialFrame, !timer.isScheduled else { return }
         framesCompletedAtArm = framesCompleted
         timer.schedule(milliseconds: timeoutMs)
     }
 
     public func cancel() {
-        timer?.cancel()
+        timer.cancel()
     }
 
     private func fired() {
-        guard holdsPartialFrame, let timer else { return }
+        guard holdsPartialFrame else { return }
         if framesCompleted == framesCompletedAtArm { return onExpired() }
         framesCompletedAtArm = framesCompleted
         timer.schedule(milliseconds: timeoutMs)

@@ -50,7 +50,7 @@ struct Raftd: ParsableCommand {
     @Option(help: "Peer connections accepted at once; beyond it a new connection is closed at once.")
     var maxConnections: Int = ProcessLimits().maxConnectionsPerListener
 
-    @Option(help: "Milliseconds a peer may take to finish a frame it started before its connection is closed. 0: never.")
+    @Option(help: "Milliseconds a peer may take to finish a frame it started before its connection is closed.")
     var partialFrameTimeoutMs: Double = ProcessLimits().partialFrameTimeoutMs
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
@@ -68,9 +68,7 @@ struct Raftd: ParsableCommand {
         guard snapshotLogBytes >= 1 else { throw ValidationError("--snapshot-log-bytes must be positive") }
         guard snapshotCatchUpBytes >= 0 else { throw ValidationError("--snapshot-catch-up-bytes must not be negative") }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
-        guard partialFrameTimeoutMs == 0 || partialFrameTimeoutMs >= 10 else {
-            throw ValidationError("--partial-frame-timeout-ms must be 0 (never) or at least 10")
-        }
+        guard partialFrameTimeoutMs >= 10 else { throw ValidationError("--partial-frame-timeout-ms must be at least 10") }
     }
 
     func run() throws {
