@@ -347,11 +347,9 @@ final class BenchDriver {
             log("kvbench: BAD_REQUEST: \(response.message)")
             complete(client, ok: false)
         case .sessionExpired:
-            client.clientID = newClientID()
-            client.nextSeq = 2
-            client.request.clientID = client.clientID
-            client.request.seq = 1
-            send(client)
+            // Applied earlier, its reply no longer kept: never re-run it (the next op takes the next seq).
+            log("kvbench: SESSION_EXPIRED (applied earlier, reply lost): \(response.message)")
+            complete(client, ok: false)
         case .wrongLeader:
             var moved = false
             if let hint = UInt64(response.leaderHint), let target = targetByNodeID[hint], target != link.target,

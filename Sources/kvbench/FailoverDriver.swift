@@ -276,12 +276,10 @@ final class FailoverDriver {
             client.busy = false
             issue(client)
         case .sessionExpired:
+            // Applied earlier, its reply no longer kept: never re-run it; go on with the next seq.
             timeline.error(response.status.description, at: now)
-            client.clientID = newClientID()
-            client.nextSeq = 2
-            client.request.clientID = client.clientID
-            client.request.seq = 1
-            send(client)
+            client.busy = false
+            issue(client)
         default:
             // WRONG_LEADER, TIMEOUT, UNAVAILABLE from a gateway: it already tried; try again
             // shortly with the same seq.

@@ -22,7 +22,7 @@ struct Kv: ParsableCommand {
         abstract: "Load generator for kvraft: many session clients, one operation outstanding each, on one event loop (the default subcommand).",
         discussion: """
         Each client has its own random client_id and seq from 1 and retries WRONG_LEADER, TIMEOUT and \
-        UNAVAILABLE with the same seq (exactly-once on); SESSION_EXPIRED starts a new client_id. \
+        UNAVAILABLE with the same seq (exactly-once on); SESSION_EXPIRED (applied earlier, reply lost) ends the operation. \
         Latency is measured from an operation's first send to its definite answer, retries included.
         Example: kvbench --target 127.0.0.1:8000 --clients 64 --conns 8 --op put --duration 20 --pids-from-names
         """)
