@@ -21,6 +21,9 @@ public struct ClusterOptions: Sendable {
     public var snapshotCatchUpBytes = 8 << 10
     public var logLevel = "info"
 
+    /// KVRAFT_LOG_LEVEL overrides whatever level a test chose (e.g. `info` to see snapshots sent).
+    var effectiveLogLevel: String { ProcessInfo.processInfo.environment["KVRAFT_LOG_LEVEL"] ?? logLevel }
+
     public init(nodes: Int = 3, gateways: Int = 1) {
         self.nodes = nodes
         self.gateways = gateways
@@ -46,7 +49,8 @@ public final class LocalCluster {
     public private(set) var kvdPorts: [Int: Int] = [:]
     /// Each raftd's own peer listening port (not behind a proxy).
     public private(set) var raftdPorts: [Int: Int] = [:]
-    public var keepFiles = false
+    /// KVRAFT_KEEP_FILES=1 keeps every cluster's directory and logs, for a look after a run.
+    public var keepFiles = ProcessInfo.processInfo.environment["KVRAFT_KEEP_FILES"] != nil
 
     public static let packageRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -84,13 +88,13 @@ public final class LocalCluster {
                             "--heartbeat-ms", "\(options.heartbeatMs)", "--election-ms", "\(options.electionMs)",
                             "--snapshot-log-bytes", "\(options.snapshotLogBytes)",
                             "--snapshot-catch-up-bytes", "\(options.snapshotCatchUpBytes)",
-                            "--log-level", options.logLevel],
+                            "--log-level", options.effectiveLogLevel],
                 logURL: directory.appendingPathComponent("raftd-\(i).log")))
             kvds.append(ClusterProcess(
                 kind: .kvd, number: i, executable: binaries.appendingPathComponent("kvd"),
                 arguments: ["--id", "\(i)", "--listen", "127.0.0.1:\(kvPorts[i - 1])", "--raft-socket", socket,
                             "--request-timeout-ms", "\(options.requestTimeoutMs)",
-                            "--session-timeout-s", "\(options.sessionTimeoutS)", "--log-level", options.logLevel],
+                            "--session-timeout-s", "\(options.sessionTimeoutS)", "--log-level", options.effectiveLogLevel],
                 logURL: directory.appendingPathComponent("kvd-\(i).log")))
         }
         for g in 0..<options.gateways {
@@ -102,7 +106,7 @@ public final class LocalCluster {
                 kind: .gateway, number: g + 1, executable: binaries.appendingPathComponent("kvgateway"),
                 arguments: ["--listen", "127.0.0.1:\(gatewayPorts[g])", "--nodes", nodes,
                             "--request-deadline-ms", "\(options.gatewayDeadlineMs)",
-                            "--attempt-timeout-ms", "\(options.requestTimeoutMs + 200)", "--log-level", options.logLevel],
+                            "--attempt-timeout-ms", "\(options.requestTimeoutMs + 200)", "--log-level", options.effectiveLogLevel],
                 logURL: directory.appendingPathComponent("gateway-\(g + 1).log")))
         }
     }

@@ -13,8 +13,8 @@ import Wire
 struct GatewayFailoverTests {
     /// 8 clients on 2 connections; every raftd and kvd is killed with -9 and restarted, three
     /// times. Afterwards every client gets answers again (no connection is left stranded).
-    @Test func sharedConnectionsSurviveKillAllRestartRounds() throws {
-        try withLoad(connections: 2, clientsPerConnection: 4) { cluster, load, _ in
+    @Test(arguments: SnapshotMode.allCases) func sharedConnectionsSurviveKillAllRestartRounds(snapshots: SnapshotMode) throws {
+        try withLoad(snapshots, connections: 2, clientsPerConnection: 4) { cluster, load, _ in
             for _ in 0..<3 {
                 usleep(400_000)
                 for process in cluster.raftds + cluster.kvds { cluster.kill9(process) }
@@ -28,8 +28,8 @@ struct GatewayFailoverTests {
 
     /// The leader's raftd and kvd are frozen (SIGSTOP) under load: operations keep completing
     /// while they stay frozen, and after they thaw.
-    @Test func frozenLeaderDoesNotStopClients() throws {
-        try withLoad(connections: 2, clientsPerConnection: 4) { cluster, load, leader in
+    @Test(arguments: SnapshotMode.allCases) func frozenLeaderDoesNotStopClients(snapshots: SnapshotMode) throws {
+        try withLoad(snapshots, connections: 2, clientsPerConnection: 4) { cluster, load, leader in
             usleep(400_000)
             cluster.pause(cluster.raftd(leader))
             cluster.pause(cluster.kvd(leader))
@@ -50,8 +50,8 @@ struct GatewayFailoverTests {
     /// Clients that give up on an attempt long before the gateway does (100 ms against its
     /// 2 s) resend the same (client_id, seq) while the first copy is still in flight, across a
     /// leader crash: nothing is applied twice, and everyone keeps going.
-    @Test func clientsMoreImpatientThanTheGateway() throws {
-        try withLoad(connections: 2, clientsPerConnection: 4, attemptTimeoutMs: 100) { cluster, load, leader in
+    @Test(arguments: SnapshotMode.allCases) func clientsMoreImpatientThanTheGateway(snapshots: SnapshotMode) throws {
+        try withLoad(snapshots, connections: 2, clientsPerConnection: 4, attemptTimeoutMs: 100) { cluster, load, leader in
             usleep(400_000)
             cluster.kill9(cluster.raftd(leader))
             cluster.kill9(cluster.kvd(leader))
@@ -83,10 +83,11 @@ struct GatewayFailoverTests {
 
     // MARK: Support
 
-    private func withLoad(connections: Int, clientsPerConnection: Int, attemptTimeoutMs: Double = 1000,
+    private func withLoad(_ snapshots: SnapshotMode, connections: Int, clientsPerConnection: Int, attemptTimeoutMs: Double = 1000,
                           _ faults: (LocalCluster, SharedConnectionLoad, _ leader: Int) throws -> Void) throws {
         var clusterOptions = ClusterOptions(nodes: 3, gateways: 1)
         clusterOptions.logLevel = "notice"
+        clusterOptions.applySnapshotMode(snapshots)
         let cluster = try LocalCluster(clusterOptions)
         defer { cluster.shutdown() }
         try cluster.start()
@@ -109,7 +110,7 @@ struct GatewayFailoverTests {
         load.stop()
         #expect(load.completed > 0, "no operation completed\n\(cluster.logs())")
         let problems = load.verify(through: cluster.gatewayEndpoints)
-        #expect(problems.isEmpty, "seed \(options.seed): \(problems.joined(separator: "\n"))\n\(cluster.logs())")
+        #expect(problems.isEmpty, "snapshots \(snapshots), seed \(options.seed): \(problems.joined(separator: "\n"))\n\(cluster.logs())")
     }
 
     /// Waits (at most `seconds`) until every client has completed at least one more operation.

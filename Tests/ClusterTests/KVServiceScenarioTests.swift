@@ -11,36 +11,42 @@ import Wire
 /// linearizability and exactly-once appends.
 @Suite(.serialized)
 struct KVServiceScenarioTests {
-    @Test func oneClient() throws { try Scenario(clients: 1).run("one client") }
-    @Test func manyClients() throws { try Scenario(clients: 5).run("many clients") }
-    @Test func unreliableNetwork() throws { try Scenario(clients: 5, unreliable: true).run("unreliable") }
-    @Test func concurrentAppendsToOneKeyUnreliable() throws {
-        try Scenario(clients: 5, randomKeys: 1, unreliable: true, readFraction: 0.1).run("concurrent appends, one key, unreliable")
+    @Test(arguments: SnapshotMode.allCases) func oneClient(snapshots: SnapshotMode) throws { try Scenario(clients: 1, snapshots: snapshots).run("one client") }
+    @Test(arguments: SnapshotMode.allCases) func manyClients(snapshots: SnapshotMode) throws { try Scenario(clients: 5, snapshots: snapshots).run("many clients") }
+    @Test(arguments: SnapshotMode.allCases) func unreliableNetwork(snapshots: SnapshotMode) throws { try Scenario(clients: 5, unreliable: true, snapshots: snapshots).run("unreliable") }
+    @Test(arguments: SnapshotMode.allCases) func concurrentAppendsToOneKeyUnreliable(snapshots: SnapshotMode) throws {
+        try Scenario(clients: 5, randomKeys: 1, unreliable: true, readFraction: 0.1, snapshots: snapshots)
+            .run("concurrent appends, one key, unreliable")
     }
-    @Test func partitionsOneClient() throws { try Scenario(clients: 1, partitions: true).run("partitions, one client") }
-    @Test func partitionsManyClients() throws { try Scenario(clients: 5, partitions: true).run("partitions, many clients") }
-    @Test func restartsOneClient() throws {
-        try Scenario(clients: 1, crash: [.raftd, .kvd, .gateway]).run("kill -9 and restart, one client")
+    @Test(arguments: SnapshotMode.allCases) func partitionsOneClient(snapshots: SnapshotMode) throws { try Scenario(clients: 1, partitions: true, snapshots: snapshots).run("partitions, one client") }
+    @Test(arguments: SnapshotMode.allCases) func partitionsManyClients(snapshots: SnapshotMode) throws { try Scenario(clients: 5, partitions: true, snapshots: snapshots).run("partitions, many clients") }
+    @Test(arguments: SnapshotMode.allCases) func restartsOneClient(snapshots: SnapshotMode) throws {
+        try Scenario(clients: 1, crash: [.raftd, .kvd, .gateway], snapshots: snapshots)
+            .run("kill -9 and restart, one client")
     }
-    @Test func restartsManyClients() throws {
-        try Scenario(clients: 5, crash: [.raftd, .kvd, .gateway]).run("kill -9 and restart, many clients")
+    @Test(arguments: SnapshotMode.allCases) func restartsManyClients(snapshots: SnapshotMode) throws {
+        try Scenario(clients: 5, crash: [.raftd, .kvd, .gateway], snapshots: snapshots)
+            .run("kill -9 and restart, many clients")
     }
-    @Test func unreliableRestarts() throws {
-        try Scenario(clients: 5, unreliable: true, crash: [.raftd, .kvd]).run("unreliable + restarts")
+    @Test(arguments: SnapshotMode.allCases) func unreliableRestarts(snapshots: SnapshotMode) throws {
+        try Scenario(clients: 5, unreliable: true, crash: [.raftd, .kvd], snapshots: snapshots)
+            .run("unreliable + restarts")
     }
-    @Test func restartsPartitions() throws {
-        try Scenario(clients: 5, crash: [.raftd, .kvd], partitions: true).run("restarts + partitions")
+    @Test(arguments: SnapshotMode.allCases) func restartsPartitions(snapshots: SnapshotMode) throws {
+        try Scenario(clients: 5, crash: [.raftd, .kvd], partitions: true, snapshots: snapshots)
+            .run("restarts + partitions")
     }
-    @Test func unreliableRestartsPartitions() throws {
-        try Scenario(clients: 5, unreliable: true, crash: [.raftd, .kvd], partitions: true).run("unreliable + restarts + partitions")
+    @Test(arguments: SnapshotMode.allCases) func unreliableRestartsPartitions(snapshots: SnapshotMode) throws {
+        try Scenario(clients: 5, unreliable: true, crash: [.raftd, .kvd], partitions: true, snapshots: snapshots)
+            .run("unreliable + restarts + partitions")
     }
-    @Test func sevenNodesFifteenClientsEverything() throws {
-        try Scenario(nodes: 7, clients: 15, randomKeys: 10, unreliable: true, crash: [.raftd, .kvd], partitions: true)
+    @Test(arguments: SnapshotMode.allCases) func sevenNodesFifteenClientsEverything(snapshots: SnapshotMode) throws {
+        try Scenario(nodes: 7, clients: 15, randomKeys: 10, unreliable: true, crash: [.raftd, .kvd], partitions: true, snapshots: snapshots)
             .run("7 nodes, 15 clients, random keys, unreliable + restarts + partitions")
     }
-    @Test func swizzledLinks() throws { try Scenario(clients: 5, swizzle: true).run("swizzle-clogged raftd links") }
-    @Test func killOnlyKvds() throws { try Scenario(clients: 5, crash: [.kvd]).run("kill -9 kvds only") }
-    @Test func killOnlyRaftds() throws { try Scenario(clients: 5, crash: [.raftd]).run("kill -9 raftds only") }
+    @Test(arguments: SnapshotMode.allCases) func swizzledLinks(snapshots: SnapshotMode) throws { try Scenario(clients: 5, swizzle: true, snapshots: snapshots).run("swizzle-clogged raftd links") }
+    @Test(arguments: SnapshotMode.allCases) func killOnlyKvds(snapshots: SnapshotMode) throws { try Scenario(clients: 5, crash: [.kvd], snapshots: snapshots).run("kill -9 kvds only") }
+    @Test(arguments: SnapshotMode.allCases) func killOnlyRaftds(snapshots: SnapshotMode) throws { try Scenario(clients: 5, crash: [.raftd], snapshots: snapshots).run("kill -9 raftds only") }
 
     /// Compaction seen from clients: after raftd compacted its log many times, restarted kvds
     /// (a follower's, then the leader's) rebuild from raftd's snapshot plus the entries after

@@ -8,8 +8,10 @@ import Wire
 /// whose kvd is attached, instead of leading on while followers keep naming it.
 @Suite(.serialized)
 struct KvdLossTests {
-    @Test func leaderWhoseKvdDiesHandsOverAndWritesGoOn() throws {
-        let cluster = try LocalCluster(ClusterOptions(nodes: 3, gateways: 1))
+    @Test(arguments: SnapshotMode.allCases) func leaderWhoseKvdDiesHandsOverAndWritesGoOn(snapshots: SnapshotMode) throws {
+        var options = ClusterOptions(nodes: 3, gateways: 1)
+        options.applySnapshotMode(snapshots)
+        let cluster = try LocalCluster(options)
         defer { cluster.shutdown() }
         try cluster.start()
         func fail(_ what: String) -> String { "\(what)\n\(cluster.logs())" }

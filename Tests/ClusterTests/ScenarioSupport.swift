@@ -19,6 +19,7 @@ struct Scenario {
     /// FoundationDB-style swizzle: cut raftd links one at a time, heal them in another order.
     var swizzle = false
     var readFraction = 0.4
+    var snapshots = SnapshotMode.regular
 
     /// Seconds of faults and load; KVRAFT_DEEP=1 runs five times longer.
     static var seconds: Double { ProcessInfo.processInfo.environment["KVRAFT_DEEP"] == nil ? 3 : 15 }
@@ -36,11 +37,12 @@ struct Scenario {
         var random = SeededGenerator(seed: seed)
         var options = ClusterOptions(nodes: nodes, gateways: gateways)
         options.logLevel = "notice"
+        options.applySnapshotMode(snapshots)
         let cluster = try LocalCluster(options)
         defer { cluster.shutdown() }
         try cluster.start()
         let report = { (what: String) -> Comment in
-            Comment(rawValue: "\(name) seed=\(seed) (rerun with KVRAFT_SEED=\(seed)): \(what)\n\(cluster.logs(lines: 15))")
+            Comment(rawValue: "\(name), snapshots \(snapshots), seed=\(seed) (rerun with KVRAFT_SEED=\(seed)): \(what)\n\(cluster.logs(lines: 15))")
         }
         #expect(cluster.waitForLeader() != nil, report("no leader"))
 
