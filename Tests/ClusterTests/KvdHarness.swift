@@ -27,6 +27,8 @@ final class KvdHarness {
     private var snapshotIn = SnapshotAssembler()
     /// Every snapshot refusal kvd sent, in order.
     private(set) var rejections: [(index: UInt64, reason: String, lastApplied: UInt64)] = []
+    /// Every read id kvd asked a read index for, in order.
+    private(set) var readRequests: [UInt64] = []
     /// Replies to the requests `put` sent, by request id.
     private(set) var replies: [UInt64: KvResponse] = [:]
 
@@ -77,6 +79,7 @@ final class KvdHarness {
                 case let .propose(list): proposals.append(contentsOf: list)
                 case let .snapshotRejected(index, reason, lastApplied): rejections.append((index, reason, lastApplied))
                 case .statusQuery: break
+                case let .read(ids): readRequests.append(contentsOf: ids)
                 }
             }
         }
