@@ -20,6 +20,8 @@ public struct ClusterOptions: Sendable {
     public var snapshotLogBytes = 64 << 10
     public var snapshotCatchUpBytes = 8 << 10
     public var logLevel = "info"
+    /// raftd's `--read-mode`: index, lease or log.
+    public var readMode = "index"
 
     public init(nodes: Int = 3, gateways: Int = 1) {
         self.nodes = nodes
@@ -84,7 +86,7 @@ public final class LocalCluster {
                             "--heartbeat-ms", "\(options.heartbeatMs)", "--election-ms", "\(options.electionMs)",
                             "--snapshot-log-bytes", "\(options.snapshotLogBytes)",
                             "--snapshot-catch-up-bytes", "\(options.snapshotCatchUpBytes)",
-                            "--log-level", options.logLevel],
+                            "--read-mode", options.readMode, "--log-level", options.logLevel],
                 logURL: directory.appendingPathComponent("raftd-\(i).log")))
             kvds.append(ClusterProcess(
                 kind: .kvd, number: i, executable: binaries.appendingPathComponent("kvd"),
