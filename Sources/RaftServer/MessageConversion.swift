@@ -69,10 +69,11 @@ extension PeerMessage {
 }
 
 extension Wire.ReadResult {
-    init(_ state: Raft.ReadState) {
+    /// The core's answer for the read kvd asked under `kvdID`.
+    init(kvdID: UInt64, _ state: Raft.ReadState) {
         switch state.outcome {
-        case let .ready(index, term): self.init(readID: state.id, outcome: .ready(index: index, term: term))
-        case let .notLeader(leader): self.init(readID: state.id, outcome: .notLeader(leaderID: leader))
+        case let .ready(index, term): self.init(readID: kvdID, outcome: .ready(index: index, term: term))
+        case let .notLeader(leader): self.init(readID: kvdID, outcome: .notLeader(leaderID: leader))
         }
     }
 }

@@ -176,6 +176,20 @@ public final class RaftServer {
 
     public var status: RaftStatus { node.status }
 
+    /// Ids the core knows kvd's reads under; never reused, across kvd connections too.
+    private var nextCoreReadID: UInt64 = 1
+
+    /// Sends the core's answers to the kvd that asked (answers for a previous kvd are dropped).
+    private func answerReads(_ states: [ReadState]) {
+        guard let session else { return }
+        var results: [ReadResult] = []
+        for state in states {
+            guard let id = session.readIDs.removeValue(forKey: state.id) else { continue }
+            results.append(ReadResult(kvdID: id, state))
+        }
+        if !results.isEmpty { session.send(.readResults(results)) }
+    }
+
     /// Lease reads measure time on a clock that keeps running while we are stopped; the core
     /// sees it before every input that may start a round or answer a read.
     private func observeClock() {
@@ -215,7 +229,7 @@ public final class RaftServer {
         while node.hasReady {
             let ready = node.ready()
             // A read index vouches for nothing of ours that is not yet durable: kvd may have it now.
-            if !ready.readStates.isEmpty { session?.send(.readResults(ready.readStates.map(ReadResult.init))) }
+            if !ready.readStates.isEmpty { answerReads(ready.readStates) }
             // The leader's appends hit the wire before its own fsync starts (thesis §10.2.1).
             transport.send(ready.messages, flushNow: !ready.entries.isEmpty)
             do {
@@ -379,7 +393,14 @@ public final class RaftServer {
                 return session.send(.readResults(ids.map { ReadResult(readID: $0, outcome: .useLog) }))
             }
             observeClock()
-            node.requestRead(ids: ids)
+            var coreIDs: [UInt64] = []
+            coreIDs.reserveCapacity(ids.count)
+            for id in ids {
+                session.readIDs[nextCoreReadID] = id
+                coreIDs.append(nextCoreReadID)
+                nextCoreReadID += 1
+            }
+            node.requestRead(ids: coreIDs)
         case let .snapshotRejected(index, reason, lastApplied):
             let delayMs = kvdSnapshotRetry.refused(index: index, nowNanos: EventLoop.monotonicNanos())
             logger.error("kvd refused the snapshot at index \(index): \(reason); resending it in \(delayMs) ms (if this repeats, the snapshot file in the data dir is damaged: restore this node's data dir from a healthy node)")
