@@ -187,6 +187,51 @@ void   kvraft__apply__kvd_to_raft__free_unpacked
   assert(message->base.descriptor == &kvraft__apply__kvd_to_raft__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   kvraft__apply__read_request__init
+                     (Kvraft__Apply__ReadRequest         *message)
+{
+  static const Kvraft__Apply__ReadRequest init_value = KVRAFT__APPLY__READ_REQUEST__INIT;
+  *message = init_value;
+}
+size_t kvraft__apply__read_request__get_packed_size
+                     (const Kvraft__Apply__ReadRequest *message)
+{
+  assert(message->base.descriptor == &kvraft__apply__read_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t kvraft__apply__read_request__pack
+                     (const Kvraft__Apply__ReadRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &kvraft__apply__read_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t kvraft__apply__read_request__pack_to_buffer
+                     (const Kvraft__Apply__ReadRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &kvraft__apply__read_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Kvraft__Apply__ReadRequest *
+       kvraft__apply__read_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Kvraft__Apply__ReadRequest *)
+     protobuf_c_message_unpack (&kvraft__apply__read_request__descriptor,
+                                allocator, len, data);
+}
+void   kvraft__apply__read_request__free_unpacked
+                     (Kvraft__Apply__ReadRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &kvraft__apply__read_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   kvraft__apply__snapshot_rejected__init
                      (Kvraft__Apply__SnapshotRejected         *message)
 {
@@ -547,6 +592,96 @@ void   kvraft__apply__raft_to_kvd__free_unpacked
   assert(message->base.descriptor == &kvraft__apply__raft_to_kvd__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   kvraft__apply__read_result__init
+                     (Kvraft__Apply__ReadResult         *message)
+{
+  static const Kvraft__Apply__ReadResult init_value = KVRAFT__APPLY__READ_RESULT__INIT;
+  *message = init_value;
+}
+size_t kvraft__apply__read_result__get_packed_size
+                     (const Kvraft__Apply__ReadResult *message)
+{
+  assert(message->base.descriptor == &kvraft__apply__read_result__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t kvraft__apply__read_result__pack
+                     (const Kvraft__Apply__ReadResult *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &kvraft__apply__read_result__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t kvraft__apply__read_result__pack_to_buffer
+                     (const Kvraft__Apply__ReadResult *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &kvraft__apply__read_result__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Kvraft__Apply__ReadResult *
+       kvraft__apply__read_result__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Kvraft__Apply__ReadResult *)
+     protobuf_c_message_unpack (&kvraft__apply__read_result__descriptor,
+                                allocator, len, data);
+}
+void   kvraft__apply__read_result__free_unpacked
+                     (Kvraft__Apply__ReadResult *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &kvraft__apply__read_result__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   kvraft__apply__read_results__init
+                     (Kvraft__Apply__ReadResults         *message)
+{
+  static const Kvraft__Apply__ReadResults init_value = KVRAFT__APPLY__READ_RESULTS__INIT;
+  *message = init_value;
+}
+size_t kvraft__apply__read_results__get_packed_size
+                     (const Kvraft__Apply__ReadResults *message)
+{
+  assert(message->base.descriptor == &kvraft__apply__read_results__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t kvraft__apply__read_results__pack
+                     (const Kvraft__Apply__ReadResults *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &kvraft__apply__read_results__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t kvraft__apply__read_results__pack_to_buffer
+                     (const Kvraft__Apply__ReadResults *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &kvraft__apply__read_results__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Kvraft__Apply__ReadResults *
+       kvraft__apply__read_results__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Kvraft__Apply__ReadResults *)
+     protobuf_c_message_unpack (&kvraft__apply__read_results__descriptor,
+                                allocator, len, data);
+}
+void   kvraft__apply__read_results__free_unpacked
+                     (Kvraft__Apply__ReadResults *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &kvraft__apply__read_results__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   kvraft__apply__snapshot_request__init
                      (Kvraft__Apply__SnapshotRequest         *message)
 {
@@ -809,7 +944,7 @@ const ProtobufCMessageDescriptor kvraft__apply__propose_batch__descriptor =
   (ProtobufCMessageInit) kvraft__apply__propose_batch__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__apply__kvd_to_raft__field_descriptors[5] =
+static const ProtobufCFieldDescriptor kvraft__apply__kvd_to_raft__field_descriptors[6] =
 {
   {
     "hello",
@@ -871,10 +1006,23 @@ static const ProtobufCFieldDescriptor kvraft__apply__kvd_to_raft__field_descript
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "read",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Kvraft__Apply__KvdToRaft, body_case),
+    offsetof(Kvraft__Apply__KvdToRaft, read),
+    &kvraft__apply__read_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__apply__kvd_to_raft__field_indices_by_name[] = {
   0,   /* field[0] = hello */
   1,   /* field[1] = propose */
+  5,   /* field[5] = read */
   3,   /* field[3] = snapshot */
   4,   /* field[4] = snapshot_rejected */
   2,   /* field[2] = status_query */
@@ -882,7 +1030,7 @@ static const unsigned kvraft__apply__kvd_to_raft__field_indices_by_name[] = {
 static const ProtobufCIntRange kvraft__apply__kvd_to_raft__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor kvraft__apply__kvd_to_raft__descriptor =
 {
@@ -892,11 +1040,49 @@ const ProtobufCMessageDescriptor kvraft__apply__kvd_to_raft__descriptor =
   "Kvraft__Apply__KvdToRaft",
   "kvraft.apply",
   sizeof(Kvraft__Apply__KvdToRaft),
-  5,
+  6,
   kvraft__apply__kvd_to_raft__field_descriptors,
   kvraft__apply__kvd_to_raft__field_indices_by_name,
   1,  kvraft__apply__kvd_to_raft__number_ranges,
   (ProtobufCMessageInit) kvraft__apply__kvd_to_raft__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor kvraft__apply__read_request__field_descriptors[1] =
+{
+  {
+    "read_ids",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT64,
+    offsetof(Kvraft__Apply__ReadRequest, n_read_ids),
+    offsetof(Kvraft__Apply__ReadRequest, read_ids),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned kvraft__apply__read_request__field_indices_by_name[] = {
+  0,   /* field[0] = read_ids */
+};
+static const ProtobufCIntRange kvraft__apply__read_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor kvraft__apply__read_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "kvraft.apply.ReadRequest",
+  "ReadRequest",
+  "Kvraft__Apply__ReadRequest",
+  "kvraft.apply",
+  sizeof(Kvraft__Apply__ReadRequest),
+  1,
+  kvraft__apply__read_request__field_descriptors,
+  kvraft__apply__read_request__field_indices_by_name,
+  1,  kvraft__apply__read_request__number_ranges,
+  (ProtobufCMessageInit) kvraft__apply__read_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor kvraft__apply__snapshot_rejected__field_descriptors[3] =
@@ -1282,7 +1468,7 @@ const ProtobufCMessageDescriptor kvraft__apply__raft_status__descriptor =
   (ProtobufCMessageInit) kvraft__apply__raft_status__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__apply__raft_to_kvd__field_descriptors[6] =
+static const ProtobufCFieldDescriptor kvraft__apply__raft_to_kvd__field_descriptors[7] =
 {
   {
     "committed",
@@ -1356,10 +1542,23 @@ static const ProtobufCFieldDescriptor kvraft__apply__raft_to_kvd__field_descript
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "read_results",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Kvraft__Apply__RaftToKvd, body_case),
+    offsetof(Kvraft__Apply__RaftToKvd, read_results),
+    &kvraft__apply__read_results__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__apply__raft_to_kvd__field_indices_by_name[] = {
   0,   /* field[0] = committed */
   2,   /* field[2] = leadership */
+  6,   /* field[6] = read_results */
   1,   /* field[1] = results */
   4,   /* field[4] = snapshot */
   5,   /* field[5] = snapshot_request */
@@ -1368,7 +1567,7 @@ static const unsigned kvraft__apply__raft_to_kvd__field_indices_by_name[] = {
 static const ProtobufCIntRange kvraft__apply__raft_to_kvd__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor kvraft__apply__raft_to_kvd__descriptor =
 {
@@ -1378,11 +1577,139 @@ const ProtobufCMessageDescriptor kvraft__apply__raft_to_kvd__descriptor =
   "Kvraft__Apply__RaftToKvd",
   "kvraft.apply",
   sizeof(Kvraft__Apply__RaftToKvd),
-  6,
+  7,
   kvraft__apply__raft_to_kvd__field_descriptors,
   kvraft__apply__raft_to_kvd__field_indices_by_name,
   1,  kvraft__apply__raft_to_kvd__number_ranges,
   (ProtobufCMessageInit) kvraft__apply__raft_to_kvd__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor kvraft__apply__read_result__field_descriptors[5] =
+{
+  {
+    "read_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Apply__ReadResult, read_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Apply__ReadResult, status),
+    &kvraft__apply__read_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "index",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Apply__ReadResult, index),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "term",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Apply__ReadResult, term),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "leader_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Apply__ReadResult, leader_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned kvraft__apply__read_result__field_indices_by_name[] = {
+  2,   /* field[2] = index */
+  4,   /* field[4] = leader_id */
+  0,   /* field[0] = read_id */
+  1,   /* field[1] = status */
+  3,   /* field[3] = term */
+};
+static const ProtobufCIntRange kvraft__apply__read_result__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor kvraft__apply__read_result__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "kvraft.apply.ReadResult",
+  "ReadResult",
+  "Kvraft__Apply__ReadResult",
+  "kvraft.apply",
+  sizeof(Kvraft__Apply__ReadResult),
+  5,
+  kvraft__apply__read_result__field_descriptors,
+  kvraft__apply__read_result__field_indices_by_name,
+  1,  kvraft__apply__read_result__number_ranges,
+  (ProtobufCMessageInit) kvraft__apply__read_result__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor kvraft__apply__read_results__field_descriptors[1] =
+{
+  {
+    "results",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Kvraft__Apply__ReadResults, n_results),
+    offsetof(Kvraft__Apply__ReadResults, results),
+    &kvraft__apply__read_result__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned kvraft__apply__read_results__field_indices_by_name[] = {
+  0,   /* field[0] = results */
+};
+static const ProtobufCIntRange kvraft__apply__read_results__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor kvraft__apply__read_results__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "kvraft.apply.ReadResults",
+  "ReadResults",
+  "Kvraft__Apply__ReadResults",
+  "kvraft.apply",
+  sizeof(Kvraft__Apply__ReadResults),
+  1,
+  kvraft__apply__read_results__field_descriptors,
+  kvraft__apply__read_results__field_indices_by_name,
+  1,  kvraft__apply__read_results__number_ranges,
+  (ProtobufCMessageInit) kvraft__apply__read_results__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor kvraft__apply__snapshot_request__field_descriptors[1] =
@@ -1576,4 +1903,34 @@ const ProtobufCMessageDescriptor kvraft__apply__command_batch__descriptor =
   1,  kvraft__apply__command_batch__number_ranges,
   (ProtobufCMessageInit) kvraft__apply__command_batch__init,
   NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue kvraft__apply__read_status__enum_values_by_number[3] =
+{
+  { "READ_READY", "KVRAFT__APPLY__READ_STATUS__READ_READY", 0 },
+  { "READ_NOT_LEADER", "KVRAFT__APPLY__READ_STATUS__READ_NOT_LEADER", 1 },
+  { "READ_USE_LOG", "KVRAFT__APPLY__READ_STATUS__READ_USE_LOG", 2 },
+};
+static const ProtobufCIntRange kvraft__apply__read_status__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex kvraft__apply__read_status__enum_values_by_name[3] =
+{
+  { "READ_NOT_LEADER", 1 },
+  { "READ_READY", 0 },
+  { "READ_USE_LOG", 2 },
+};
+const ProtobufCEnumDescriptor kvraft__apply__read_status__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "kvraft.apply.ReadStatus",
+  "ReadStatus",
+  "Kvraft__Apply__ReadStatus",
+  "kvraft.apply",
+  3,
+  kvraft__apply__read_status__enum_values_by_number,
+  3,
+  kvraft__apply__read_status__enum_values_by_name,
+  1,
+  kvraft__apply__read_status__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

@@ -258,7 +258,7 @@ const ProtobufCMessageDescriptor kvraft__kv_request__descriptor =
   (ProtobufCMessageInit) kvraft__kv_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__node_status__field_descriptors[12] =
+static const ProtobufCFieldDescriptor kvraft__node_status__field_descriptors[13] =
 {
   {
     "node_id",
@@ -404,6 +404,18 @@ static const ProtobufCFieldDescriptor kvraft__node_status__field_descriptors[12]
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "read_mode",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__NodeStatus, read_mode),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__node_status__field_indices_by_name[] = {
   7,   /* field[7] = address */
@@ -415,6 +427,7 @@ static const unsigned kvraft__node_status__field_indices_by_name[] = {
   4,   /* field[4] = leader_id */
   0,   /* field[0] = node_id */
   1,   /* field[1] = reachable */
+  12,   /* field[12] = read_mode */
   2,   /* field[2] = role */
   11,   /* field[11] = snapshot_index */
   3,   /* field[3] = term */
@@ -422,7 +435,7 @@ static const unsigned kvraft__node_status__field_indices_by_name[] = {
 static const ProtobufCIntRange kvraft__node_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor kvraft__node_status__descriptor =
 {
@@ -432,7 +445,7 @@ const ProtobufCMessageDescriptor kvraft__node_status__descriptor =
   "Kvraft__NodeStatus",
   "kvraft",
   sizeof(Kvraft__NodeStatus),
-  12,
+  13,
   kvraft__node_status__field_descriptors,
   kvraft__node_status__field_indices_by_name,
   1,  kvraft__node_status__number_ranges,

@@ -219,7 +219,7 @@ const ProtobufCMessageDescriptor kvraft__raft__entry__descriptor =
   (ProtobufCMessageInit) kvraft__raft__entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descriptors[18] =
+static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descriptors[19] =
 {
   {
     "cluster_id",
@@ -437,6 +437,18 @@ static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descript
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "read_round",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Raft__PeerMessage, read_round),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__raft__peer_message__field_indices_by_name[] = {
   0,   /* field[0] = cluster_id */
@@ -446,6 +458,7 @@ static const unsigned kvraft__raft__peer_message__field_indices_by_name[] = {
   6,   /* field[6] = index */
   17,   /* field[17] = known_data_dirs */
   5,   /* field[5] = log_term */
+  18,   /* field[18] = read_round */
   16,   /* field[16] = recipient_data_dir_id */
   9,   /* field[9] = reject */
   10,   /* field[10] = reject_hint */
@@ -461,7 +474,7 @@ static const unsigned kvraft__raft__peer_message__field_indices_by_name[] = {
 static const ProtobufCIntRange kvraft__raft__peer_message__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 18 }
+  { 0, 19 }
 };
 const ProtobufCMessageDescriptor kvraft__raft__peer_message__descriptor =
 {
@@ -471,7 +484,7 @@ const ProtobufCMessageDescriptor kvraft__raft__peer_message__descriptor =
   "Kvraft__Raft__PeerMessage",
   "kvraft.raft",
   sizeof(Kvraft__Raft__PeerMessage),
-  18,
+  19,
   kvraft__raft__peer_message__field_descriptors,
   kvraft__raft__peer_message__field_indices_by_name,
   1,  kvraft__raft__peer_message__number_ranges,

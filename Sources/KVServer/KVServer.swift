@@ -7,18 +7,20 @@ import Wire
 
 /// kvd: the key/value state machine of one node, fed by its raftd, serving clients.
 ///
-/// Every operation (Get included) is proposed to the log; replies go out when the entry
-/// applies here. kvd is rebuilt from raftd's stream on every start (raftd's snapshot, then
+/// Writes are proposed to the log; replies go out when the entry applies here. Gets are not
+/// logged (unless raftd runs `--read-mode log`): kvd asks raftd for a read index (one id per
+/// loop pass's Gets), waits until it has applied that index, and answers from its state.
+/// Only the leader's kvd answers; a follower's redirects. kvd is rebuilt from raftd's stream on every start (raftd's snapshot, then
 /// the entries after it), so it holds nothing that raftd does not. When raftd's log grows,
 /// raftd asks for a snapshot of the state machine and compacts its log up to it.
 public final class KVServer {
     private let loop: EventLoop
-    private let config: KVServerConfig
-    private let logger: Logger
-    private var machine: KVStateMachine
-    private let raftLink: Dialer
+    let config: KVServerConfig
+    let logger: Logger
+    var machine: KVStateMachine
+    let raftLink: Dialer
     private var raftDecoder = FrameDecoder(frameLimit: 64 << 20)
-    private var raftReady = false
+    var raftReady = false
     /// raftd restoring us from its snapshot (we are behind its compacted log), decoded as it arrives.
     private var snapshotIn = IncomingSnapshot()
     /// We refused raftd's snapshot and wait for it to be sent again: committed entries after
@@ -39,7 +41,14 @@ public final class KVServer {
     private var listener: Listener?
     private var clients: [ObjectIdentifier: ClientLink] = [:]
     private var pending = PendingRequests()
+    var reads = PendingReads()
+    var nextReadID: UInt64 = 1
+    /// raftd answered a read with "use the log" (`--read-mode log`): Gets are proposed, until
+    /// kvd reconnects to a raftd.
+    var readsThroughLog = false
     private var flushAction: DeferredAction!
+    /// Sends the Gets gathered in this loop pass to raftd as one read request.
+    private var readFlushAction: DeferredAction!
     /// Proposes a batch held back behind proposals in flight once it has waited
     /// `KVServerConfig.groupCommitMaxWaitMs`.
     private var groupCommitTimer: Timer!
@@ -52,10 +61,10 @@ public final class KVServer {
     private static let statusAnswerTimeoutMs = 1000.0
     private var stopping = false
     /// The leadership raftd last reported.
-    private var leadership = Leadership(term: 0, leaderID: 0, isLeader: false)
+    var leadership = Leadership(term: 0, leaderID: 0, isLeader: false)
     /// Connections (gateways) subscribed to leadership news, by the request id to push under.
     private var leadershipWatchers = LeadershipWatchers()
-    private var scratch: [UInt8] = []
+    var scratch: [UInt8] = []
 
     public init(loop: EventLoop, config: KVServerConfig, logger: Logger) {
         self.loop = loop
@@ -65,6 +74,7 @@ public final class KVServer {
         machine = KVStateMachine()
         raftLink = Dialer(loop: loop, endpoint: .unix(path: config.raftSocketPath), minBackoffMs: 10, maxBackoffMs: 500)
         flushAction = DeferredAction(loop: loop) { [weak self] in self?.flushProposals() }
+        readFlushAction = DeferredAction(loop: loop) { [weak self] in self?.flushReads() }
         groupCommitTimer = Timer(loop: loop) { [weak self] in self?.flushProposals() }
         sweepTimer = Timer(loop: loop, repeating: true) { [weak self] in self?.sweepDeadlines() }
         statusTimer = Timer(loop: loop) { [weak self] in self?.expireStatusQueries() }
@@ -112,6 +122,7 @@ public final class KVServer {
         snapshotOut?.flow.cancel()
         snapshotOut = nil
         raftConnection += 1
+        readsThroughLog = false
         connection.onRead = { [weak self] conn in self?.receiveFromRaft(conn) }
         connection.onWritable = { [weak self] conn in self?.sendSnapshotChunks(on: conn) }
         scratch.removeAll(keepingCapacity: true)
@@ -167,6 +178,8 @@ public final class KVServer {
             }
         case .snapshotRequest:
             takeSnapshot()
+        case let .readResults(results):
+            for result in results { readResult(result) }
         }
     }
 
@@ -241,6 +254,7 @@ public final class KVServer {
             "previouslyApplied": "\(machine.appliedIndex)",
         ])
         machine = restored
+        answerAppliedReads()
         HeapTrimming.releaseFreeMemory()
         reportLimitsIfChanged()
         // Requests whose entries the snapshot covers can no longer learn their replies here.
@@ -296,6 +310,7 @@ public final class KVServer {
         }
         reportLimitsIfChanged()
         proposeLimitsIfDue(afterApplying: entry)
+        answerAppliedReads()
         guard let proposal = pending.awaitingApply.removeValue(forKey: entry.index) else { return }
         defer { proposeIfRoom() }
         let waiters = pending.finished(proposal)
@@ -407,9 +422,18 @@ public final class KVServer {
                                            leaderHint: leadership.leaderID == 0 ? "" : String(leadership.leaderID),
                                            leaderTerm: leadership.leaderID == 0 ? 0 : leadership.term))
         }
-        guard pending.count < config.maxPendingRequests else {
+        guard pending.count + reads.count < config.maxPendingRequests else {
             return client.reply(KvResponse(requestID: request.requestID, status: .unavailable, message: "overloaded; retry later"))
         }
+        if request.op == .get && !readsThroughLog {
+            reads.add(ReadWaiter(client: client, request: request))
+            return readFlushAction.schedule()
+        }
+        propose(request, from: client)
+    }
+
+    /// Adds a command to the batch proposed next.
+    func propose(_ request: KvRequest, from client: ClientLink) {
         let command = Command(clientID: request.clientID, seq: request.seq, op: request.op, key: request.key, value: request.value)
         let size = request.key.count + request.value.count + 32
         if pending.batchBytes + size > config.maxProposalBytes && !pending.batchCommands.isEmpty {
@@ -503,9 +527,11 @@ public final class KVServer {
     }
 
     private func sweepDeadlines() {
-        for proposal in pending.takeExpired(now: EventLoop.monotonicNanos()) {
+        let now = EventLoop.monotonicNanos()
+        for proposal in pending.takeExpired(now: now) {
             answer(proposal.takeWaiters(), status: .timeout, message: "not applied within \(Int(config.requestTimeoutMs)) ms; outcome unknown, retry")
         }
+        answer(reads: reads.takeExpired(now: now), status: .timeout, message: "read not confirmed within \(Int(config.requestTimeoutMs)) ms; retry")
         proposeIfRoom()
     }
 
@@ -515,6 +541,7 @@ public final class KVServer {
             waiter.client.reply(KvResponse(requestID: waiter.requestID, status: status, leaderHint: hint, message: message,
                                            leaderTerm: hint.isEmpty ? 0 : leadership.term))
         }
+        answer(reads: reads.takeAll(), status: status, message: message)
     }
 
     private func answer(_ waiters: [Waiter], status: Status, message: String) {

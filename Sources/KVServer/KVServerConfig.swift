@@ -18,7 +18,8 @@ public struct KVServerConfig: Sendable {
     public var maxKeyBytes: Int = RequestValidation.defaultMaxKeyBytes
     public var maxValueBytes: Int = RequestValidation.defaultMaxValueBytes
     public var frameLimit: Int = 16 * 1024 * 1024
-    /// Requests waiting for the log, summed over all clients; beyond it new ones get UNAVAILABLE.
+    /// Requests waiting for the log or for a read index, summed over all clients; beyond it new
+    /// ones get UNAVAILABLE.
     public var maxPendingRequests: Int = 200_000
     /// Upper bound of one proposal (one log entry) in bytes of commands.
     public var maxProposalBytes: Int = 1 << 20

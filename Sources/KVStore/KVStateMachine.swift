@@ -184,6 +184,13 @@ public struct KVStateMachine: Equatable, Sendable {
     public func get(_ key: [UInt8]) -> [UInt8]? { data[key]?.bytes }
 
 
+    /// A Get served without the log (ReadIndex or a lease): what GET computes, without touching
+    /// the session table (a Get changes nothing, so it needs no exactly-once record).
+    public func read(_ key: [UInt8]) -> CommandResult {
+        guard let value = data[key] else { return .noKey }
+        return CommandResult(status: .ok, value: value.bytes)
+    }
+
     /// Applies the commands of the log entry at `index`, in order, and returns one result
     /// per command, in the same order. `index` must be greater than `appliedIndex`.
     public mutating func apply(batch: CommandBatch, index: UInt64) -> [CommandResult] {

@@ -62,11 +62,11 @@ extension RaftNode {
         // leader where our log really ends, so it replicates (or sends its snapshot) from there.
         guard heartbeat.commit <= log.lastIndex else {
             send(Message(type: .heartbeatResponse, from: config.id, to: heartbeat.from, term: term,
-                         index: log.lastIndex, reject: true))
+                         index: log.lastIndex, reject: true, readRound: heartbeat.readRound))
             return
         }
         log.commit(to: heartbeat.commit)
-        send(Message(type: .heartbeatResponse, from: config.id, to: heartbeat.from, term: term))
+        send(Message(type: .heartbeatResponse, from: config.id, to: heartbeat.from, term: term, readRound: heartbeat.readRound))
     }
 
     /// The leader's snapshot, sent because the entries we need are compacted away on its side.

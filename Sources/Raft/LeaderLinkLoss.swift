@@ -27,7 +27,8 @@ extension RaftNode {
     /// Tells the core that the connection from (or to) `peer` was reset or closed by the far end.
     /// Acts only when `peer` is the leader this follower follows.
     public func peerConnectionLost(_ peer: UInt64) {
-        guard case .follower = role, peer != 0, leader == peer else { return }
+        // With lease reads the old leader may still serve from its lease: keep ours until it ends.
+        guard config.readLease == nil, case .follower = role, peer != 0, leader == peer else { return }
         leader = 0
         guard config.preVote else { return }
         let others = otherPeers.filter { $0 != peer }

@@ -54,6 +54,9 @@ public struct Message: Sendable, Hashable {
     /// On append and heartbeat responses: the sender's state machine (kvd) is not attached, so
     /// it should not be made leader (a leader without a state machine cannot answer clients).
     public var stateMachineDetached: Bool
+    /// On heartbeats: the leader's read round (see ReadIndex.swift), echoed by the heartbeat
+    /// response so the leader knows which round a follower has confirmed. 0 on other types.
+    public var readRound: UInt64
 
     public init(
         type: MessageType,
@@ -69,7 +72,8 @@ public struct Message: Sendable, Hashable {
         rejectTerm: UInt64 = 0,
         transfer: Bool = false,
         snapshot: Snapshot? = nil,
-        stateMachineDetached: Bool = false
+        stateMachineDetached: Bool = false,
+        readRound: UInt64 = 0
     ) {
         self.type = type
         self.from = from
@@ -85,6 +89,7 @@ public struct Message: Sendable, Hashable {
         self.transfer = transfer
         self.snapshot = snapshot
         self.stateMachineDetached = stateMachineDetached
+        self.readRound = readRound
     }
 }
 
@@ -106,12 +111,14 @@ extension Message: CustomStringConvertible {
             text += reject ? " reject idx=\(index) hint=\(rejectHint) rterm=\(rejectTerm)" : " ok idx=\(index)"
         case .heartbeat:
             text += " c\(commit)"
+            if readRound != 0 { text += " r\(readRound)" }
         case .snapshot:
             text += snapshot.map { " through=(\($0.term),\($0.index)) \($0.data.count)B" } ?? " (none)"
         case .preVoteResponse, .voteResponse:
             text += reject ? " reject" : " grant"
         case .heartbeatResponse:
             if reject { text += " reject last=\(index)" }
+            if readRound != 0 { text += " r\(readRound)" }
         case .timeoutNow:
             break
         }

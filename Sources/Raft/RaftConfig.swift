@@ -22,6 +22,9 @@ public struct RaftConfig: Sendable, Hashable {
     public var checkQuorum: Bool
     /// Seed of the generator used for randomized election timeouts.
     public var randomSeed: UInt64
+    /// Lease-based reads (see ReadLease.swift); nil: every read confirms leadership with a
+    /// heartbeat round (ReadIndex).
+    public var readLease: ReadLease?
 
     public init(
         id: UInt64,
@@ -32,7 +35,8 @@ public struct RaftConfig: Sendable, Hashable {
         maxAppendBytes: Int = 1 << 20,
         preVote: Bool = true,
         checkQuorum: Bool = true,
-        randomSeed: UInt64 = 0
+        randomSeed: UInt64 = 0,
+        readLease: ReadLease? = nil
     ) {
         self.id = id
         self.peers = peers
@@ -43,6 +47,7 @@ public struct RaftConfig: Sendable, Hashable {
         self.preVote = preVote
         self.checkQuorum = checkQuorum
         self.randomSeed = randomSeed
+        self.readLease = readLease
     }
 
     /// Stops with a message naming the misconfiguration; a node with a bad config must not start.
@@ -55,5 +60,8 @@ public struct RaftConfig: Sendable, Hashable {
                      "raft config: need 1 <= heartbeatTicks (\(heartbeatTicks)) < electionTicks (\(electionTicks))")
         precondition(maxInflightAppends >= 1, "raft config: maxInflightAppends must be at least 1")
         precondition(maxAppendBytes >= 1, "raft config: maxAppendBytes must be at least 1")
+        if let readLease, let problem = readLease.problem(electionTicks: electionTicks, checkQuorum: checkQuorum) {
+            preconditionFailure("raft config: \(problem)")
+        }
     }
 }

@@ -49,6 +49,14 @@ public final class RaftNode {
     /// Ticks this node has led without its state machine.
     var detachedLeaderTicks = 0
 
+    /// The shell's monotonic clock as last observed (`observeClock`), for lease reads.
+    var nowNanos: UInt64 = 0
+    /// Answered reads not yet handed out in a `Ready`.
+    var readStates: [ReadState] = []
+    /// Ticks since this node started; with lease reads it votes only after an election
+    /// timeout, having forgotten which leader it heard from before it restarted.
+    var ticksSinceStart = 0
+
     private var outbox: [Message] = []
     private var outboxAfterPersist: [Message] = []
     private var reportedHardState: HardState
@@ -82,6 +90,7 @@ public final class RaftNode {
 
     /// Advances logical time by one tick.
     public func tick() {
+        if ticksSinceStart < config.electionTicks { ticksSinceStart += 1 }
         switch role {
         case .leader(let state): tickLeader(state)
         case .follower, .preCandidate, .candidate: tickElection()
@@ -162,6 +171,8 @@ public final class RaftNode {
         guard let chosen, state.progress[chosen] != nil else { return false }
         state.transferee = chosen
         state.transferElapsed = 0
+        // The transferee's voters set their vote lease aside (`transfer`), so ours is void.
+        state.reads.leaseForfeited = true
         if state.progress[chosen]!.match == log.lastIndex {
             send(Message(type: .timeoutNow, from: config.id, to: chosen, term: term))
         } else {
@@ -194,7 +205,7 @@ public final class RaftNode {
     public var hasReady: Bool {
         hardState != reportedHardState || softState != reportedSoftState
             || log.persisted < log.lastIndex || !outbox.isEmpty || !outboxAfterPersist.isEmpty
-            || !log.entriesToApply.isEmpty || pendingSnapshot != nil
+            || !log.entriesToApply.isEmpty || pendingSnapshot != nil || !readStates.isEmpty
     }
 
     /// Hands out the pending work. Call `advance(_:)` with it before the next `ready()`.
@@ -213,8 +224,10 @@ public final class RaftNode {
             entries: Array(log.unpersistedEntries),
             messages: outbox,
             messagesAfterPersist: outboxAfterPersist,
-            committedEntries: Array(log.entriesToApply)
+            committedEntries: Array(log.entriesToApply),
+            readStates: readStates
         )
+        readStates = []
         reportedHardState = hard
         reportedSoftState = soft
         outbox = []
@@ -296,11 +309,15 @@ public final class RaftNode {
     var inLeaderLease: Bool {
         guard config.checkQuorum else { return false }
         if case .leader = role { return true }
+        // A restarted node forgot whose heartbeats it acknowledged; a leader may count on them
+        // for its read lease.
+        if config.readLease != nil && ticksSinceStart < config.electionTicks { return true }
         return leader != 0 && electionElapsed < config.electionTicks
     }
 
     func becomeFollower(term newTerm: UInt64, leader newLeader: UInt64) {
         precondition(newTerm >= term, "raft: term moves back from \(term) to \(newTerm)")
+        if case .leader(let state) = role { failPendingReads(state, leader: newLeader) }
         if newTerm > term {
             term = newTerm
             vote = 0

@@ -43,10 +43,13 @@ public struct Ready: Sendable, Hashable {
     public var messagesAfterPersist: [Message]
     /// Entries that are both committed and persisted locally, to apply in order.
     public var committedEntries: [Entry]
+    /// Answers to `RaftNode.requestRead`, in the order they were decided. Send them to whoever
+    /// asked at any time: a read index promises nothing about this node's durable state.
+    public var readStates: [ReadState] = []
 
     /// True when there is nothing to do.
     public var isEmpty: Bool {
         hardState == nil && softState == nil && snapshot == nil && entries.isEmpty && messages.isEmpty
-            && messagesAfterPersist.isEmpty && committedEntries.isEmpty
+            && messagesAfterPersist.isEmpty && committedEntries.isEmpty && readStates.isEmpty
     }
 }

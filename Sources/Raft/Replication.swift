@@ -15,7 +15,6 @@ extension RaftNode {
         }
         handOverIfDetached(state)
         if heartbeatElapsed >= config.heartbeatTicks {
-            heartbeatElapsed = 0
             broadcastHeartbeat(state)
         }
     }
@@ -66,6 +65,8 @@ extension RaftNode {
         case .heartbeatResponse:
             state.progress[message.from]!.ticksSinceHeard = 0
             state.progress[message.from]!.stateMachineAttached = !message.stateMachineDetached
+            // Answered in our term: it still followed us when it got that round.
+            if message.readRound != 0 { readRoundAcknowledged(message.readRound, by: message.from, state) }
             if message.reject {
                 // Our heartbeat's commit lay beyond its log: it lost its log (a wiped data dir).
                 // Restart replication from where its log really ends; if we compacted that away,
@@ -151,10 +152,13 @@ extension RaftNode {
         }
     }
 
+    /// Every heartbeat broadcast is a read round (ReadIndex.swift).
     func broadcastHeartbeat(_ state: LeaderState) {
+        heartbeatElapsed = 0
+        let round = startReadRound(state)
         for peer in state.followers {
             let commit = min(log.commit, state.progress[peer]!.match)
-            send(Message(type: .heartbeat, from: config.id, to: peer, term: term, commit: commit))
+            send(Message(type: .heartbeat, from: config.id, to: peer, term: term, commit: commit, readRound: round))
         }
     }
 
@@ -169,6 +173,7 @@ extension RaftNode {
         // Above the commit point, so never compacted.
         guard candidate > log.commit, log.term(at: candidate) == .term(term) else { return false }
         log.commit(to: candidate)
+        ownTermCommitted(state)
         return true
     }
 }

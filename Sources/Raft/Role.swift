@@ -50,6 +50,8 @@ final class LeaderState {
     /// The follower leadership is being handed to (0: none), and ticks since the handover began.
     var transferee: UInt64 = 0
     var transferElapsed = 0
+    /// Reads waiting for a heartbeat round, and the lease (ReadIndex.swift).
+    var reads = LeaderReads()
 
     init(followers: [UInt64], next: UInt64, maxInflight: Int) {
         self.followers = followers

@@ -21,6 +21,9 @@ final class ApplySession {
     /// kvd's last snapshot was ahead of what we know to be applied (we restarted and have not
     /// relearned the commit index yet); the next request waits until we have applied this far.
     var snapshotWaitsForApplied: UInt64 = 0
+    /// Reads this kvd asked for, by the id the core knows them under (raftd-wide, so a read
+    /// of an earlier kvd connection is never answered under a new connection's id).
+    var readIDs: [UInt64: UInt64] = [:]
 
     /// Where accepted proposals landed, not yet told. kvd needs them only to match the
     /// committed entries that follow, so they ride along with the next message instead of

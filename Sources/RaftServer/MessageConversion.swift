@@ -54,7 +54,7 @@ extension PeerMessage {
                   term: message.term, logTerm: message.logTerm, index: message.index, commit: message.commit,
                   entries: message.entries.map(Wire.LogEntry.init), reject: message.reject,
                   rejectHint: message.rejectHint, rejectTerm: message.rejectTerm, transfer: message.transfer,
-                  stateMachineDetached: message.stateMachineDetached)
+                  stateMachineDetached: message.stateMachineDetached, readRound: message.readRound)
     }
 
     /// nil for a message type this version does not know. A snapshot message's payload arrives
@@ -63,6 +63,17 @@ extension PeerMessage {
         guard let type = type.raftType else { return nil }
         return Message(type: type, from: from, to: to, term: term, logTerm: logTerm, index: index, commit: commit,
                        entries: entries.map(Raft.Entry.init), reject: reject, rejectHint: rejectHint, rejectTerm: rejectTerm,
-                       transfer: transfer, snapshot: snapshot, stateMachineDetached: stateMachineDetached)
+                       transfer: transfer, snapshot: snapshot, stateMachineDetached: stateMachineDetached,
+                       readRound: readRound)
+    }
+}
+
+extension Wire.ReadResult {
+    /// The core's answer for the read kvd asked under `kvdID`.
+    init(kvdID: UInt64, _ state: Raft.ReadState) {
+        switch state.outcome {
+        case let .ready(index, term): self.init(readID: kvdID, outcome: .ready(index: index, term: term))
+        case let .notLeader(leader): self.init(readID: kvdID, outcome: .notLeader(leaderID: leader))
+        }
     }
 }

@@ -69,6 +69,7 @@ public final class RaftServer {
         raftConfig.heartbeatTicks = config.heartbeatTicks
         raftConfig.maxAppendBytes = config.maxAppendBytes
         raftConfig.randomSeed = UInt64.random(in: 1...UInt64.max)
+        raftConfig.readLease = config.readLease
         // Everything up to the persisted commit index (and the snapshot, which only ever covers
         // committed entries) is committed and durable: kvd may have it at once, without waiting
         // for the core to hand it out again.
@@ -85,6 +86,7 @@ public final class RaftServer {
         transport = PeerTransport(loop: loop, config: config, logger: logger, snapshotQueue: snapshotQueue,
                                   identities: PeerIdentityGuard(ownID: storage.dataDirID, nodeID: config.nodeID, peers: storage.peerIdentities),
                                   onSnapshotFile: { [weak self] file in self?.receivedSnapshots.append(file) }) { [weak self] message in
+            self?.observeClock()
             self?.node.step(message)
             self?.readyAction.schedule()
         }
@@ -104,6 +106,7 @@ public final class RaftServer {
         }
         let timer = Timer(loop: loop, repeating: true) { [weak self] in
             // A node that must not serve no longer campaigns (its core hears nothing either).
+            self?.observeClock()
             if self?.refusal == nil { self?.node.tick() }
             self?.session?.sendAcceptedResults()
             self?.readyAction.schedule()
@@ -113,6 +116,8 @@ public final class RaftServer {
         logger.info("raftd \(config.nodeID) serving", metadata: [
             "peers": "\(config.listen)", "apply": "\(config.applySocketPath)", "data": "\(config.dataDir)",
             "electionMs": "\(config.electionMs)", "heartbeatMs": "\(config.heartbeatMs)",
+            "readMode": "\(config.readMode.rawValue)",
+            "leaseMs": "\(config.readLease.map { String(Double($0.durationNanos) / 1e6) } ?? "-")",
         ])
     }
 
@@ -171,6 +176,26 @@ public final class RaftServer {
 
     public var status: RaftStatus { node.status }
 
+    /// Ids the core knows kvd's reads under; never reused, across kvd connections too.
+    private var nextCoreReadID: UInt64 = 1
+
+    /// Sends the core's answers to the kvd that asked (answers for a previous kvd are dropped).
+    private func answerReads(_ states: [ReadState]) {
+        guard let session else { return }
+        var results: [ReadResult] = []
+        for state in states {
+            guard let id = session.readIDs.removeValue(forKey: state.id) else { continue }
+            results.append(ReadResult(kvdID: id, state))
+        }
+        if !results.isEmpty { session.send(.readResults(results)) }
+    }
+
+    /// Lease reads measure time on a clock that keeps running while we are stopped; the core
+    /// sees it before every input that may start a round or answer a read.
+    private func observeClock() {
+        if config.readMode == .lease { node.observeClock(nanos: LeaseClock.nanos()) }
+    }
+
     // MARK: A replaced data dir
 
     /// Set once a peer told us it knows this node by another data dir: ours was wiped or
@@ -203,6 +228,8 @@ public final class RaftServer {
         guard !stopped else { return }
         while node.hasReady {
             let ready = node.ready()
+            // A read index vouches for nothing of ours that is not yet durable: kvd may have it now.
+            if !ready.readStates.isEmpty { answerReads(ready.readStates) }
             // The leader's appends hit the wire before its own fsync starts (thesis §10.2.1).
             transport.send(ready.messages, flushNow: !ready.entries.isEmpty)
             do {
@@ -353,13 +380,27 @@ public final class RaftServer {
             session.send(.status(queryID: queryID, NodeStatus(
                 nodeID: config.nodeID, reachable: true, role: status.role.name, term: status.term, leaderID: status.leader,
                 commitIndex: status.commitIndex, appliedIndex: committedIndex, address: "\(config.listen)", error: refusal ?? "",
-                fsyncs: storage.syncCount, lastIndex: status.lastIndex, snapshotIndex: node.snapshot?.index ?? 0)))
+                fsyncs: storage.syncCount, lastIndex: status.lastIndex, snapshotIndex: node.snapshot?.index ?? 0,
+                readMode: config.readMode.rawValue)))
         case let .snapshot(chunk):
             // kvd sends no term; 0 (which no entry has) if the log does not hold that index.
             let term = chunk.offset == 0 ? node.entry(at: chunk.index)?.term ?? 0 : 0
             guard let written = try session.snapshotIn.add(chunk, fileTerm: term) else { return }
             session.snapshotRequestedAt = nil
             try compact(with: written, from: session)
+        case let .read(ids):
+            guard config.readMode != .log else {
+                return session.send(.readResults(ids.map { ReadResult(readID: $0, outcome: .useLog) }))
+            }
+            observeClock()
+            var coreIDs: [UInt64] = []
+            coreIDs.reserveCapacity(ids.count)
+            for id in ids {
+                session.readIDs[nextCoreReadID] = id
+                coreIDs.append(nextCoreReadID)
+                nextCoreReadID += 1
+            }
+            node.requestRead(ids: coreIDs)
         case let .snapshotRejected(index, reason, lastApplied):
             let delayMs = kvdSnapshotRetry.refused(index: index, nowNanos: EventLoop.monotonicNanos())
             logger.error("kvd refused the snapshot at index \(index): \(reason); resending it in \(delayMs) ms (if this repeats, the snapshot file in the data dir is damaged: restore this node's data dir from a healthy node)")

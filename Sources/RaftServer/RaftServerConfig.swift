@@ -1,4 +1,5 @@
 import EventLoop
+import Raft
 
 /// Everything a raftd process is told on its command line.
 public struct RaftServerConfig: Sendable {
@@ -23,6 +24,10 @@ public struct RaftServerConfig: Sendable {
     /// Entry bytes kept before a snapshot's index when compacting, so a follower that is only
     /// slightly behind catches up with appends instead of a whole snapshot.
     public var snapshotCatchUpBytes: Int = 2 << 20
+    /// How kvd's Gets are made linearizable (`ReadMode`).
+    public var readMode: ReadMode = .index
+    /// Lease mode: the largest relative difference between two nodes' clock rates.
+    public var leaseDriftBound: Double = 0.1
 
     public init(nodeID: UInt64, clusterID: UInt64, listen: Endpoint, peers: [UInt64: Endpoint], applySocketPath: String,
                 dataDir: String, heartbeatMs: Double = 50, electionMs: Double = 300) {
@@ -36,6 +41,18 @@ public struct RaftServerConfig: Sendable {
         self.electionMs = electionMs
         // Ticks fine enough that randomized election timeouts spread well.
         self.tickMs = max(1, min(10, heartbeatMs))
+    }
+
+    /// The read lease of `--read-mode lease`: the longest that cannot outlive an election
+    /// (`ReadLease`); nil in the other modes.
+    public var readLease: ReadLease? {
+        guard readMode == .lease else { return nil }
+        return ReadLease.longest(electionTicks: electionTicks, tickNanos: UInt64(tickMs * 1_000_000), driftBound: leaseDriftBound)
+    }
+
+    /// Why these flags cannot run (lease mode only), nil when they can.
+    public var readLeaseProblem: String? {
+        readLease?.problem(electionTicks: electionTicks, checkQuorum: true)
     }
 
     var heartbeatTicks: Int { max(1, Int((heartbeatMs / tickMs).rounded())) }

@@ -39,6 +39,26 @@ public struct Leadership: Hashable, Sendable {
     }
 }
 
+/// raftd's answer to one read request id.
+public struct ReadResult: Hashable, Sendable {
+    public enum Outcome: Hashable, Sendable {
+        /// Answer once applied through `index`; `term` is the term raftd leads in.
+        case ready(index: UInt64, term: UInt64)
+        /// raftd does not lead; `leaderID` is the leader it knows, 0 if none.
+        case notLeader(leaderID: UInt64)
+        /// raftd runs with `--read-mode log`: propose Gets through the log.
+        case useLog
+    }
+
+    public var readID: UInt64
+    public var outcome: Outcome
+
+    public init(readID: UInt64, outcome: Outcome) {
+        self.readID = readID
+        self.outcome = outcome
+    }
+}
+
 /// kvd → raftd over the apply socket.
 public enum KvdToRaft: Hashable, Sendable {
     /// First message on a connection: stream every committed entry after `lastApplied`.
@@ -51,6 +71,8 @@ public enum KvdToRaft: Hashable, Sendable {
     /// is still at `lastApplied`: raftd stops sending it, streams from `lastApplied` again, and
     /// resends that snapshot only after a back-off.
     case snapshotRejected(index: UInt64, reason: String, lastApplied: UInt64)
+    /// Gets to answer without the log: one id per batch; raftd answers with `readResults`.
+    case read(ids: [UInt64])
 }
 
 /// raftd → kvd over the apply socket.
@@ -64,6 +86,7 @@ public enum RaftToKvd: Hashable, Sendable {
     case snapshot(SnapshotChunk)
     /// raftd's log outgrew its compaction threshold: kvd should send a snapshot of its state.
     case snapshotRequest(appliedAtLeast: UInt64)
+    case readResults([ReadResult])
 }
 
 extension KvdToRaft: WireMessage {
@@ -110,6 +133,13 @@ extension KvdToRaft: WireMessage {
             rejected.pointee.last_applied = lastApplied
             m.pointee.body_case = KVRAFT__APPLY__KVD_TO_RAFT__BODY_SNAPSHOT_REJECTED
             m.pointee.snapshot_rejected = rejected
+        case let .read(ids):
+            let read = arena.make(Kvraft__Apply__ReadRequest.self)
+            kvraft__apply__read_request__init(read)
+            read.pointee.n_read_ids = ids.count
+            read.pointee.read_ids = arena.array(ids)
+            m.pointee.body_case = KVRAFT__APPLY__KVD_TO_RAFT__BODY_READ
+            m.pointee.read = read
         }
         appendPacked(m, size: kvraft__apply__kvd_to_raft__get_packed_size, pack: kvraft__apply__kvd_to_raft__pack, framed: framed, to: &out)
     }
@@ -140,6 +170,11 @@ extension KvdToRaft: WireMessage {
                 guard let rejected = m.pointee.snapshot_rejected else { throw .invalid("KvdToRaft.snapshot_rejected is missing") }
                 return .snapshotRejected(index: rejected.pointee.index, reason: CValue.string(rejected.pointee.reason),
                                          lastApplied: rejected.pointee.last_applied)
+            case KVRAFT__APPLY__KVD_TO_RAFT__BODY_READ:
+                guard let read = m.pointee.read else { throw .invalid("KvdToRaft.read is missing") }
+                let count = read.pointee.n_read_ids
+                guard count == 0 || read.pointee.read_ids != nil else { throw .invalid("KvdToRaft.read ids are missing") }
+                return .read(ids: (0..<count).map { read.pointee.read_ids[$0] })
             default:
                 throw .invalid("KvdToRaft has no body")
             }
@@ -201,6 +236,31 @@ extension RaftToKvd: WireMessage {
             request.pointee.applied_at_least = appliedAtLeast
             m.pointee.body_case = KVRAFT__APPLY__RAFT_TO_KVD__BODY_SNAPSHOT_REQUEST
             m.pointee.snapshot_request = request
+        case let .readResults(results):
+            let list = arena.make(Kvraft__Apply__ReadResults.self)
+            kvraft__apply__read_results__init(list)
+            let items = arena.pointerArray(of: Kvraft__Apply__ReadResult.self, count: results.count)
+            for (i, result) in results.enumerated() {
+                let r = arena.make(Kvraft__Apply__ReadResult.self)
+                kvraft__apply__read_result__init(r)
+                r.pointee.read_id = result.readID
+                switch result.outcome {
+                case let .ready(index, term):
+                    r.pointee.status = KVRAFT__APPLY__READ_STATUS__READ_READY
+                    r.pointee.index = index
+                    r.pointee.term = term
+                case let .notLeader(leaderID):
+                    r.pointee.status = KVRAFT__APPLY__READ_STATUS__READ_NOT_LEADER
+                    r.pointee.leader_id = leaderID
+                case .useLog:
+                    r.pointee.status = KVRAFT__APPLY__READ_STATUS__READ_USE_LOG
+                }
+                items[i] = r
+            }
+            list.pointee.n_results = results.count
+            list.pointee.results = items
+            m.pointee.body_case = KVRAFT__APPLY__RAFT_TO_KVD__BODY_READ_RESULTS
+            m.pointee.read_results = list
         }
         appendPacked(m, size: kvraft__apply__raft_to_kvd__get_packed_size, pack: kvraft__apply__raft_to_kvd__pack, framed: framed, to: &out)
     }
@@ -234,6 +294,21 @@ extension RaftToKvd: WireMessage {
             case KVRAFT__APPLY__RAFT_TO_KVD__BODY_SNAPSHOT_REQUEST:
                 guard let request = m.pointee.snapshot_request else { throw .invalid("RaftToKvd.snapshot_request is missing") }
                 return .snapshotRequest(appliedAtLeast: request.pointee.applied_at_least)
+            case KVRAFT__APPLY__RAFT_TO_KVD__BODY_READ_RESULTS:
+                guard let list = m.pointee.read_results else { throw .invalid("RaftToKvd.read_results is missing") }
+                var results: [ReadResult] = []
+                for i in 0..<list.pointee.n_results {
+                    guard let r = list.pointee.results[i] else { throw .invalid("read result \(i) is missing") }
+                    let outcome: ReadResult.Outcome
+                    switch r.pointee.status {
+                    case KVRAFT__APPLY__READ_STATUS__READ_READY: outcome = .ready(index: r.pointee.index, term: r.pointee.term)
+                    case KVRAFT__APPLY__READ_STATUS__READ_NOT_LEADER: outcome = .notLeader(leaderID: r.pointee.leader_id)
+                    case KVRAFT__APPLY__READ_STATUS__READ_USE_LOG: outcome = .useLog
+                    default: throw .invalid("read result \(i) has unknown status \(r.pointee.status.rawValue)")
+                    }
+                    results.append(ReadResult(readID: r.pointee.read_id, outcome: outcome))
+                }
+                return .readResults(results)
             default:
                 throw .invalid("RaftToKvd has no body")
             }

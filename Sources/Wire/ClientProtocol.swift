@@ -93,10 +93,12 @@ public struct NodeStatus: Hashable, Sendable {
     public var lastIndex: UInt64
     /// Index of raftd's latest snapshot: the log before it is compacted away.
     public var snapshotIndex: UInt64
+    /// raftd's read mode ("index", "lease", "log"), "" when unknown.
+    public var readMode: String
 
     public init(nodeID: UInt64 = 0, reachable: Bool = false, role: String = "", term: UInt64 = 0, leaderID: UInt64 = 0,
                 commitIndex: UInt64 = 0, appliedIndex: UInt64 = 0, address: String = "", error: String = "",
-                fsyncs: UInt64 = 0, lastIndex: UInt64 = 0, snapshotIndex: UInt64 = 0) {
+                fsyncs: UInt64 = 0, lastIndex: UInt64 = 0, snapshotIndex: UInt64 = 0, readMode: String = "") {
         self.nodeID = nodeID
         self.reachable = reachable
         self.role = role
@@ -109,6 +111,7 @@ public struct NodeStatus: Hashable, Sendable {
         self.fsyncs = fsyncs
         self.lastIndex = lastIndex
         self.snapshotIndex = snapshotIndex
+        self.readMode = readMode
     }
 }
 

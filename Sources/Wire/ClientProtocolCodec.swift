@@ -42,6 +42,7 @@ extension NodeStatus: WireMessage {
         m.pointee.fsyncs = fsyncs
         m.pointee.last_index = lastIndex
         m.pointee.snapshot_index = snapshotIndex
+        if !readMode.isEmpty { m.pointee.read_mode = arena.string(readMode) }
         return m
     }
 
@@ -50,7 +51,7 @@ extension NodeStatus: WireMessage {
                   term: m.pointee.term, leaderID: m.pointee.leader_id, commitIndex: m.pointee.commit_index,
                   appliedIndex: m.pointee.applied_index, address: CValue.string(m.pointee.address),
                   error: CValue.string(m.pointee.error), fsyncs: m.pointee.fsyncs, lastIndex: m.pointee.last_index,
-                  snapshotIndex: m.pointee.snapshot_index)
+                  snapshotIndex: m.pointee.snapshot_index, readMode: CValue.string(m.pointee.read_mode))
     }
 
     public func append(to out: inout [UInt8], framed: Bool) {

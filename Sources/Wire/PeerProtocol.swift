@@ -93,12 +93,14 @@ public struct PeerMessage: Hashable, Sendable {
     public var recipientDataDirID: UInt64
     /// On heartbeats: the sender's record of peers' data-dir ids, node id → data-dir id.
     public var knownDataDirs: [UInt64: UInt64]
+    /// On heartbeats and their responses: the leader's read round.
+    public var readRound: UInt64
 
     public init(clusterID: UInt64 = 0, from: UInt64 = 0, to: UInt64 = 0, type: PeerMessageType = .none, term: UInt64 = 0,
                 logTerm: UInt64 = 0, index: UInt64 = 0, commit: UInt64 = 0, entries: [LogEntry] = [],
                 reject: Bool = false, rejectHint: UInt64 = 0, rejectTerm: UInt64 = 0, transfer: Bool = false,
                 snapshot: SnapshotChunk? = nil, stateMachineDetached: Bool = false, senderDataDirID: UInt64 = 0,
-                recipientDataDirID: UInt64 = 0, knownDataDirs: [UInt64: UInt64] = [:]) {
+                recipientDataDirID: UInt64 = 0, knownDataDirs: [UInt64: UInt64] = [:], readRound: UInt64 = 0) {
         self.clusterID = clusterID
         self.from = from
         self.to = to
@@ -117,6 +119,7 @@ public struct PeerMessage: Hashable, Sendable {
         self.senderDataDirID = senderDataDirID
         self.recipientDataDirID = recipientDataDirID
         self.knownDataDirs = knownDataDirs
+        self.readRound = readRound
     }
 }
 
@@ -145,6 +148,7 @@ extension PeerMessage: WireMessage {
         let pairs = knownDataDirs.keys.sorted().flatMap { [$0, knownDataDirs[$0]!] }
         m.pointee.n_known_data_dirs = pairs.count
         m.pointee.known_data_dirs = arena.array(pairs)
+        m.pointee.read_round = readRound
         appendPacked(m, size: kvraft__raft__peer_message__get_packed_size, pack: kvraft__raft__peer_message__pack, framed: framed, to: &out)
     }
 
@@ -159,7 +163,8 @@ extension PeerMessage: WireMessage {
                         transfer: m.pointee.transfer != 0, snapshot: m.pointee.snapshot.map { SnapshotChunk(c: $0) },
                         stateMachineDetached: m.pointee.state_machine_detached != 0,
                         senderDataDirID: m.pointee.sender_data_dir_id, recipientDataDirID: m.pointee.recipient_data_dir_id,
-                        knownDataDirs: try PeerMessage.decodeKnownDataDirs(m.pointee.n_known_data_dirs, m.pointee.known_data_dirs))
+                        knownDataDirs: try PeerMessage.decodeKnownDataDirs(m.pointee.n_known_data_dirs, m.pointee.known_data_dirs),
+                        readRound: m.pointee.read_round)
         }
     }
 

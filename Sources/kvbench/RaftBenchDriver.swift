@@ -217,6 +217,8 @@ final class RaftBenchDriver {
             // The bench's state machine holds nothing: an empty snapshot at what it has seen
             // lets raftd compact its log as it would under a real kvd.
             send(.snapshot(SnapshotChunk(index: link.streamedIndex, term: 0, offset: 0, totalSize: 0, data: [])), on: link)
+        case .readResults:
+            break  // the raft bench proposes only
         }
     }
 

@@ -105,13 +105,14 @@ struct StatusCommand: ParsableCommand {
         } catch {
             throw fail("gateway unreachable: \(error)", code: KvctlExit.unavailable)
         }
-        let header = ["NODE", "ADDRESS", "STATE", "ROLE", "TERM", "LEADER", "SNAPSHOT", "LAST", "COMMIT", "APPLIED", "FSYNCS"]
+        let header = ["NODE", "ADDRESS", "STATE", "ROLE", "TERM", "LEADER", "SNAPSHOT", "LAST", "COMMIT", "APPLIED", "FSYNCS", "READS"]
         var rows = [header]
         for node in response.nodes.sorted(by: { $0.nodeID < $1.nodeID }) {
             let state = node.reachable ? (node.error.isEmpty ? "up" : node.error) : "down: \(node.error)"
             rows.append([String(node.nodeID), node.address, state, node.role.isEmpty ? "-" : node.role,
                          String(node.term), node.leaderID == 0 ? "-" : String(node.leaderID),
-                         String(node.snapshotIndex), String(node.lastIndex), String(node.commitIndex), String(node.appliedIndex), String(node.fsyncs)])
+                         String(node.snapshotIndex), String(node.lastIndex), String(node.commitIndex), String(node.appliedIndex), String(node.fsyncs),
+                         node.readMode.isEmpty ? "-" : node.readMode])
         }
         let widths = header.indices.map { column in rows.map { $0[column].count }.max()! }
         for row in rows {

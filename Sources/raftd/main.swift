@@ -47,6 +47,12 @@ struct Raftd: ParsableCommand {
     @Option(help: "Bytes of entries kept before a snapshot's index when compacting, so slightly lagging followers catch up without a snapshot.")
     var snapshotCatchUpBytes: Int = 2 << 20
 
+    @Option(help: "How kvd's Gets are made linearizable: index (ReadIndex: one heartbeat round per batch of reads, no log entry), lease (no round while the leader's lease holds; assumes clock rates differ by at most --lease-drift-bound), or log (every Get is a log entry).")
+    var readMode: ReadMode = .index
+
+    @Option(help: "Lease mode: the largest relative difference between two nodes' clock rates (0 to 0.5). The lease lasts (election timeout - 2 ticks) x (1 - this bound) after the heartbeat round a majority acknowledged was sent.")
+    var leaseDriftBound: Double = 0.1
+
     @Option(help: "Peer connections accepted at once; beyond it a new connection is closed at once.")
     var maxConnections: Int = ProcessLimits().maxConnectionsPerListener
 
@@ -69,11 +75,11 @@ struct Raftd: ParsableCommand {
         guard snapshotCatchUpBytes >= 0 else { throw ValidationError("--snapshot-catch-up-bytes must not be negative") }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard partialFrameTimeoutMs >= 10 else { throw ValidationError("--partial-frame-timeout-ms must be at least 10") }
+        if let problem = serverConfig.readLeaseProblem { throw ValidationError("--read-mode lease: \(problem)") }
     }
 
-    func run() throws {
-        ProcessLogging.bootstrap(process: "raftd[\(id)]", level: logLevel)
-        let logger = Logger(label: "raftd")
+    /// The flags as raftd's configuration (addresses already validated).
+    var serverConfig: RaftServerConfig {
         var endpoints: [UInt64: Endpoint] = [:]
         for (peer, address) in peers.byID { endpoints[peer] = Endpoint.parseHostPort(address)! }
         var config = RaftServerConfig(
@@ -81,6 +87,15 @@ struct Raftd: ParsableCommand {
             applySocketPath: applySocket, dataDir: dataDir, heartbeatMs: heartbeatMs, electionMs: electionMs)
         config.snapshotLogBytes = snapshotLogBytes
         config.snapshotCatchUpBytes = snapshotCatchUpBytes
+        config.readMode = readMode
+        config.leaseDriftBound = leaseDriftBound
+        return config
+    }
+
+    func run() throws {
+        ProcessLogging.bootstrap(process: "raftd[\(id)]", level: logLevel)
+        let logger = Logger(label: "raftd")
+        let config = serverConfig
         let loop = EventLoop()
         loop.limits.maxConnectionsPerListener = maxConnections
         loop.limits.partialFrameTimeoutMs = partialFrameTimeoutMs
@@ -107,5 +122,7 @@ struct Raftd: ParsableCommand {
         withExtendedLifetime(signals) {}
     }
 }
+
+extension ReadMode: ExpressibleByArgument {}
 
 Raftd.main()

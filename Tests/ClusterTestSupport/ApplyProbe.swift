@@ -86,6 +86,8 @@ public final class ApplyProbe {
                 let data = RaftToKvd.committed(applied).serialized()
                 var chunker = SnapshotChunker(index: lastApplied, term: 0, data: data, chunkSize: 64 << 10)
                 while let chunk = chunker.next() { connection?.write(KvdToRaft.snapshot(chunk).framed()) }
+            case .readResults:
+                break  // the probe never asks for reads
             }
         }
     }

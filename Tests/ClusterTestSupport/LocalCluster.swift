@@ -20,6 +20,8 @@ public struct ClusterOptions: Sendable {
     public var snapshotLogBytes = 64 << 10
     public var snapshotCatchUpBytes = 8 << 10
     public var logLevel = "info"
+    /// raftd's `--read-mode`: index, lease or log.
+    public var readMode = "index"
 
     /// KVRAFT_LOG_LEVEL overrides whatever level a test chose (e.g. `info` to see snapshots sent).
     var effectiveLogLevel: String { ProcessInfo.processInfo.environment["KVRAFT_LOG_LEVEL"] ?? logLevel }
@@ -88,7 +90,7 @@ public final class LocalCluster {
                             "--heartbeat-ms", "\(options.heartbeatMs)", "--election-ms", "\(options.electionMs)",
                             "--snapshot-log-bytes", "\(options.snapshotLogBytes)",
                             "--snapshot-catch-up-bytes", "\(options.snapshotCatchUpBytes)",
-                            "--log-level", options.effectiveLogLevel],
+                            "--read-mode", options.readMode, "--log-level", options.effectiveLogLevel],
                 logURL: directory.appendingPathComponent("raftd-\(i).log")))
             kvds.append(ClusterProcess(
                 kind: .kvd, number: i, executable: binaries.appendingPathComponent("kvd"),

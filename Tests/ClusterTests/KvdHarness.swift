@@ -27,6 +27,11 @@ final class KvdHarness {
     private var snapshotIn = SnapshotAssembler()
     /// Every snapshot refusal kvd sent, in order.
     private(set) var rejections: [(index: UInt64, reason: String, lastApplied: UInt64)] = []
+    /// Every read id kvd asked a read index for, in order.
+    private(set) var readRequests: [UInt64] = []
+    /// Answer read requests at once with "use the log", as raftd `--read-mode log` does, so
+    /// Gets are proposed like writes; false: the test answers them (`send(.readResults…)`).
+    var answersReadsWithLog = true
     /// Replies to the requests `put` sent, by request id.
     private(set) var replies: [UInt64: KvResponse] = [:]
 
@@ -77,6 +82,11 @@ final class KvdHarness {
                 case let .propose(list): proposals.append(contentsOf: list)
                 case let .snapshotRejected(index, reason, lastApplied): rejections.append((index, reason, lastApplied))
                 case .statusQuery: break
+                case let .read(ids):
+                    readRequests.append(contentsOf: ids)
+                    if answersReadsWithLog {
+                        _ = connection.write(RaftToKvd.readResults(ids.map { ReadResult(readID: $0, outcome: .useLog) }).framed())
+                    }
                 }
             }
         }

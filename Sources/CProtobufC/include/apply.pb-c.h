@@ -22,6 +22,7 @@ typedef struct Kvraft__Apply__ApplyHello Kvraft__Apply__ApplyHello;
 typedef struct Kvraft__Apply__Proposal Kvraft__Apply__Proposal;
 typedef struct Kvraft__Apply__ProposeBatch Kvraft__Apply__ProposeBatch;
 typedef struct Kvraft__Apply__KvdToRaft Kvraft__Apply__KvdToRaft;
+typedef struct Kvraft__Apply__ReadRequest Kvraft__Apply__ReadRequest;
 typedef struct Kvraft__Apply__SnapshotRejected Kvraft__Apply__SnapshotRejected;
 typedef struct Kvraft__Apply__StatusQuery Kvraft__Apply__StatusQuery;
 typedef struct Kvraft__Apply__ProposeResult Kvraft__Apply__ProposeResult;
@@ -30,6 +31,8 @@ typedef struct Kvraft__Apply__CommittedEntries Kvraft__Apply__CommittedEntries;
 typedef struct Kvraft__Apply__Leadership Kvraft__Apply__Leadership;
 typedef struct Kvraft__Apply__RaftStatus Kvraft__Apply__RaftStatus;
 typedef struct Kvraft__Apply__RaftToKvd Kvraft__Apply__RaftToKvd;
+typedef struct Kvraft__Apply__ReadResult Kvraft__Apply__ReadResult;
+typedef struct Kvraft__Apply__ReadResults Kvraft__Apply__ReadResults;
 typedef struct Kvraft__Apply__SnapshotRequest Kvraft__Apply__SnapshotRequest;
 typedef struct Kvraft__Apply__Command Kvraft__Apply__Command;
 typedef struct Kvraft__Apply__CommandBatch Kvraft__Apply__CommandBatch;
@@ -37,6 +40,24 @@ typedef struct Kvraft__Apply__CommandBatch Kvraft__Apply__CommandBatch;
 
 /* --- enums --- */
 
+typedef enum _Kvraft__Apply__ReadStatus {
+  /*
+   * Leadership confirmed: answer once kvd has applied `index` (the reads then reflect every
+   * write that completed before kvd asked).
+   */
+  KVRAFT__APPLY__READ_STATUS__READ_READY = 0,
+  /*
+   * This raftd does not lead (or stopped leading before confirming): `leader_id` is the
+   * leader it knows, 0 if none.
+   */
+  KVRAFT__APPLY__READ_STATUS__READ_NOT_LEADER = 1,
+  /*
+   * raftd runs with --read-mode log: propose Gets through the log (kvd remembers this until
+   * it reconnects to raftd).
+   */
+  KVRAFT__APPLY__READ_STATUS__READ_USE_LOG = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(KVRAFT__APPLY__READ_STATUS)
+} Kvraft__Apply__ReadStatus;
 
 /* --- messages --- */
 
@@ -84,7 +105,8 @@ typedef enum {
   KVRAFT__APPLY__KVD_TO_RAFT__BODY_PROPOSE = 2,
   KVRAFT__APPLY__KVD_TO_RAFT__BODY_STATUS_QUERY = 3,
   KVRAFT__APPLY__KVD_TO_RAFT__BODY_SNAPSHOT = 4,
-  KVRAFT__APPLY__KVD_TO_RAFT__BODY_SNAPSHOT_REJECTED = 5
+  KVRAFT__APPLY__KVD_TO_RAFT__BODY_SNAPSHOT_REJECTED = 5,
+  KVRAFT__APPLY__KVD_TO_RAFT__BODY_READ = 6
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(KVRAFT__APPLY__KVD_TO_RAFT__BODY__CASE)
 } Kvraft__Apply__KvdToRaft__BodyCase;
 
@@ -106,11 +128,29 @@ struct  Kvraft__Apply__KvdToRaft
      * it and sends it again only after a back-off.
      */
     Kvraft__Apply__SnapshotRejected *snapshot_rejected;
+    /*
+     * Gets to answer without the log: raftd answers each id with a read index (ReadResults).
+     */
+    Kvraft__Apply__ReadRequest *read;
   };
 };
 #define KVRAFT__APPLY__KVD_TO_RAFT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__apply__kvd_to_raft__descriptor) \
     , KVRAFT__APPLY__KVD_TO_RAFT__BODY__NOT_SET, {0} }
+
+
+/*
+ * One id per batch of Gets kvd gathered in a loop pass.
+ */
+struct  Kvraft__Apply__ReadRequest
+{
+  ProtobufCMessage base;
+  size_t n_read_ids;
+  uint64_t *read_ids;
+};
+#define KVRAFT__APPLY__READ_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&kvraft__apply__read_request__descriptor) \
+    , 0,NULL }
 
 
 struct  Kvraft__Apply__SnapshotRejected
@@ -221,7 +261,8 @@ typedef enum {
   KVRAFT__APPLY__RAFT_TO_KVD__BODY_LEADERSHIP = 3,
   KVRAFT__APPLY__RAFT_TO_KVD__BODY_STATUS = 4,
   KVRAFT__APPLY__RAFT_TO_KVD__BODY_SNAPSHOT = 5,
-  KVRAFT__APPLY__RAFT_TO_KVD__BODY_SNAPSHOT_REQUEST = 6
+  KVRAFT__APPLY__RAFT_TO_KVD__BODY_SNAPSHOT_REQUEST = 6,
+  KVRAFT__APPLY__RAFT_TO_KVD__BODY_READ_RESULTS = 7
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(KVRAFT__APPLY__RAFT_TO_KVD__BODY__CASE)
 } Kvraft__Apply__RaftToKvd__BodyCase;
 
@@ -244,11 +285,46 @@ struct  Kvraft__Apply__RaftToKvd
      * raftd's log has grown past its compaction threshold: send a snapshot.
      */
     Kvraft__Apply__SnapshotRequest *snapshot_request;
+    /*
+     * Answers to ReadRequest ids, sent as soon as they are decided.
+     */
+    Kvraft__Apply__ReadResults *read_results;
   };
 };
 #define KVRAFT__APPLY__RAFT_TO_KVD__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__apply__raft_to_kvd__descriptor) \
     , KVRAFT__APPLY__RAFT_TO_KVD__BODY__NOT_SET, {0} }
+
+
+struct  Kvraft__Apply__ReadResult
+{
+  ProtobufCMessage base;
+  uint64_t read_id;
+  Kvraft__Apply__ReadStatus status;
+  uint64_t index;
+  /*
+   * the term raftd leads in (READ_READY)
+   */
+  uint64_t term;
+  /*
+   * READ_NOT_LEADER: the leader raftd knows, 0 if none
+   */
+  uint64_t leader_id;
+};
+#define KVRAFT__APPLY__READ_RESULT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&kvraft__apply__read_result__descriptor) \
+    , 0, KVRAFT__APPLY__READ_STATUS__READ_READY, 0, 0, 0 }
+
+
+struct  Kvraft__Apply__ReadResults
+{
+  ProtobufCMessage base;
+  size_t n_results;
+  Kvraft__Apply__ReadResult **results;
+};
+#define KVRAFT__APPLY__READ_RESULTS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&kvraft__apply__read_results__descriptor) \
+    , 0,NULL }
 
 
 struct  Kvraft__Apply__SnapshotRequest
@@ -375,6 +451,25 @@ Kvraft__Apply__KvdToRaft *
                       const uint8_t       *data);
 void   kvraft__apply__kvd_to_raft__free_unpacked
                      (Kvraft__Apply__KvdToRaft *message,
+                      ProtobufCAllocator *allocator);
+/* Kvraft__Apply__ReadRequest methods */
+void   kvraft__apply__read_request__init
+                     (Kvraft__Apply__ReadRequest         *message);
+size_t kvraft__apply__read_request__get_packed_size
+                     (const Kvraft__Apply__ReadRequest   *message);
+size_t kvraft__apply__read_request__pack
+                     (const Kvraft__Apply__ReadRequest   *message,
+                      uint8_t             *out);
+size_t kvraft__apply__read_request__pack_to_buffer
+                     (const Kvraft__Apply__ReadRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Kvraft__Apply__ReadRequest *
+       kvraft__apply__read_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   kvraft__apply__read_request__free_unpacked
+                     (Kvraft__Apply__ReadRequest *message,
                       ProtobufCAllocator *allocator);
 /* Kvraft__Apply__SnapshotRejected methods */
 void   kvraft__apply__snapshot_rejected__init
@@ -528,6 +623,44 @@ Kvraft__Apply__RaftToKvd *
 void   kvraft__apply__raft_to_kvd__free_unpacked
                      (Kvraft__Apply__RaftToKvd *message,
                       ProtobufCAllocator *allocator);
+/* Kvraft__Apply__ReadResult methods */
+void   kvraft__apply__read_result__init
+                     (Kvraft__Apply__ReadResult         *message);
+size_t kvraft__apply__read_result__get_packed_size
+                     (const Kvraft__Apply__ReadResult   *message);
+size_t kvraft__apply__read_result__pack
+                     (const Kvraft__Apply__ReadResult   *message,
+                      uint8_t             *out);
+size_t kvraft__apply__read_result__pack_to_buffer
+                     (const Kvraft__Apply__ReadResult   *message,
+                      ProtobufCBuffer     *buffer);
+Kvraft__Apply__ReadResult *
+       kvraft__apply__read_result__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   kvraft__apply__read_result__free_unpacked
+                     (Kvraft__Apply__ReadResult *message,
+                      ProtobufCAllocator *allocator);
+/* Kvraft__Apply__ReadResults methods */
+void   kvraft__apply__read_results__init
+                     (Kvraft__Apply__ReadResults         *message);
+size_t kvraft__apply__read_results__get_packed_size
+                     (const Kvraft__Apply__ReadResults   *message);
+size_t kvraft__apply__read_results__pack
+                     (const Kvraft__Apply__ReadResults   *message,
+                      uint8_t             *out);
+size_t kvraft__apply__read_results__pack_to_buffer
+                     (const Kvraft__Apply__ReadResults   *message,
+                      ProtobufCBuffer     *buffer);
+Kvraft__Apply__ReadResults *
+       kvraft__apply__read_results__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   kvraft__apply__read_results__free_unpacked
+                     (Kvraft__Apply__ReadResults *message,
+                      ProtobufCAllocator *allocator);
 /* Kvraft__Apply__SnapshotRequest methods */
 void   kvraft__apply__snapshot_request__init
                      (Kvraft__Apply__SnapshotRequest         *message);
@@ -599,6 +732,9 @@ typedef void (*Kvraft__Apply__ProposeBatch_Closure)
 typedef void (*Kvraft__Apply__KvdToRaft_Closure)
                  (const Kvraft__Apply__KvdToRaft *message,
                   void *closure_data);
+typedef void (*Kvraft__Apply__ReadRequest_Closure)
+                 (const Kvraft__Apply__ReadRequest *message,
+                  void *closure_data);
 typedef void (*Kvraft__Apply__SnapshotRejected_Closure)
                  (const Kvraft__Apply__SnapshotRejected *message,
                   void *closure_data);
@@ -623,6 +759,12 @@ typedef void (*Kvraft__Apply__RaftStatus_Closure)
 typedef void (*Kvraft__Apply__RaftToKvd_Closure)
                  (const Kvraft__Apply__RaftToKvd *message,
                   void *closure_data);
+typedef void (*Kvraft__Apply__ReadResult_Closure)
+                 (const Kvraft__Apply__ReadResult *message,
+                  void *closure_data);
+typedef void (*Kvraft__Apply__ReadResults_Closure)
+                 (const Kvraft__Apply__ReadResults *message,
+                  void *closure_data);
 typedef void (*Kvraft__Apply__SnapshotRequest_Closure)
                  (const Kvraft__Apply__SnapshotRequest *message,
                   void *closure_data);
@@ -638,10 +780,12 @@ typedef void (*Kvraft__Apply__CommandBatch_Closure)
 
 /* --- descriptors --- */
 
+extern const ProtobufCEnumDescriptor    kvraft__apply__read_status__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__apply_hello__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__proposal__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__propose_batch__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__kvd_to_raft__descriptor;
+extern const ProtobufCMessageDescriptor kvraft__apply__read_request__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__snapshot_rejected__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__status_query__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__propose_result__descriptor;
@@ -650,6 +794,8 @@ extern const ProtobufCMessageDescriptor kvraft__apply__committed_entries__descri
 extern const ProtobufCMessageDescriptor kvraft__apply__leadership__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__raft_status__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__raft_to_kvd__descriptor;
+extern const ProtobufCMessageDescriptor kvraft__apply__read_result__descriptor;
+extern const ProtobufCMessageDescriptor kvraft__apply__read_results__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__snapshot_request__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__command__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__apply__command_batch__descriptor;

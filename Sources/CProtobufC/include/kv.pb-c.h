@@ -106,10 +106,14 @@ struct  Kvraft__NodeStatus
    * the log is compacted up to here (raftd's latest snapshot), 0 if never
    */
   uint64_t snapshot_index;
+  /*
+   * raftd's --read-mode: "index", "lease" or "log"; "" if unknown
+   */
+  char *read_mode;
 };
 #define KVRAFT__NODE_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__node_status__descriptor) \
-    , 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0 }
+    , 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Kvraft__KvResponse

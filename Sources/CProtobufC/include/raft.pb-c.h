@@ -119,10 +119,17 @@ struct  Kvraft__Raft__PeerMessage
    */
   size_t n_known_data_dirs;
   uint64_t *known_data_dirs;
+  /*
+   * data-dir id), so every follower knows every peer, not only those it heard from
+   */
+  /*
+   * heartbeat: the leader's read round (ReadIndex); heartbeat response: the round it answers
+   */
+  uint64_t read_round;
 };
 #define KVRAFT__RAFT__PEER_MESSAGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__raft__peer_message__descriptor) \
-    , 0, 0, 0, KVRAFT__RAFT__MESSAGE_TYPE__MSG_NONE, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, NULL, 0, 0, 0, 0,NULL }
+    , 0, 0, 0, KVRAFT__RAFT__MESSAGE_TYPE__MSG_NONE, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, NULL, 0, 0, 0, 0,NULL, 0 }
 
 
 /*

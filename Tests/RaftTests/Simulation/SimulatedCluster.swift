@@ -34,6 +34,7 @@ final class SimulatedCluster {
     private let checkQuorum: Bool
     private let maxInflightAppends: Int
     private let maxAppendBytes: Int
+    private let readLease: ReadLease?
 
     private var nodes: [UInt64: RaftNode] = [:]
     private(set) var disks: [UInt64: Disk] = [:]
@@ -58,7 +59,8 @@ final class SimulatedCluster {
     private(set) var restartsFromSnapshot = 0
 
     init(seed: UInt64, nodeCount: Int, electionTicks: Int = 10, preVote: Bool = true, checkQuorum: Bool = true,
-         maxInflightAppends: Int = 64, maxAppendBytes: Int = 1 << 20, disks: [UInt64: Disk] = [:]) {
+         maxInflightAppends: Int = 64, maxAppendBytes: Int = 1 << 20, disks: [UInt64: Disk] = [:],
+         readLease: ReadLease? = nil) {
         self.seed = seed
         ids = (1...UInt64(nodeCount)).map { $0 }
         random = SeededGenerator(seed: seed)
@@ -67,6 +69,7 @@ final class SimulatedCluster {
         self.checkQuorum = checkQuorum
         self.maxInflightAppends = maxInflightAppends
         self.maxAppendBytes = maxAppendBytes
+        self.readLease = readLease
         for id in ids {
             self.disks[id] = disks[id] ?? Disk()
             start(id)
@@ -159,8 +162,9 @@ final class SimulatedCluster {
             step += 1
         }
         for id in ids {
-            guard let node = nodes[id] else { continue }
+            guard let node = nodes[id], !frozen.contains(id) else { continue }
             if random.chance(compactRate) { compact(id) }
+            observeClock(id)
             node.tick()
             drainReady(id)
         }
@@ -187,6 +191,11 @@ final class SimulatedCluster {
     private func deliverDueMessages() {
         for message in network.deliveries(at: step) {
             guard let node = nodes[message.to] else { continue }
+            if frozen.contains(message.to) {
+                heldForFrozen[message.to, default: []].append(message)
+                continue
+            }
+            observeClock(message.to)
             transcript.record(step, .deliver(message))
             node.step(message)
             drainReady(message.to)
@@ -209,6 +218,7 @@ final class SimulatedCluster {
             precondition(rounds < 100, "seed=\(seed): node \(id) keeps producing Ready without input")
             checker.observeCommit(node)
             let ready = node.ready()
+            if !ready.readStates.isEmpty { onReadStates?(id, ready.readStates) }
             if let soft = ready.softState {
                 transcript.record(step, .role(id, soft))
                 if soft.role == .leader { checker.observeLeader(node) }
@@ -256,7 +266,7 @@ final class SimulatedCluster {
 
     private func completeDueFsyncs() {
         for id in ids {
-            guard let pending = pendingFsync[id], pending.doneAt <= step else { continue }
+            guard let pending = pendingFsync[id], pending.doneAt <= step, !frozen.contains(id) else { continue }
             pendingFsync[id] = nil
             completeReady(id, pending.ready)
             drainReady(id)
@@ -295,6 +305,9 @@ final class SimulatedCluster {
         nodes[id] = nil
         pendingFsync[id] = nil
         stateMachines[id] = nil
+        frozen.remove(id)
+        heldForFrozen[id] = nil
+        heldReads[id] = nil
         checker.forgetIncarnation(id)
         transcript.record(step, .crash(id, reason))
         if resetsOnCrash {
@@ -340,7 +353,8 @@ final class SimulatedCluster {
         let disk = disks[id]!
         let config = RaftConfig(id: id, peers: ids, electionTicks: electionTicks,
                                 maxInflightAppends: maxInflightAppends, maxAppendBytes: maxAppendBytes,
-                                preVote: preVote, checkQuorum: checkQuorum, randomSeed: random.next())
+                                preVote: preVote, checkQuorum: checkQuorum, randomSeed: random.next(),
+                                readLease: readLease)
         checker.observeRestart(id, from: disk.snapshot)
         var machine = SimulatedStateMachine()
         if let snapshot = disk.snapshot {
@@ -398,6 +412,71 @@ final class SimulatedCluster {
         network.healAll()
         transcript.record(step, .note("heal all links"))
     }
+
+    // MARK: Reads, clocks and pauses
+
+    /// Real time of one simulation step, in nanoseconds (a tick is `stepsPerTick` steps).
+    static let stepNanos: UInt64 = 200_000
+    static var tickNanos: UInt64 { stepNanos * UInt64(stepsPerTick) }
+    /// Each node's clock rate relative to real time (1 when unset): clock skew for leases.
+    var clockRate: [UInt64: Double] = [:]
+    /// Called when node `id`'s core is asked for reads (after a freeze: when it continues).
+    var onReadRequested: ((UInt64, [UInt64]) -> Void)?
+    /// Called with every node's answered reads as its shell takes them from a `Ready`.
+    var onReadStates: ((UInt64, [ReadState]) -> Void)?
+
+    /// What node `id`'s monotonic clock reads now: it keeps running while the node is frozen.
+    func clockNanos(_ id: UInt64) -> UInt64 {
+        UInt64(Double(UInt64(step) * Self.stepNanos) * (clockRate[id] ?? 1))
+    }
+
+    private func observeClock(_ id: UInt64) {
+        nodes[id]?.observeClock(nanos: clockNanos(id))
+    }
+
+    /// Nodes paused like a SIGSTOPped process: no ticks, no messages handled (they wait in the
+    /// socket buffers, `heldForFrozen`), while every clock keeps running.
+    private(set) var frozen: Set<UInt64> = []
+    private var heldForFrozen: [UInt64: [Message]] = [:]
+    /// Reads asked of a frozen node, handled when it continues (in order with its messages).
+    private var heldReads: [UInt64: [UInt64]] = [:]
+
+    func freeze(_ id: UInt64) {
+        frozen.insert(id)
+        transcript.record(step, .note("freeze \(id)"))
+    }
+
+    /// SIGCONT: the node handles what piled up, reads first (as a shell reading its kvd socket
+    /// before its peers'), its clock having run on.
+    func thaw(_ id: UInt64) {
+        guard frozen.remove(id) != nil else { return }
+        transcript.record(step, .note("thaw \(id)"))
+        if let ids = heldReads.removeValue(forKey: id) { requestRead(ids, at: id) }
+        for message in heldForFrozen.removeValue(forKey: id) ?? [] {
+            guard let node = nodes[id] else { break }
+            observeClock(id)
+            transcript.record(step, .deliver(message))
+            node.step(message)
+            drainReady(id)
+        }
+    }
+
+    /// Asks node `id` for read indexes (held while it is frozen); answers reach `onReadStates`.
+    func requestRead(_ readIDs: [UInt64], at id: UInt64) {
+        guard let node = nodes[id] else { return }
+        if frozen.contains(id) {
+            heldReads[id, default: []].append(contentsOf: readIDs)
+            return
+        }
+        observeClock(id)
+        transcript.record(step, .note("read \(readIDs) at \(id)"))
+        onReadRequested?(id, readIDs)
+        node.requestRead(ids: readIDs)
+        drainReady(id)
+    }
+
+    /// Node `id`'s state machine (nil when down).
+    func stateMachine(_ id: UInt64) -> SimulatedStateMachine? { stateMachines[id] }
 
     // MARK: Clients
 

@@ -24,3 +24,10 @@ extension SeededGenerator {
         return result
     }
 }
+
+extension SeededGenerator {
+    /// Uniform in [0, 1).
+    mutating func double() -> Double {
+        Double(next() >> 11) / Double(1 << 53)
+    }
+}
