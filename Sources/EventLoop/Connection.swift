@@ -86,13 +86,20 @@ public final class Connection {
 
     /// The loop this connection belongs to (its process's limits and output budget live there).
     public var eventLoop: EventLoop { loop }
+    /// A TLS link (an OpenSSL bufferevent): libevent encrypts and writes, never `flushNow`.
+    public let isTLS: Bool
+    /// The peer's certificate, once a TLS handshake completed.
+    public private(set) var peerCertificate: PeerCertificate?
+    /// Why the TLS handshake failed, when it did (the reason also closes the connection).
+    public private(set) var tlsFailure: String?
 
-    init(loop: EventLoop, bev: OpaquePointer, peer: String, connected: Bool, limits: Limits) {
+    init(loop: EventLoop, bev: OpaquePointer, peer: String, connected: Bool, limits: Limits, tls: Bool = false) {
         self.loop = loop
         self.bev = bev
         self.peer = peer
         self.limits = limits
         self.isConnected = connected
+        self.isTLS = tls
         let ctx = Unmanaged.passUnretained(self).toOpaque()
         bufferevent_setcb(bev, { _, ctx in
             Unmanaged<Connection>.fromOpaque(ctx!).takeUnretainedValue().handleRead()
@@ -161,11 +168,25 @@ public final class Connection {
     }
 
     /// Dials `endpoint`. A refused Unix connect throws at once; a TCP failure arrives as
-    /// `onClose(.connectFailed)`.
-    public static func connect(loop: EventLoop, to endpoint: Endpoint, limits: Limits = Limits()) throws -> Connection {
+    /// `onClose(.connectFailed)`. With `tls`, `onConnected` comes once the handshake is done
+    /// (a refused certificate, either side's, arrives as `onClose(.connectFailed)`).
+    public static func connect(loop: EventLoop, to endpoint: Endpoint, limits: Limits = Limits(), tls: TLSDial? = nil) throws -> Connection {
         let address = try SocketAddress.resolve(endpoint)
-        guard let bev = bufferevent_socket_new(loop.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
-            throw EventLoopError("bufferevent_socket_new failed")
+        let bev: OpaquePointer
+        if let tls {
+            let ssl = try tls.context.makeSession(expectedName: tls.expectedName)
+            guard let made = bufferevent_openssl_socket_new(loop.base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                            Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
+                SSL_free(ssl)
+                throw EventLoopError("bufferevent_openssl_socket_new failed")
+            }
+            bev = made
+            TLSHandshake.limitTime(bev, milliseconds: loop.limits.tlsHandshakeTimeoutMs)
+        } else {
+            guard let made = bufferevent_socket_new(loop.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
+                throw EventLoopError("bufferevent_socket_new failed")
+            }
+            bev = made
         }
         let status = address.withSockaddr { bufferevent_socket_connect(bev, $0, Int32($1)) }
         if status != 0 {
@@ -173,7 +194,7 @@ public final class Connection {
             bufferevent_free(bev)
             throw EventLoopError.errno("connect to \(endpoint)", code: code)
         }
-        return Connection(loop: loop, bev: bev, peer: endpoint.description, connected: false, limits: limits)
+        return Connection(loop: loop, bev: bev, peer: endpoint.description, connected: false, limits: limits, tls: tls != nil)
     }
 
     /// Lower latency for small frames; keep dead TCP peers from hanging forever.
@@ -234,7 +255,8 @@ public final class Connection {
     /// before a blocking fsync). Whatever the socket does not take stays queued, and
     /// libevent's write event sends it when the socket drains.
     public func flushNow() {
-        guard let bev, !isClosed, isConnected else { return }
+        // TLS: the OpenSSL bufferevent encrypts and writes on its own write event.
+        guard let bev, !isClosed, isConnected, !isTLS else { return }
         let output = bufferevent_get_output(bev)
         let before = evbuffer_get_length(output)
         guard before > 0 else { return }
@@ -350,7 +372,13 @@ public final class Connection {
         let events = Int32(what)
         if events & BEV_EVENT_CONNECTED != 0 {
             isConnected = true
-            if let bev { Connection.tuneSocket(bufferevent_getfd(bev)) }
+            if let bev {
+                Connection.tuneSocket(bufferevent_getfd(bev))
+                if isTLS {
+                    TLSHandshake.finished(bev)
+                    peerCertificate = bufferevent_openssl_get_ssl(bev).flatMap(TLSContext.peerCertificate(of:))
+                }
+            }
             onConnected?(self)
             return
         }
@@ -360,7 +388,22 @@ public final class Connection {
             shutdown(reason: closingAfterFlush ? .closedLocally : .eof)
         } else if events & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT) != 0 {
             let code = errno
-            let text = String(cString: strerror(code))
+            var text = String(cString: strerror(code))
+            if isTLS, let bev {
+                if !isConnected, events & BEV_EVENT_TIMEOUT != 0 {
+                    text = "TLS handshake not finished within \(Int(loop.limits.tlsHandshakeTimeoutMs)) ms"
+                } else {
+                    var codes: [UInt] = []
+                    while case let error = bufferevent_get_openssl_error(bev), error != 0 { codes.append(error) }
+                    if !codes.isEmpty {
+                        text = TLSContext.failure(ssl: bufferevent_openssl_get_ssl(bev), errors: codes)
+                        if !isConnected { tlsFailure = text }
+                    } else if !isConnected, code == 0 {
+                        text = "connection closed during the TLS handshake"
+                        tlsFailure = text
+                    }
+                }
+            }
             shutdown(reason: isConnected ? .error(text) : .connectFailed(text))
         }
     }
