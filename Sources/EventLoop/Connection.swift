@@ -395,7 +395,7 @@ public final class Connection {
                 } else {
                     var codes: [UInt] = []
                     while case let error = bufferevent_get_openssl_error(bev), error != 0 { codes.append(error) }
-                    if !codes.isEmpty {
+                    if TLSContext.saysAnything(codes) {
                         text = TLSContext.failure(ssl: bufferevent_openssl_get_ssl(bev), errors: codes)
                         if !isConnected { tlsFailure = text }
                     } else if !isConnected, code == 0 {

@@ -86,6 +86,11 @@ public final class TLSContext {
         return lines.isEmpty ? "unknown error" : lines.joined(separator: "; ")
     }
 
+    /// Whether OpenSSL has text for any of these codes (else the failure was not TLS's).
+    static func saysAnything(_ codes: [UInt]) -> Bool {
+        codes.contains { !describe($0).hasPrefix("reason(") }
+    }
+
     static func describe(_ code: UInt) -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         ERR_error_string_n(code, &buffer, buffer.count)
@@ -105,7 +110,8 @@ public final class TLSContext {
 
     /// Why a handshake on `ssl` failed, as clearly as OpenSSL can say it.
     static func failure(ssl: OpaquePointer?, errors: [UInt]) -> String {
-        var reasons = errors.map(describe)
+        // Codes OpenSSL has no text for ("reason(5)": a system call failed) say nothing more.
+        var reasons = errors.map(describe).filter { !$0.hasPrefix("reason(") }
         if let ssl {
             let verify = SSL_get_verify_result(ssl)
             if verify != X509_V_OK {
