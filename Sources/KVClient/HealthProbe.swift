@@ -1,7 +1,7 @@
 import EventLoop
 
-/// One `GET /health` to a process's operator endpoint (`--metrics-listen`), blocking, with a
-/// deadline: what `kvctl health` asks every process.
+/// One `GET` to a process's operator endpoint (`--metrics-listen`), blocking, with a
+/// deadline: `/health` is what `kvctl health` asks every process; tests scrape `/metrics`.
 public struct HealthProbe {
     public struct Result: Sendable {
         /// The HTTP status (200 serving, 503 not), or nil when no answer came.
@@ -12,6 +12,10 @@ public struct HealthProbe {
     }
 
     public static func check(_ endpoint: Endpoint, timeoutMs: Double) -> Result {
+        get(endpoint, path: "/health", timeoutMs: timeoutMs)
+    }
+
+    public static func get(_ endpoint: Endpoint, path: String, timeoutMs: Double) -> Result {
         let loop = EventLoop()
         let started = EventLoop.monotonicNanos()
         var received: [UInt8] = []
@@ -24,7 +28,7 @@ public struct HealthProbe {
             return Result(status: nil, detail: "\(error)", milliseconds: 0)
         }
         connection.onConnected = { conn in
-            conn.write(Array("GET /health HTTP/1.0\r\nHost: \(endpoint)\r\n\r\n".utf8))
+            conn.write(Array("GET \(path) HTTP/1.0\r\nHost: \(endpoint)\r\n\r\n".utf8))
         }
         connection.onRead = { conn in conn.readAvailable(appendingTo: &received) }
         connection.onClose = { _, reason in

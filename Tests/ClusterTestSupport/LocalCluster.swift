@@ -20,6 +20,8 @@ public struct ClusterOptions: Sendable {
     public var snapshotLogBytes = 64 << 10
     public var snapshotCatchUpBytes = 8 << 10
     public var logLevel = "info"
+    /// More flags for one process (kind, node id or gateway number), e.g. TLS or metrics.
+    public var extraArguments: (@Sendable (ClusterProcess.Kind, Int) -> [String])?
 
     public init(nodes: Int = 3, gateways: Int = 1) {
         self.nodes = nodes
@@ -84,13 +86,14 @@ public final class LocalCluster {
                             "--heartbeat-ms", "\(options.heartbeatMs)", "--election-ms", "\(options.electionMs)",
                             "--snapshot-log-bytes", "\(options.snapshotLogBytes)",
                             "--snapshot-catch-up-bytes", "\(options.snapshotCatchUpBytes)",
-                            "--log-level", options.logLevel],
+                            "--log-level", options.logLevel] + (options.extraArguments?(.raftd, i) ?? []),
                 logURL: directory.appendingPathComponent("raftd-\(i).log")))
             kvds.append(ClusterProcess(
                 kind: .kvd, number: i, executable: binaries.appendingPathComponent("kvd"),
                 arguments: ["--id", "\(i)", "--listen", "127.0.0.1:\(kvPorts[i - 1])", "--raft-socket", socket,
                             "--request-timeout-ms", "\(options.requestTimeoutMs)",
-                            "--session-timeout-s", "\(options.sessionTimeoutS)", "--log-level", options.logLevel],
+                            "--session-timeout-s", "\(options.sessionTimeoutS)", "--log-level", options.logLevel]
+                            + (options.extraArguments?(.kvd, i) ?? []),
                 logURL: directory.appendingPathComponent("kvd-\(i).log")))
         }
         for g in 0..<options.gateways {
@@ -102,7 +105,8 @@ public final class LocalCluster {
                 kind: .gateway, number: g + 1, executable: binaries.appendingPathComponent("kvgateway"),
                 arguments: ["--listen", "127.0.0.1:\(gatewayPorts[g])", "--nodes", nodes,
                             "--request-deadline-ms", "\(options.gatewayDeadlineMs)",
-                            "--attempt-timeout-ms", "\(options.requestTimeoutMs + 200)", "--log-level", options.logLevel],
+                            "--attempt-timeout-ms", "\(options.requestTimeoutMs + 200)", "--log-level", options.logLevel]
+                            + (options.extraArguments?(.gateway, g + 1) ?? []),
                 logURL: directory.appendingPathComponent("gateway-\(g + 1).log")))
         }
     }
