@@ -31,6 +31,8 @@ struct TlsTests {
 
         // Nodes 1 and 3 make a majority; the client's certificate is good.
         try expectServed(gateway, tls: good, key: "before", cluster: cluster)
+        // The Python example speaks TLS with the standard ssl module.
+        try expectPythonServed(gateway: "127.0.0.1:\(cluster.gatewayPorts[0])", certs: certs, cluster: cluster)
 
         // A plaintext client on the TLS port: no answer, closed.
         expectRefused(KVConnection(endpoint: gateway))
@@ -69,6 +71,37 @@ struct TlsTests {
             return
         }
         #expect(get.status == .ok && get.value == Array("v".utf8))
+    }
+
+    private func expectPythonServed(gateway: String, certs: TlsTestCertificates, cluster: LocalCluster) throws {
+        let root = LocalCluster.packageRoot
+        let generated = certs.directory.appendingPathComponent("python")
+        try FileManager.default.createDirectory(at: generated, withIntermediateDirectories: true)
+        let protoc = try run(["protoc", "--python_out=\(generated.path)", "-I", root.appendingPathComponent("proto").path,
+                              root.appendingPathComponent("proto/kv.proto").path])
+        try #require(protoc.status == 0, "protoc failed: \(protoc.output)")
+        let script = root.appendingPathComponent("examples/python/kvclient.py").path
+        let tls = ["--tls-cert", certs.path("client.pem"), "--tls-key", certs.path("client-key.pem"), "--tls-ca", certs.path("ca.pem")]
+        let put = try run(["python3", script, "--gateway", gateway] + tls + ["put", "lang", "python"], pythonPath: generated.path)
+        #expect(put.status == 0, "python put over TLS failed: \(put.output)\n\(cluster.logs())")
+        let get = try run(["python3", script, "--gateway", gateway] + tls + ["get", "lang"], pythonPath: generated.path)
+        #expect(get.status == 0 && get.output.contains("python"), "python get over TLS: \(get.output)")
+    }
+
+    private func run(_ arguments: [String], pythonPath: String? = nil) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        if let pythonPath { environment["PYTHONPATH"] = pythonPath }
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
     /// No answer: the call fails (closed, or refused in the handshake).
