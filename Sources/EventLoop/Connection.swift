@@ -181,7 +181,7 @@ public final class Connection {
                 throw EventLoopError("bufferevent_openssl_socket_new failed")
             }
             bev = made
-            TLSHandshake.limitTime(bev, milliseconds: loop.limits.tlsHandshakeTimeoutMs)
+            TLSHandshake.prepare(bev, milliseconds: loop.limits.tlsHandshakeTimeoutMs)
         } else {
             guard let made = bufferevent_socket_new(loop.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
                 throw EventLoopError("bufferevent_socket_new failed")

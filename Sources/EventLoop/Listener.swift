@@ -168,7 +168,7 @@ public final class Listener {
             Glibc.close(fd)
             return
         }
-        TLSHandshake.limitTime(bev, milliseconds: loop.limits.tlsHandshakeTimeoutMs)
+        TLSHandshake.prepare(bev, milliseconds: loop.limits.tlsHandshakeTimeoutMs)
         Connection.tuneSocket(fd)
         let connection = Connection(loop: loop, bev: bev, peer: peer, connected: false, limits: limits, tls: true)
         count(connection)

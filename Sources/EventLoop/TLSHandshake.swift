@@ -30,6 +30,13 @@ public struct TLSAccept {
 /// The handshake's time limit, on the bufferevent's read and write timeouts: set before it
 /// starts, removed once it is done (the links above keep their own idle rules).
 enum TLSHandshake {
+    /// A peer that closes without TLS's close_notify (as every process here does when it
+    /// closes a link) is an end of stream, not an error.
+    static func prepare(_ bev: OpaquePointer, milliseconds: Double) {
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1)
+        limitTime(bev, milliseconds: milliseconds)
+    }
+
     static func limitTime(_ bev: OpaquePointer, milliseconds: Double) {
         var limit = timeval(tv_sec: Int(milliseconds / 1000), tv_usec: Int(milliseconds.truncatingRemainder(dividingBy: 1000) * 1000))
         bufferevent_set_timeouts(bev, &limit, &limit)
