@@ -92,6 +92,10 @@ public final class Connection {
     public private(set) var peerCertificate: PeerCertificate?
     /// Why the TLS handshake failed, when it did (the reason also closes the connection).
     public private(set) var tlsFailure: String?
+    /// TLS: output of this pass, handed to the OpenSSL bufferevent at the flush in one piece.
+    /// (It encrypts and writes as soon as bytes reach its output: one record and one write(2)
+    /// per frame without this.)
+    private var tlsPending: OpaquePointer?
 
     init(loop: EventLoop, bev: OpaquePointer, peer: String, connected: Bool, limits: Limits, tls: Bool = false) {
         self.loop = loop
@@ -100,6 +104,7 @@ public final class Connection {
         self.limits = limits
         self.isConnected = connected
         self.isTLS = tls
+        if tls { tlsPending = evbuffer_new() }
         let ctx = Unmanaged.passUnretained(self).toOpaque()
         bufferevent_setcb(bev, { _, ctx in
             Unmanaged<Connection>.fromOpaque(ctx!).takeUnretainedValue().handleRead()
@@ -123,6 +128,10 @@ public final class Connection {
 
     /// Frees the socket and settles the accounts that depend on it; once.
     private func release() {
+        if let tlsPending {
+            evbuffer_free(tlsPending)
+            self.tlsPending = nil
+        }
         guard let bev else { return }
         if let budget {
             if let budgetCallback { evbuffer_remove_cb_entry(bufferevent_get_output(bev), budgetCallback) }
@@ -216,7 +225,7 @@ public final class Connection {
     /// Bytes waiting in the output queue.
     public var outputBufferedBytes: Int {
         guard let bev else { return 0 }
-        return evbuffer_get_length(bufferevent_get_output(bev))
+        return evbuffer_get_length(bufferevent_get_output(bev)) + (tlsPending.map { evbuffer_get_length($0) } ?? 0)
     }
 
     /// Bytes received but not yet read by the owner.
@@ -238,7 +247,11 @@ public final class Connection {
             shutdown(reason: .outputOverflow)
             return false
         }
-        bytes.withUnsafeBytes { raw in _ = bufferevent_write(bev, raw.baseAddress, raw.count) }
+        if let tlsPending {
+            bytes.withUnsafeBytes { raw in _ = evbuffer_add(tlsPending, raw.baseAddress, raw.count) }
+        } else {
+            bytes.withUnsafeBytes { raw in _ = bufferevent_write(bev, raw.baseAddress, raw.count) }
+        }
         if !awaitingFlush {
             awaitingFlush = true
             loop.needsFlush(self)
@@ -255,8 +268,13 @@ public final class Connection {
     /// before a blocking fsync). Whatever the socket does not take stays queued, and
     /// libevent's write event sends it when the socket drains.
     public func flushNow() {
-        // TLS: the OpenSSL bufferevent encrypts and writes on its own write event.
-        guard let bev, !isClosed, isConnected, !isTLS else { return }
+        if let tlsPending, let bev, !isClosed {
+            // TLS: the OpenSSL bufferevent encrypts and writes what reaches its output at once
+            // (and the rest on its own write event). Before the handshake it waits there.
+            if evbuffer_get_length(tlsPending) > 0 { bufferevent_write_buffer(bev, tlsPending) }
+            return
+        }
+        guard let bev, !isClosed, isConnected else { return }
         let output = bufferevent_get_output(bev)
         let before = evbuffer_get_length(output)
         guard before > 0 else { return }
@@ -337,6 +355,7 @@ public final class Connection {
         closingAfterFlush = true
         bufferevent_disable(bev, Int16(EV_READ))
         bufferevent_setwatermark(bev, Int16(EV_WRITE), 0, 0)
+        if isTLS { flushNow() }
         if outputBufferedBytes == 0 { return shutdown(reason: .closedLocally) }
         if !writeEventEnabled {
             bufferevent_enable(bev, Int16(EV_WRITE))
