@@ -86,13 +86,25 @@ public final class Connection {
 
     /// The loop this connection belongs to (its process's limits and output budget live there).
     public var eventLoop: EventLoop { loop }
+    /// A TLS link (an OpenSSL bufferevent): libevent encrypts and writes, never `flushNow`.
+    public let isTLS: Bool
+    /// The peer's certificate, once a TLS handshake completed.
+    public private(set) var peerCertificate: PeerCertificate?
+    /// Why the TLS handshake failed, when it did (the reason also closes the connection).
+    public private(set) var tlsFailure: String?
+    /// TLS: output of this pass, handed to the OpenSSL bufferevent at the flush in one piece.
+    /// (It encrypts and writes as soon as bytes reach its output: one record and one write(2)
+    /// per frame without this.)
+    private var tlsPending: OpaquePointer?
 
-    init(loop: EventLoop, bev: OpaquePointer, peer: String, connected: Bool, limits: Limits) {
+    init(loop: EventLoop, bev: OpaquePointer, peer: String, connected: Bool, limits: Limits, tls: Bool = false) {
         self.loop = loop
         self.bev = bev
         self.peer = peer
         self.limits = limits
         self.isConnected = connected
+        self.isTLS = tls
+        if tls { tlsPending = evbuffer_new() }
         let ctx = Unmanaged.passUnretained(self).toOpaque()
         bufferevent_setcb(bev, { _, ctx in
             Unmanaged<Connection>.fromOpaque(ctx!).takeUnretainedValue().handleRead()
@@ -116,6 +128,10 @@ public final class Connection {
 
     /// Frees the socket and settles the accounts that depend on it; once.
     private func release() {
+        if let tlsPending {
+            evbuffer_free(tlsPending)
+            self.tlsPending = nil
+        }
         guard let bev else { return }
         if let budget {
             if let budgetCallback { evbuffer_remove_cb_entry(bufferevent_get_output(bev), budgetCallback) }
@@ -161,11 +177,25 @@ public final class Connection {
     }
 
     /// Dials `endpoint`. A refused Unix connect throws at once; a TCP failure arrives as
-    /// `onClose(.connectFailed)`.
-    public static func connect(loop: EventLoop, to endpoint: Endpoint, limits: Limits = Limits()) throws -> Connection {
+    /// `onClose(.connectFailed)`. With `tls`, `onConnected` comes once the handshake is done
+    /// (a refused certificate, either side's, arrives as `onClose(.connectFailed)`).
+    public static func connect(loop: EventLoop, to endpoint: Endpoint, limits: Limits = Limits(), tls: TLSDial? = nil) throws -> Connection {
         let address = try SocketAddress.resolve(endpoint)
-        guard let bev = bufferevent_socket_new(loop.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
-            throw EventLoopError("bufferevent_socket_new failed")
+        let bev: OpaquePointer
+        if let tls {
+            let ssl = try tls.context.makeSession(expectedName: tls.expectedName)
+            guard let made = bufferevent_openssl_socket_new(loop.base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                            Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
+                SSL_free(ssl)
+                throw EventLoopError("bufferevent_openssl_socket_new failed")
+            }
+            bev = made
+            TLSHandshake.prepare(bev, milliseconds: loop.limits.tlsHandshakeTimeoutMs)
+        } else {
+            guard let made = bufferevent_socket_new(loop.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
+                throw EventLoopError("bufferevent_socket_new failed")
+            }
+            bev = made
         }
         let status = address.withSockaddr { bufferevent_socket_connect(bev, $0, Int32($1)) }
         if status != 0 {
@@ -173,7 +203,7 @@ public final class Connection {
             bufferevent_free(bev)
             throw EventLoopError.errno("connect to \(endpoint)", code: code)
         }
-        return Connection(loop: loop, bev: bev, peer: endpoint.description, connected: false, limits: limits)
+        return Connection(loop: loop, bev: bev, peer: endpoint.description, connected: false, limits: limits, tls: tls != nil)
     }
 
     /// Lower latency for small frames; keep dead TCP peers from hanging forever.
@@ -195,7 +225,7 @@ public final class Connection {
     /// Bytes waiting in the output queue.
     public var outputBufferedBytes: Int {
         guard let bev else { return 0 }
-        return evbuffer_get_length(bufferevent_get_output(bev))
+        return evbuffer_get_length(bufferevent_get_output(bev)) + (tlsPending.map { evbuffer_get_length($0) } ?? 0)
     }
 
     /// Bytes received but not yet read by the owner.
@@ -217,7 +247,11 @@ public final class Connection {
             shutdown(reason: .outputOverflow)
             return false
         }
-        bytes.withUnsafeBytes { raw in _ = bufferevent_write(bev, raw.baseAddress, raw.count) }
+        if let tlsPending {
+            bytes.withUnsafeBytes { raw in _ = evbuffer_add(tlsPending, raw.baseAddress, raw.count) }
+        } else {
+            bytes.withUnsafeBytes { raw in _ = bufferevent_write(bev, raw.baseAddress, raw.count) }
+        }
         if !awaitingFlush {
             awaitingFlush = true
             loop.needsFlush(self)
@@ -234,6 +268,12 @@ public final class Connection {
     /// before a blocking fsync). Whatever the socket does not take stays queued, and
     /// libevent's write event sends it when the socket drains.
     public func flushNow() {
+        if let tlsPending, let bev, !isClosed {
+            // TLS: the OpenSSL bufferevent encrypts and writes what reaches its output at once
+            // (and the rest on its own write event). Before the handshake it waits there.
+            if evbuffer_get_length(tlsPending) > 0 { bufferevent_write_buffer(bev, tlsPending) }
+            return
+        }
         guard let bev, !isClosed, isConnected else { return }
         let output = bufferevent_get_output(bev)
         let before = evbuffer_get_length(output)
@@ -315,6 +355,7 @@ public final class Connection {
         closingAfterFlush = true
         bufferevent_disable(bev, Int16(EV_READ))
         bufferevent_setwatermark(bev, Int16(EV_WRITE), 0, 0)
+        if isTLS { flushNow() }
         if outputBufferedBytes == 0 { return shutdown(reason: .closedLocally) }
         if !writeEventEnabled {
             bufferevent_enable(bev, Int16(EV_WRITE))
@@ -350,7 +391,13 @@ public final class Connection {
         let events = Int32(what)
         if events & BEV_EVENT_CONNECTED != 0 {
             isConnected = true
-            if let bev { Connection.tuneSocket(bufferevent_getfd(bev)) }
+            if let bev {
+                Connection.tuneSocket(bufferevent_getfd(bev))
+                if isTLS {
+                    TLSHandshake.finished(bev)
+                    peerCertificate = bufferevent_openssl_get_ssl(bev).flatMap(TLSContext.peerCertificate(of:))
+                }
+            }
             onConnected?(self)
             return
         }
@@ -360,7 +407,22 @@ public final class Connection {
             shutdown(reason: closingAfterFlush ? .closedLocally : .eof)
         } else if events & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT) != 0 {
             let code = errno
-            let text = String(cString: strerror(code))
+            var text = String(cString: strerror(code))
+            if isTLS, let bev {
+                if !isConnected, events & BEV_EVENT_TIMEOUT != 0 {
+                    text = "TLS handshake not finished within \(Int(loop.limits.tlsHandshakeTimeoutMs)) ms"
+                } else {
+                    var codes: [UInt] = []
+                    while case let error = bufferevent_get_openssl_error(bev), error != 0 { codes.append(error) }
+                    if TLSContext.saysAnything(codes) {
+                        text = TLSContext.failure(ssl: bufferevent_openssl_get_ssl(bev), errors: codes)
+                        if !isConnected { tlsFailure = text }
+                    } else if !isConnected, code == 0 {
+                        text = "connection closed during the TLS handshake"
+                        tlsFailure = text
+                    }
+                }
+            }
             shutdown(reason: isConnected ? .error(text) : .connectFailed(text))
         }
     }

@@ -4,6 +4,7 @@ public final class Dialer {
     public let endpoint: Endpoint
     private let loop: EventLoop
     private let limits: Connection.Limits
+    private let tls: TLSDial?
     private let minBackoffMs: Double
     private let maxBackoffMs: Double
     private var backoffMs: Double
@@ -20,8 +21,9 @@ public final class Dialer {
     public var onDisconnected: ((Connection.CloseReason) -> Void)?
 
     public init(loop: EventLoop, endpoint: Endpoint, limits: Connection.Limits = Connection.Limits(),
-                minBackoffMs: Double = 20, maxBackoffMs: Double = 1000) {
+                minBackoffMs: Double = 20, maxBackoffMs: Double = 1000, tls: TLSDial? = nil) {
         self.loop = loop
+        self.tls = tls
         self.endpoint = endpoint
         self.limits = limits
         self.minBackoffMs = minBackoffMs
@@ -56,7 +58,7 @@ public final class Dialer {
     private func dial() {
         guard running, connection == nil, pending == nil else { return }
         do {
-            let attempt = try Connection.connect(loop: loop, to: endpoint, limits: limits)
+            let attempt = try Connection.connect(loop: loop, to: endpoint, limits: limits, tls: tls)
             pending = attempt
             attempt.onConnected = { [weak self] conn in
                 guard let self, conn === self.pending else { return }
@@ -68,6 +70,10 @@ public final class Dialer {
             attempt.onClose = { [weak self] conn, reason in
                 guard let self else { return }
                 guard conn === self.pending || conn === self.connection else { return }
+                if let failure = conn.tlsFailure {
+                    self.loop.connectionLog.log(.warning, key: "tls-dial \(self.endpoint) \(failure)",
+                            "TLS link to \(self.endpoint) refused: \(failure)")
+                }
                 self.pending = nil
                 self.connection = nil
                 self.onDisconnected?(reason)

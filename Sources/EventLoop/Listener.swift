@@ -31,11 +31,19 @@ public final class Listener {
     public private(set) var acceptPauses = 0
     private var acceptBackoffMs: Double
     private var resumeTimer: Timer!
+    /// With TLS, accepted connections are handed over only once their handshake is done and
+    /// `tls.admit` accepted the peer's certificate; refusals are logged, one line each.
+    private let tls: TLSAccept?
+    /// Connections whose TLS handshake is under way (held here until it ends).
+    private var handshaking: [ObjectIdentifier: Connection] = [:]
+    /// TLS handshakes that failed or whose certificate was refused.
+    public private(set) var refusedHandshakes = 0
 
     public init(loop: EventLoop, endpoint: Endpoint, unixMode: mode_t = 0o600,
                 limits: Connection.Limits = Connection.Limits(), maxConnections: Int? = nil,
-                onAccept: @escaping (Connection) -> Void) throws {
+                tls: TLSAccept? = nil, onAccept: @escaping (Connection) -> Void) throws {
         self.onAccept = onAccept
+        self.tls = tls
         self.limits = limits
         self.endpoint = endpoint
         self.loop = loop
@@ -125,20 +133,75 @@ public final class Listener {
             return
         }
         evutil_make_socket_nonblocking(fd)
+        let peer: String
+        if let unixPath { peer = "unix:\(unixPath)" } else { peer = Listener.peerName(fd) }
+        if let tls { return acceptTLS(fd: fd, peer: peer, tls: tls) }
         guard let bev = bufferevent_socket_new(loop.base, fd, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
             Glibc.close(fd)
             return
         }
-        let peer: String
-        if let unixPath { peer = "unix:\(unixPath)" } else { peer = Listener.peerName(fd) }
         let connection = Connection(loop: loop, bev: bev, peer: peer, connected: true, limits: limits)
+        count(connection)
+        onAccept(connection)
+    }
+
+    private func count(_ connection: Connection) {
         openConnections += 1
         connection.onRelease = { [weak self] in
             guard let self else { return }
             self.openConnections -= 1
             assert(self.openConnections >= 0, "listener closed more connections than it accepted")
         }
-        onAccept(connection)
+    }
+
+    /// Starts the server side of a TLS handshake; the owner gets the connection once it is
+    /// done and the peer's certificate admitted. The way out of the handshake: it finishes,
+    /// fails, or runs into `limits.tlsHandshakeTimeoutMs`.
+    private func acceptTLS(fd: Int32, peer: String, tls: TLSAccept) {
+        guard let ssl = try? tls.context.makeSession(expectedName: nil) else {
+            Glibc.close(fd)
+            return
+        }
+        guard let bev = bufferevent_openssl_socket_new(loop.base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                       Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
+            SSL_free(ssl)
+            Glibc.close(fd)
+            return
+        }
+        TLSHandshake.prepare(bev, milliseconds: loop.limits.tlsHandshakeTimeoutMs)
+        Connection.tuneSocket(fd)
+        let connection = Connection(loop: loop, bev: bev, peer: peer, connected: false, limits: limits, tls: true)
+        count(connection)
+        let key = ObjectIdentifier(connection)
+        handshaking[key] = connection
+        connection.onConnected = { [weak self] conn in
+            guard let self else { return conn.close() }
+            self.handshaking[key] = nil
+            conn.onConnected = nil
+            conn.onClose = nil
+            let certificate = conn.peerCertificate ?? PeerCertificate(names: [])
+            if let refusal = tls.admit(certificate) {
+                self.refuse(conn, "its certificate (\(certificate.names.joined(separator: ", "))) is not allowed here: \(refusal)")
+                return conn.close()
+            }
+            self.onAccept(conn)
+        }
+        connection.onClose = { [weak self] conn, reason in
+            guard let self else { return }
+            self.handshaking[key] = nil
+            if case let .connectFailed(why) = reason {
+                self.refuse(conn, why)
+            } else {
+                self.refuse(conn, "\(reason)")
+            }
+        }
+    }
+
+    /// One line per refused peer; a flood of the same refusal is rate-limited by its reason.
+    private func refuse(_ connection: Connection, _ why: String) {
+        refusedHandshakes += 1
+        loop.connectionLog.log(.warning, key: "tls \(endpoint) \(why)",
+                "refused a TLS connection from \(connection.peer) on \(endpoint): \(why)")
     }
 
     private static func string(_ chars: [CChar]) -> String {

@@ -26,6 +26,9 @@ public struct ProcessLimits: Sendable, Equatable {
     /// while it keeps failing, up to `acceptBackoffMaxMs`.
     public var acceptBackoffMinMs: Double = 50
     public var acceptBackoffMaxMs: Double = 1000
+    /// A TLS handshake (either side) not finished within this long closes the link: a peer
+    /// that connects and says nothing, or something else than TLS, is not kept.
+    public var tlsHandshakeTimeoutMs: Double = 10_000
 
     public init() {}
 
@@ -37,6 +40,7 @@ public struct ProcessLimits: Sendable, Equatable {
         if clientOutputBudgetBytes < maxOutputBytesPerClient {
             return "the output budget (\(clientOutputBudgetBytes) bytes) must be at least the per-client cap (\(maxOutputBytesPerClient) bytes)"
         }
+        if tlsHandshakeTimeoutMs <= 0 { return "the TLS handshake timeout must be positive" }
         if outputStallMs <= 0 { return "the output stall time must be positive" }
         if acceptBackoffMinMs <= 0 || acceptBackoffMaxMs < acceptBackoffMinMs { return "accept backoff must be positive, min ≤ max" }
         return nil

@@ -26,6 +26,8 @@ public final class Gateway {
     /// connection), whose actions then queue behind.
     private var queue: [GatewayAction] = []
     private var executing = false
+    /// Made by `enableMetrics` when the process serves metrics.
+    var metrics: GatewayMetrics?
 
     public init(loop: EventLoop, config: GatewayConfig, logger: Logger) {
         self.loop = loop
@@ -43,12 +45,15 @@ public final class Gateway {
     }
 
     public func start() throws {
-        listener = try Listener(loop: loop, endpoint: config.listen) { [weak self] connection in
+        // TLS: any client the CA signed may connect; each kvd must be the node it is dialed as.
+        let tls = try config.tls.map { try TLSContext(files: $0) }
+        listener = try Listener(loop: loop, endpoint: config.listen, tls: tls.map { TLSAccept(context: $0) }) { [weak self] connection in
             self?.accept(connection)
         }
         for id in core.config.nodeIDs {
-            let upstream = Upstream(nodeID: id, dialer: Dialer(loop: loop, endpoint: config.nodes[id]!, minBackoffMs: 20, maxBackoffMs: 500),
-                                    frameLimit: config.frameLimit)
+            let dialer = Dialer(loop: loop, endpoint: config.nodes[id]!, minBackoffMs: 20, maxBackoffMs: 500,
+                                tls: tls.map { TLSDial(context: $0, expectedName: "node-\(id)") })
+            let upstream = Upstream(nodeID: id, dialer: dialer, frameLimit: config.frameLimit)
             upstreams[id] = upstream
             upstream.dialer.onConnected = { [weak self, weak upstream] connection in
                 guard let self, let upstream else { return }
@@ -77,6 +82,25 @@ public final class Gateway {
     /// Nothing left to answer or send (for a graceful exit).
     public var isDrained: Bool {
         core.inFlight == 0 && !clients.values.contains { !$0.connection.isClosed && $0.connection.outputBufferedBytes > 0 }
+    }
+
+    /// Turns on metrics (after `OperatorEndpoint.bootstrapMetrics`).
+    public func enableMetrics() {
+        metrics = GatewayMetrics(nodes: core.config.nodeIDs)
+        core.stats.isEnabled = true
+    }
+
+    /// Sets the gauges read from the core (right before each scrape).
+    public func refreshMetrics() {
+        metrics?.refresh(core)
+    }
+
+    public static var histogramBuckets: [String: [Duration]] { GatewayMetrics.histogramBuckets }
+
+    /// Serving while it knows which kvd leads.
+    public var health: Health {
+        if core.isStopping { return .notServing(reason: "kvgateway is shutting down") }
+        return core.knowsLeader ? .serving : .notServing(reason: "kvgateway knows no leader: no kvd it reaches says who leads")
     }
 
     // MARK: Events in
@@ -136,6 +160,7 @@ public final class Gateway {
             next += 1
         }
         queue.removeAll(keepingCapacity: true)
+        metrics?.drain(&core)
     }
 
     private func perform(_ action: GatewayAction) {

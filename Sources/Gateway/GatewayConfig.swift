@@ -6,6 +6,8 @@ public struct GatewayConfig: Sendable {
     public var listen: Endpoint
     /// Each node's kvd client address by node id (leader hints are node ids).
     public var nodes: [UInt64: Endpoint]
+    /// Mutual TLS on the client port and the kvd links (`--tls-cert/--tls-key/--tls-ca`); nil: plaintext.
+    public var tls: TLSFiles?
     /// How long the gateway keeps retrying a request before answering UNAVAILABLE.
     public var requestDeadlineMs: Double = 5000
     /// How long one attempt at a kvd that still answers its health checks may go unanswered

@@ -33,6 +33,8 @@ public struct GatewayCore {
     var armedAtForChecks: UInt64? { armedAt }
     private var actions: [GatewayAction] = []
     public private(set) var isStopping = false
+    /// Counts for metrics (recorded only when `stats.isEnabled`).
+    public var stats = GatewayStats()
 
     enum TimerEntry {
         case attempt(key: UInt64, upstreamID: UInt64)
@@ -49,6 +51,15 @@ public struct GatewayCore {
         sessions = SessionPool(maxIdle: config.maxIdleSessions)
         for id in config.nodeIDs { upstreams[id] = UpstreamState() }
     }
+
+    /// Whether a leader is known (and not given up on), for the gateway's health.
+    public var knowsLeader: Bool { leader.nodeID != 0 }
+
+    /// Each node's kvd link: connected and not suspect.
+    public func upstreamIsUp(_ node: UInt64) -> Bool { upstreams[node]?.isUsable ?? false }
+
+    /// Hands the answers recorded for metrics over (see `GatewayStats`).
+    public mutating func drainStats(into buffer: inout [GatewayStats.Answer]) { stats.drainAnswers(into: &buffer) }
 
     /// Requests accepted and not answered yet.
     public var inFlight: Int { requests.count }
@@ -134,12 +145,15 @@ public struct GatewayCore {
     private mutating func accept(client: UInt64, _ request: KvRequest, now: UInt64) {
         if request.op == .status { return startStatusQuery(client: client, request, now: now) }
         if let problem = RequestValidation.problem(with: request, maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes) {
+            stats.answered(request.op, .badRequest, startedAt: now)
             return reply(client, KvResponse(requestID: request.requestID, status: .badRequest, message: problem))
         }
         guard !isStopping else {
+            stats.answered(request.op, .unavailable, startedAt: now)
             return reply(client, KvResponse(requestID: request.requestID, status: .unavailable, message: "gateway shutting down; use another"))
         }
         guard requests.count < config.maxInFlight else {
+            stats.answered(request.op, .unavailable, startedAt: now)
             return reply(client, KvResponse(requestID: request.requestID, status: .unavailable, message: "gateway overloaded; retry later"))
         }
         let key = nextKey
@@ -243,6 +257,7 @@ public struct GatewayCore {
         }
         var reply = response
         reply.requestID = pending.clientRequestID
+        stats.answered(pending.request.op, reply.status, startedAt: pending.deadline &- config.requestDeadline)
         self.reply(pending.client, reply)
         if isStopping, !hasRequests(of: pending.client) { actions.append(.closeClient(client: pending.client)) }
     }
@@ -335,6 +350,7 @@ public struct GatewayCore {
         if state.suspect, term <= state.suspectAtTerm { return }
         let previous = leader.nodeID
         guard leader.learn(term: term, node: claimed) else { return }
+        stats.leaderLearnt(claimed)
         if previous != 0, previous != claimed, let old = upstreams[previous] {
             redistribute(old.owed, from: previous, now: now, reason: "leader replaced")
         }

@@ -53,6 +53,9 @@ public final class Clerk {
         preferred = Int.random(in: 0..<endpoints.count)
     }
 
+    /// Mutual TLS for every connection this clerk makes (set before the first operation).
+    public var tls: TLSContext?
+
     public static func newClientID() -> UInt64 { UInt64.random(in: 1...UInt64.max) }
 
     public func get(_ key: [UInt8]) -> ClerkOutcome { perform(.get, key) }
@@ -71,7 +74,7 @@ public final class Clerk {
             attempts += 1
             let target = preferred
             let remainingMs = Double(deadline - min(deadline, EventLoop.monotonicNanos())) / 1_000_000
-            let connection = connections[target] ?? KVConnection(endpoint: endpoints[target])
+            let connection = connections[target] ?? KVConnection(endpoint: endpoints[target], tls: tls)
             connections[target] = connection
             do {
                 let response = try connection.call(request, timeoutMs: max(1, min(attemptTimeoutMs, remainingMs)))
@@ -109,7 +112,7 @@ public final class Clerk {
 
     /// Runs one request once against the preferred endpoint (e.g. OP_STATUS).
     public func callOnce(_ request: KvRequest) throws(KVCallError) -> KvResponse {
-        let connection = connections[preferred] ?? KVConnection(endpoint: endpoints[preferred])
+        let connection = connections[preferred] ?? KVConnection(endpoint: endpoints[preferred], tls: tls)
         connections[preferred] = connection
         return try connection.call(request, timeoutMs: attemptTimeoutMs)
     }

@@ -29,8 +29,12 @@ public final class KVConnection {
     private var failure: KVCallError?
     private var nextRequestID: UInt64 = 1
 
-    public init(endpoint: Endpoint) {
+    /// With TLS, the server's certificate must chain to `tls`'s CA (any name).
+    private let tls: TLSContext?
+
+    public init(endpoint: Endpoint, tls: TLSContext? = nil) {
         self.endpoint = endpoint
+        self.tls = tls
     }
 
     deinit {
@@ -78,7 +82,7 @@ public final class KVConnection {
         decoder = FrameDecoder()
         let fresh: Connection
         do {
-            fresh = try Connection.connect(loop: loop, to: endpoint)
+            fresh = try Connection.connect(loop: loop, to: endpoint, tls: tls.map { TLSDial(context: $0, expectedName: nil) })
         } catch {
             throw .connectFailed("\(endpoint): \(error)")
         }

@@ -46,6 +46,7 @@ extension KVServer {
         for batch in reads.takeApplied(through: machine.appliedIndex) {
             for waiter in batch.takeWaiters() {
                 let result = machine.read(waiter.request.key)
+                metrics?.answered(.get, result.status)
                 waiter.client.reply(KvResponse(requestID: waiter.request.requestID, status: result.status, value: result.value,
                                                leaderTerm: batch.term))
             }
@@ -55,6 +56,7 @@ extension KVServer {
     func answer(reads waiters: [ReadWaiter], status: Status, message: String) {
         let hint = leadership.leaderID == 0 || leadership.isLeader ? "" : String(leadership.leaderID)
         for waiter in waiters {
+            metrics?.answered(.get, status)
             waiter.client.reply(KvResponse(requestID: waiter.request.requestID, status: status, leaderHint: hint, message: message,
                                            leaderTerm: hint.isEmpty ? 0 : leadership.term))
         }

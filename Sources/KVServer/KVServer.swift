@@ -65,6 +65,8 @@ public final class KVServer {
     /// Connections (gateways) subscribed to leadership news, by the request id to push under.
     private var leadershipWatchers = LeadershipWatchers()
     var scratch: [UInt8] = []
+    /// Made by `enableMetrics` when the process serves metrics.
+    var metrics: KVMetrics?
 
     public init(loop: EventLoop, config: KVServerConfig, logger: Logger) {
         self.loop = loop
@@ -82,7 +84,9 @@ public final class KVServer {
     }
 
     public func start() throws {
-        listener = try Listener(loop: loop, endpoint: config.listen) { [weak self] connection in
+        // TLS: only gateways and nodes may reach kvd.
+        let tls = try config.tls.map { TLSAccept(context: try TLSContext(files: $0), admit: PeerCertificatePolicy.gatewaysAndNodes) }
+        listener = try Listener(loop: loop, endpoint: config.listen, tls: tls) { [weak self] connection in
             self?.accept(connection)
         }
         raftLink.onConnected = { [weak self] connection in self?.raftConnected(connection) }
@@ -112,6 +116,20 @@ public final class KVServer {
     }
 
     public var appliedIndex: UInt64 { machine.appliedIndex }
+
+    /// Turns on metrics (after `OperatorEndpoint.bootstrapMetrics`).
+    public func enableMetrics() { metrics = KVMetrics() }
+
+    /// Sets the gauges read from the state machine (called right before each scrape).
+    public func refreshMetrics() { metrics?.refresh(machine) }
+
+    /// Serving while attached to raftd, which knows a leader, and not being rebuilt from a snapshot.
+    public var health: Health {
+        guard raftReady else { return .notServing(reason: "kvd \(config.nodeID) is not attached to its raftd") }
+        guard leadership.leaderID != 0 else { return .notServing(reason: "kvd \(config.nodeID): its raftd knows no leader (term \(leadership.term))") }
+        guard !snapshotRefused else { return .notServing(reason: "kvd \(config.nodeID) refused raftd's snapshot and waits for it again") }
+        return .serving
+    }
 
     // MARK: raftd link
 
@@ -316,6 +334,7 @@ public final class KVServer {
         let waiters = pending.finished(proposal)
         if proposal.term == entry.term && results.count == waiters.count {
             for (waiter, result) in zip(waiters, results) {
+                metrics?.answered(waiter.op, result.status)
                 waiter.client.reply(KvResponse(requestID: waiter.requestID, status: result.status, value: result.value,
                                                leaderTerm: entry.term))
             }
@@ -412,17 +431,21 @@ public final class KVServer {
     private func handle(_ request: KvRequest, from client: ClientLink) {
         if request.op == .status { return queryStatus(request, from: client) }
         if let problem = RequestValidation.problem(with: request, maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes) {
+            metrics?.answered(request.op, .badRequest)
             return client.reply(KvResponse(requestID: request.requestID, status: .badRequest, message: problem))
         }
         guard raftReady else {
+            metrics?.answered(request.op, .unavailable)
             return client.reply(KvResponse(requestID: request.requestID, status: .unavailable, message: "raftd unreachable"))
         }
         guard leadership.isLeader else {
+            metrics?.answered(request.op, .wrongLeader)
             return client.reply(KvResponse(requestID: request.requestID, status: .wrongLeader,
                                            leaderHint: leadership.leaderID == 0 ? "" : String(leadership.leaderID),
                                            leaderTerm: leadership.leaderID == 0 ? 0 : leadership.term))
         }
         guard pending.count + reads.count < config.maxPendingRequests else {
+            metrics?.answered(request.op, .unavailable)
             return client.reply(KvResponse(requestID: request.requestID, status: .unavailable, message: "overloaded; retry later"))
         }
         if request.op == .get && !readsThroughLog {
@@ -440,7 +463,7 @@ public final class KVServer {
             flushProposals()
         }
         pending.batchCommands.append(command)
-        pending.batchWaiters.append(Waiter(client: client, requestID: request.requestID))
+        pending.batchWaiters.append(Waiter(client: client, requestID: request.requestID, op: request.op))
         pending.batchBytes += size
         pending.count += 1
         scheduleFlush()
@@ -538,6 +561,7 @@ public final class KVServer {
     private func failAll(status: Status, message: String) {
         let hint = leadership.leaderID == 0 || leadership.isLeader ? "" : String(leadership.leaderID)
         for waiter in pending.takeAll() {
+            metrics?.answered(waiter.op, status)
             waiter.client.reply(KvResponse(requestID: waiter.requestID, status: status, leaderHint: hint, message: message,
                                            leaderTerm: hint.isEmpty ? 0 : leadership.term))
         }
@@ -547,6 +571,7 @@ public final class KVServer {
     private func answer(_ waiters: [Waiter], status: Status, message: String) {
         let hint = leadership.leaderID == 0 || leadership.isLeader ? "" : String(leadership.leaderID)
         for waiter in waiters {
+            metrics?.answered(waiter.op, status)
             waiter.client.reply(KvResponse(requestID: waiter.requestID, status: status, leaderHint: hint, message: message,
                                            leaderTerm: hint.isEmpty ? 0 : leadership.term))
         }

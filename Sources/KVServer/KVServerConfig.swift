@@ -7,6 +7,8 @@ public struct KVServerConfig: Sendable {
     public var nodeID: UInt64
     public var listen: Endpoint
     public var raftSocketPath: String
+    /// Mutual TLS on the client port (`--tls-cert/--tls-key/--tls-ca`); nil: plaintext.
+    public var tls: TLSFiles?
     /// A request not applied within this long is answered TIMEOUT.
     public var requestTimeoutMs: Double = 3000
     /// The session limits this kvd proposes to the log when it leads (the state machine uses

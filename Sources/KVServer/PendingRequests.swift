@@ -5,6 +5,8 @@ import Wire
 struct Waiter {
     let client: ClientLink
     let requestID: UInt64
+    /// For the request counters (by operation).
+    var op: Op = .get
 }
 
 /// Commands proposed together as one log entry, and who waits for each.

@@ -54,11 +54,16 @@ final class PeerTransport {
     }
 
     func start() throws {
-        listener = try Listener(loop: loop, endpoint: config.listen) { [weak self] connection in
+        // TLS: peers must present node certificates; a dialed node must be the node dialed.
+        let tls = try config.tls.map { try TLSContext(files: $0) }
+        listener = try Listener(loop: loop, endpoint: config.listen,
+                                tls: tls.map { TLSAccept(context: $0, admit: PeerCertificatePolicy.nodesOnly) }) { [weak self] connection in
             self?.accept(connection)
         }
         for (id, endpoint) in config.peers where id != config.nodeID {
-            let peer = OutgoingPeer(id: id, dialer: Dialer(loop: loop, endpoint: endpoint, minBackoffMs: 20, maxBackoffMs: 500), dataDir: config.dataDir, logger: logger)
+            let dialer = Dialer(loop: loop, endpoint: endpoint, minBackoffMs: 20, maxBackoffMs: 500,
+                                tls: tls.map { TLSDial(context: $0, expectedName: "node-\(id)") })
+            let peer = OutgoingPeer(id: id, dialer: dialer, dataDir: config.dataDir, logger: logger)
             outgoing[id] = peer
             peer.start()
         }
@@ -138,6 +143,12 @@ final class PeerTransport {
                 }
                 guard message.to == config.nodeID else {
                     return reject(connection, "message for node \(message.to) arrived at node \(config.nodeID)")
+                }
+                // (Checked once per link and claimed id, not per frame.)
+                if peer.nodeID != message.from, let refusal = PeerCertificatePolicy.claimRefusal(connection.peerCertificate, claimedNode: message.from) {
+                    loop.connectionLog.log(.warning, key: "tls-claim \(message.from)", "refused peer connection from \(connection.peer): \(refusal)")
+                    dropIncoming(connection)
+                    return connection.close()
                 }
                 peer.nodeID = message.from
                 guard admit(message) else { continue }

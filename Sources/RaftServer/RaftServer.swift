@@ -55,6 +55,8 @@ public final class RaftServer {
     /// Leaders' snapshots that arrived whole (in files) since the last `processReady`: the one
     /// the core restores is installed from its file, the others are dropped.
     private var receivedSnapshots: [SnapshotFileWriter] = []
+    /// Made by `enableMetrics` when the process serves metrics.
+    var metrics: RaftMetrics?
 
     public init(loop: EventLoop, config: RaftServerConfig, logger: Logger) throws {
         self.loop = loop
@@ -87,6 +89,7 @@ public final class RaftServer {
                                   identities: PeerIdentityGuard(ownID: storage.dataDirID, nodeID: config.nodeID, peers: storage.peerIdentities),
                                   onSnapshotFile: { [weak self] file in self?.receivedSnapshots.append(file) }) { [weak self] message in
             self?.observeClock()
+            self?.metrics?.received(message, nowNanos: EventLoop.monotonicNanos())
             self?.node.step(message)
             self?.readyAction.schedule()
         }
@@ -196,6 +199,11 @@ public final class RaftServer {
         if config.readMode == .lease { node.observeClock(nanos: LeaseClock.nanos()) }
     }
 
+    /// Turns on metrics (after `OperatorEndpoint.bootstrapMetrics`).
+    public func enableMetrics() {
+        metrics = RaftMetrics(peers: config.peers.keys.filter { $0 != config.nodeID }.sorted())
+    }
+
     // MARK: A replaced data dir
 
     /// Set once a peer told us it knows this node by another data dir: ours was wiped or
@@ -232,6 +240,7 @@ public final class RaftServer {
             if !ready.readStates.isEmpty { answerReads(ready.readStates) }
             // The leader's appends hit the wire before its own fsync starts (thesis §10.2.1).
             transport.send(ready.messages, flushNow: !ready.entries.isEmpty)
+            metrics?.sent(ready.messages, nowNanos: EventLoop.monotonicNanos())
             do {
                 if let snapshot = ready.snapshot {
                     // The leader's snapshot replaces our log; durable before we acknowledge it.
@@ -262,7 +271,7 @@ public final class RaftServer {
                     syncedTerm = hardState.term
                     syncedVote = hardState.vote
                 }
-                if mustSync { try storage.sync() }
+                if mustSync { try RaftMetrics.timeFsync(metrics) { try storage.sync() } }
             } catch {
                 // Continuing could acknowledge data that is not on disk.
                 logger.critical("cannot persist the log: \(error); stopping")
@@ -274,6 +283,7 @@ public final class RaftServer {
             if let soft = ready.softState { announce(soft) }
             if let snapshot = ready.snapshot { committedIndex = max(committedIndex, snapshot.index) }
             if let last = ready.committedEntries.last { committedIndex = max(committedIndex, last.index) }
+            metrics?.committed(ready.committedEntries.count)
             node.advance(ready)
         }
         // Snapshots the core did not restore (stale, or its log already held them).
@@ -287,6 +297,7 @@ public final class RaftServer {
     private func announce(_ soft: SoftState) {
         let previous = lastSoftState
         lastSoftState = soft
+        metrics?.observe(soft)
         if previous?.role != soft.role || previous?.leader != soft.leader {
             switch soft.role {
             case .leader: logger.info("became leader", metadata: ["term": "\(soft.term)"])
@@ -481,6 +492,7 @@ public final class RaftServer {
         snapshotWriteInFlight = false
         guard !stopped else { return }
         let name = "snapshot (\(write.index), t\(write.term), \(write.dataSize) bytes)"
+        if write.error == nil { metrics?.snapshotDuration.record(duration: write.duration) }
         if let error = write.error {
             // The log is intact on disk; only compaction is put off.
             return logger.error("cannot save \(name): \(error); the log stays uncompacted")

@@ -11,6 +11,8 @@ public struct RaftServerConfig: Sendable {
     public var peers: [UInt64: Endpoint]
     public var applySocketPath: String
     public var dataDir: String
+    /// Mutual TLS on the peer links (`--tls-cert/--tls-key/--tls-ca`); nil: plaintext.
+    public var tls: TLSFiles?
     public var tickMs: Double
     public var heartbeatMs: Double
     public var electionMs: Double

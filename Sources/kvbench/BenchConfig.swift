@@ -53,6 +53,8 @@ struct BenchConfig: Sendable {
     var label: String
     var progress: Bool
     var seed: UInt64
+    /// Mutual TLS to the targets (`--tls-*`).
+    var tls: TLSFiles? = nil
 }
 
 

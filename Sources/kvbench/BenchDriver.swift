@@ -107,10 +107,11 @@ final class BenchDriver {
         phaseTimer = Timer(loop: loop) { [unowned self] in self.phaseTimerFired() }
 
         linksByTarget = Array(repeating: [], count: config.targets.count)
+        let tls = try config.tls.map { TLSDial(context: try TLSContext(files: $0), expectedName: nil) }
         for i in 0..<config.conns {
             let target = i % config.targets.count
             let link = BenchLink(index: i, target: target,
-                                 dialer: Dialer(loop: loop, endpoint: config.targets[target].endpoint, minBackoffMs: 20, maxBackoffMs: 500))
+                                 dialer: Dialer(loop: loop, endpoint: config.targets[target].endpoint, minBackoffMs: 20, maxBackoffMs: 500, tls: tls))
             links.append(link)
             linksByTarget[target].append(i)
             link.dialer.onConnected = { [unowned self, unowned link] connection in self.connected(link, connection) }

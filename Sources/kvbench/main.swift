@@ -1,6 +1,7 @@
 import ArgumentParser
 import EventLoop
 import Foundation
+import ServiceSupport
 
 extension WorkloadOp: ExpressibleByArgument {}
 
@@ -65,6 +66,9 @@ struct Kv: ParsableCommand {
 
     @OptionGroup var measurement: MeasurementOptions
 
+    @OptionGroup(title: "TLS (for a cluster started with --tls-*)")
+    var tls: TLSOptions
+
     func validate() throws {
         guard parsedTargets() != nil else { throw ValidationError("--target '\(target)' is not HOST:PORT[,HOST:PORT…]") }
         guard clients >= 1 else { throw ValidationError("--clients must be at least 1") }
@@ -81,7 +85,7 @@ struct Kv: ParsableCommand {
 
     func run() throws {
         let targets = parsedTargets()!
-        let config = BenchConfig(
+        var config = BenchConfig(
             // At least one connection per target, so a client can follow a leader hint anywhere.
             targets: targets, clients: clients, conns: max(conns ?? min(clients, 8), targets.count),
             op: readRatio != nil ? .mixed : op, readRatio: readRatio ?? 0.5,
@@ -89,6 +93,7 @@ struct Kv: ParsableCommand {
             durationSeconds: measurement.durationSeconds, total: measurement.total, warmupSeconds: measurement.warmup, preload: preload,
             attemptTimeoutMs: attemptTimeoutMs, label: measurement.label, progress: !measurement.quiet,
             seed: seed ?? UInt64.random(in: 1...UInt64.max))
+        config.tls = tls.files
         var processIDs = measurement.processIDs
         if pidsFromNames {
             for pid in ClusterProcessFinder.find(targets: targets) where !processIDs.contains(pid) { processIDs.append(pid) }

@@ -2,6 +2,7 @@ import ArgumentParser
 import EventLoop
 import Foundation
 import KVClient
+import ServiceSupport
 import Wire
 
 /// Exit codes a shell script can rely on.
@@ -20,6 +21,9 @@ struct GatewayOptions: ParsableArguments {
     @Option(help: "Give up after this many milliseconds (the outcome of a write is then unknown).")
     var timeoutMs: Double = 10_000
 
+    @OptionGroup(title: "TLS (for a cluster started with --tls-*)")
+    var tls: TLSOptions
+
     func endpoints() throws -> [Endpoint] {
         let text = gateway ?? ProcessInfo.processInfo.environment["KVRAFT_GATEWAY"] ?? "127.0.0.1:8000"
         let endpoints = text.split(separator: ",").compactMap { Endpoint.parseHostPort(String($0)) }
@@ -28,7 +32,15 @@ struct GatewayOptions: ParsableArguments {
     }
 
     func clerk() throws -> Clerk {
-        Clerk(endpoints: try endpoints(), attemptTimeoutMs: min(2000, timeoutMs), operationTimeoutMs: timeoutMs)
+        let clerk = Clerk(endpoints: try endpoints(), attemptTimeoutMs: min(2000, timeoutMs), operationTimeoutMs: timeoutMs)
+        if let files = tls.files {
+            do {
+                clerk.tls = try TLSContext(files: files)
+            } catch {
+                throw fail("\(error)", code: KvctlExit.badRequest)
+            }
+        }
+        return clerk
     }
 }
 
@@ -124,6 +136,42 @@ struct StatusCommand: ParsableCommand {
     }
 }
 
+struct HealthCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "health",
+        abstract: "Ask every process's /health (their --metrics-listen addresses) and print one line each, like etcdctl endpoint health; exit 3 if any is unhealthy.")
+
+    @Option(help: "Operator endpoints, HOST:PORT, comma-separated (each process's --metrics-listen). Default: $KVRAFT_HEALTH_ENDPOINTS.")
+    var endpoints: String?
+
+    @Option(help: "Milliseconds to wait for each answer.")
+    var timeoutMs: Double = 2000
+
+    func run() throws {
+        let text = endpoints ?? ProcessInfo.processInfo.environment["KVRAFT_HEALTH_ENDPOINTS"] ?? ""
+        let targets = text.split(separator: ",").map(String.init)
+        guard !targets.isEmpty, targets.allSatisfy({ Endpoint.parseHostPort($0) != nil }) else {
+            throw ValidationError("--endpoints '\(text)' is not HOST:PORT[,HOST:PORT…]")
+        }
+        var unhealthy = 0
+        for target in targets {
+            let result = HealthProbe.check(Endpoint.parseHostPort(target)!, timeoutMs: timeoutMs)
+            let took = String(format: "%.1fms", result.milliseconds)
+            switch result.status {
+            case 200?:
+                print("\(target) is healthy: took = \(took)")
+            case let status?:
+                unhealthy += 1
+                print("\(target) is unhealthy: HTTP \(status) \(result.detail) (took = \(took))")
+            case nil:
+                unhealthy += 1
+                print("\(target) is unhealthy: \(result.detail)")
+            }
+        }
+        if unhealthy > 0 { throw ExitCode(KvctlExit.unavailable) }
+    }
+}
+
 struct Kvctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kvctl",
@@ -134,7 +182,7 @@ struct Kvctl: ParsableCommand {
         attempt whose reply was lost before its session expired (applied once; do not rerun it); \
         64 usage error.
         """,
-        subcommands: [Get.self, Put.self, Append.self, Delete.self, StatusCommand.self])
+        subcommands: [Get.self, Put.self, Append.self, Delete.self, StatusCommand.self, HealthCommand.self])
 
     @OptionGroup var options: GatewayOptions
 }

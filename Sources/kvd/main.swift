@@ -43,6 +43,12 @@ struct Kvd: ParsableCommand {
     @OptionGroup(title: "Client limits")
     var clientLimits: ClientLimitOptions
 
+    @OptionGroup(title: "TLS")
+    var tls: TLSOptions
+
+    @OptionGroup(title: "Metrics and health")
+    var metrics: MetricsOptions
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -66,11 +72,19 @@ struct Kvd: ParsableCommand {
         config.maxValueBytes = maxValueBytes
         config.maxProposalsInFlight = maxProposalsInFlight
         config.groupCommitMaxWaitMs = groupCommitMaxWaitMs
+        config.tls = tls.files
+        let registry = metrics.endpoint.map { _ in OperatorEndpoint.bootstrapMetrics(histogramBuckets: [:]) }
         let loop = EventLoop()
         loop.limits = clientLimits.limits
         let server = KVServer(loop: loop, config: config, logger: logger)
+        var operatorEndpoint: OperatorEndpoint?
         do {
             try server.start()
+            if let registry, let endpoint = metrics.endpoint {
+                server.enableMetrics()
+                operatorEndpoint = try OperatorEndpoint(loop: loop, endpoint: endpoint, registry: registry,
+                                                        refresh: { server.refreshMetrics() }, health: { server.health })
+            }
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
@@ -87,7 +101,7 @@ struct Kvd: ParsableCommand {
             deadline.schedule(milliseconds: 1000)
         }
         loop.run()
-        withExtendedLifetime((signals, drainTimer, deadline)) {}
+        withExtendedLifetime((signals, drainTimer, deadline, operatorEndpoint)) {}
     }
 }
 

@@ -33,6 +33,12 @@ struct Kvgateway: ParsableCommand {
     @OptionGroup(title: "Client limits")
     var clientLimits: ClientLimitOptions
 
+    @OptionGroup(title: "TLS")
+    var tls: TLSOptions
+
+    @OptionGroup(title: "Metrics and health")
+    var metrics: MetricsOptions
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -55,11 +61,19 @@ struct Kvgateway: ParsableCommand {
         config.requestDeadlineMs = requestDeadlineMs
         config.attemptTimeoutMs = attemptTimeoutMs
         config.maxValueBytes = maxValueBytes
+        config.tls = tls.files
+        let registry = metrics.endpoint.map { _ in OperatorEndpoint.bootstrapMetrics(histogramBuckets: Gateway.histogramBuckets) }
         let loop = EventLoop()
         loop.limits = clientLimits.limits
         let gateway = Gateway(loop: loop, config: config, logger: logger)
+        var operatorEndpoint: OperatorEndpoint?
         do {
             try gateway.start()
+            if let registry, let endpoint = metrics.endpoint {
+                gateway.enableMetrics()
+                operatorEndpoint = try OperatorEndpoint(loop: loop, endpoint: endpoint, registry: registry,
+                                                        refresh: { gateway.refreshMetrics() }, health: { gateway.health })
+            }
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
@@ -76,7 +90,7 @@ struct Kvgateway: ParsableCommand {
         }
         loop.run()
         logger.info("kvgateway stopped")
-        withExtendedLifetime((signals, drain, deadline)) {}
+        withExtendedLifetime((signals, drain, deadline, operatorEndpoint)) {}
     }
 }
 

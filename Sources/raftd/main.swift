@@ -59,6 +59,12 @@ struct Raftd: ParsableCommand {
     @Option(help: "Milliseconds a peer may take to finish a frame it started before its connection is closed.")
     var partialFrameTimeoutMs: Double = ProcessLimits().partialFrameTimeoutMs
 
+    @OptionGroup(title: "TLS")
+    var tls: TLSOptions
+
+    @OptionGroup(title: "Metrics and health")
+    var metrics: MetricsOptions
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -89,6 +95,7 @@ struct Raftd: ParsableCommand {
         config.snapshotCatchUpBytes = snapshotCatchUpBytes
         config.readMode = readMode
         config.leaseDriftBound = leaseDriftBound
+        config.tls = tls.files
         return config
     }
 
@@ -96,13 +103,20 @@ struct Raftd: ParsableCommand {
         ProcessLogging.bootstrap(process: "raftd[\(id)]", level: logLevel)
         let logger = Logger(label: "raftd")
         let config = serverConfig
+        let registry = metrics.endpoint.map { _ in OperatorEndpoint.bootstrapMetrics(histogramBuckets: RaftServer.histogramBuckets) }
         let loop = EventLoop()
         loop.limits.maxConnectionsPerListener = maxConnections
         loop.limits.partialFrameTimeoutMs = partialFrameTimeoutMs
         let server: RaftServer
+        var operatorEndpoint: OperatorEndpoint?
         do {
             server = try RaftServer(loop: loop, config: config, logger: logger)
             try server.start()
+            if let registry, let endpoint = metrics.endpoint {
+                server.enableMetrics()
+                operatorEndpoint = try OperatorEndpoint(loop: loop, endpoint: endpoint, registry: registry,
+                                                        refresh: { server.refreshMetrics() }, health: { server.health })
+            }
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
@@ -119,7 +133,7 @@ struct Raftd: ParsableCommand {
             server.shutdown(handoverMs: electionMs * 2) { loop.stop() }
         }
         loop.run()
-        withExtendedLifetime(signals) {}
+        withExtendedLifetime((signals, operatorEndpoint)) {}
     }
 }
 

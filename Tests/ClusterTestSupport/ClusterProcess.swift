@@ -68,6 +68,12 @@ public final class ClusterProcess {
         return log.contains(text)
     }
 
+    /// How many lines this process logged that contain `text`.
+    public func logLines(containing text: String) -> Int {
+        guard let log = try? String(contentsOf: logURL, encoding: .utf8) else { return 0 }
+        return log.split(separator: "\n").filter { $0.contains(text) }.count
+    }
+
     public func logTail(lines: Int = 30) -> String {
         guard let text = try? String(contentsOf: logURL, encoding: .utf8) else { return "" }
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")

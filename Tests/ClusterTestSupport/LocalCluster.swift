@@ -25,6 +25,8 @@ public struct ClusterOptions: Sendable {
 
     /// KVRAFT_LOG_LEVEL overrides whatever level a test chose (e.g. `info` to see snapshots sent).
     var effectiveLogLevel: String { ProcessInfo.processInfo.environment["KVRAFT_LOG_LEVEL"] ?? logLevel }
+    /// More flags for one process (kind, node id or gateway number), e.g. TLS or metrics.
+    public var extraArguments: (@Sendable (ClusterProcess.Kind, Int) -> [String])?
 
     public init(nodes: Int = 3, gateways: Int = 1) {
         self.nodes = nodes
@@ -90,13 +92,15 @@ public final class LocalCluster {
                             "--heartbeat-ms", "\(options.heartbeatMs)", "--election-ms", "\(options.electionMs)",
                             "--snapshot-log-bytes", "\(options.snapshotLogBytes)",
                             "--snapshot-catch-up-bytes", "\(options.snapshotCatchUpBytes)",
-                            "--read-mode", options.readMode, "--log-level", options.effectiveLogLevel],
+                            "--read-mode", options.readMode, "--log-level", options.effectiveLogLevel]
+                            + (options.extraArguments?(.raftd, i) ?? []),
                 logURL: directory.appendingPathComponent("raftd-\(i).log")))
             kvds.append(ClusterProcess(
                 kind: .kvd, number: i, executable: binaries.appendingPathComponent("kvd"),
                 arguments: ["--id", "\(i)", "--listen", "127.0.0.1:\(kvPorts[i - 1])", "--raft-socket", socket,
                             "--request-timeout-ms", "\(options.requestTimeoutMs)",
-                            "--session-timeout-s", "\(options.sessionTimeoutS)", "--log-level", options.effectiveLogLevel],
+                            "--session-timeout-s", "\(options.sessionTimeoutS)", "--log-level", options.effectiveLogLevel]
+                            + (options.extraArguments?(.kvd, i) ?? []),
                 logURL: directory.appendingPathComponent("kvd-\(i).log")))
         }
         for g in 0..<options.gateways {
@@ -108,7 +112,8 @@ public final class LocalCluster {
                 kind: .gateway, number: g + 1, executable: binaries.appendingPathComponent("kvgateway"),
                 arguments: ["--listen", "127.0.0.1:\(gatewayPorts[g])", "--nodes", nodes,
                             "--request-deadline-ms", "\(options.gatewayDeadlineMs)",
-                            "--attempt-timeout-ms", "\(options.requestTimeoutMs + 200)", "--log-level", options.effectiveLogLevel],
+                            "--attempt-timeout-ms", "\(options.requestTimeoutMs + 200)", "--log-level", options.effectiveLogLevel]
+                            + (options.extraArguments?(.gateway, g + 1) ?? []),
                 logURL: directory.appendingPathComponent("gateway-\(g + 1).log")))
         }
     }

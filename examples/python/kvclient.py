@@ -7,10 +7,16 @@ Then:
     python3 examples/python/kvclient.py --gateway 127.0.0.1:8000 put k v
     python3 examples/python/kvclient.py --gateway 127.0.0.1:8000 get k
     python3 examples/python/kvclient.py --gateway 127.0.0.1:8000 selftest
+A cluster with mutual TLS (scripts/up --tls, certificates from scripts/certs) takes the
+client certificate, its key and the CA, and checks that the gateway's certificate names
+`gateway` (--tls-server-name to expect another name, e.g. node-1 for a kvd):
+    python3 examples/python/kvclient.py --gateway 127.0.0.1:8000 \
+        --tls-cert data/certs/client.pem --tls-key data/certs/client-key.pem --tls-ca data/certs/ca.pem get k
 """
 import argparse
 import random
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -27,8 +33,17 @@ class AppliedReplyLost(Exception):
 class KvClient:
     """A session client: one client_id, seq from 1, retries reuse the same seq."""
 
-    def __init__(self, address, timeout=10.0):
+    def __init__(self, address, timeout=10.0, tls=None, server_name="gateway"):
+        """tls: None, or (certificate, key, CA) file paths for mutual TLS."""
         host, port = address.rsplit(":", 1)
+        self.tls_context = None
+        self.server_name = server_name
+        if tls is not None:
+            cert, key, ca = tls
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(cert, key)
+            self.tls_context = context
         self.address = (host, int(port))
         self.timeout = timeout
         self.client_id = random.getrandbits(64) or 1
@@ -38,7 +53,10 @@ class KvClient:
 
     def _connect(self):
         if self.sock is None:
-            self.sock = socket.create_connection(self.address, timeout=self.timeout)
+            sock = socket.create_connection(self.address, timeout=self.timeout)
+            if self.tls_context is not None:
+                sock = self.tls_context.wrap_socket(sock, server_hostname=self.server_name)
+            self.sock = sock
 
     def _read_exact(self, n):
         data = b""
@@ -144,8 +162,15 @@ def main():
     parser.add_argument("--gateway", default="127.0.0.1:8000")
     parser.add_argument("command", choices=["get", "put", "append", "delete", "selftest"])
     parser.add_argument("args", nargs="*")
+    parser.add_argument("--tls-cert", help="client certificate (PEM): with --tls-key and --tls-ca, speak mutual TLS")
+    parser.add_argument("--tls-key", help="the client certificate's key (PEM)")
+    parser.add_argument("--tls-ca", help="the CA the gateway's certificate must chain to (PEM)")
+    parser.add_argument("--tls-server-name", default="gateway", help="name the server's certificate must carry (default: gateway)")
     opts = parser.parse_args()
-    client = KvClient(opts.gateway)
+    tls_files = [opts.tls_cert, opts.tls_key, opts.tls_ca]
+    if any(tls_files) and not all(tls_files):
+        parser.error("--tls-cert, --tls-key and --tls-ca go together")
+    client = KvClient(opts.gateway, tls=tuple(tls_files) if all(tls_files) else None, server_name=opts.tls_server_name)
     args = [a.encode() for a in opts.args]
     if opts.command == "selftest":
         return selftest(client)

@@ -1,0 +1,128 @@
+import EventLoop
+import Foundation
+import Testing
+
+/// TLS links on one loop (OpenSSL bufferevents), with certificates from `scripts/certs`, and
+/// the evhttp server behind `/metrics` and `/health`.
+@Suite struct TLSConnectionTests {
+    static let packageRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Makes a CA and node-1, node-2 certificates in a temp dir.
+    static func makeCertificates() throws -> URL {
+        let directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("kvraft-tls-\(UUID().uuidString.prefix(8))")
+        let process = Process()
+        process.executableURL = packageRoot.appendingPathComponent("scripts/certs")
+        process.arguments = [directory.path, "--nodes", "2"]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "scripts/certs failed")
+        return directory
+    }
+
+    static func files(_ directory: URL, _ name: String) -> TLSFiles {
+        TLSFiles(certificate: directory.appendingPathComponent("\(name).pem").path,
+                 key: directory.appendingPathComponent("\(name)-key.pem").path,
+                 ca: directory.appendingPathComponent("ca.pem").path)
+    }
+
+    /// A megabyte each way through a mutually authenticated link; both ends see the other's names.
+    @Test func echoesThroughMutualTLS() throws {
+        let certs = try Self.makeCertificates()
+        defer { try? FileManager.default.removeItem(at: certs) }
+        let loop = EventLoop()
+        let serverContext = try TLSContext(files: Self.files(certs, "node-1"))
+        var accepted: [Connection] = []
+        var serverSawNames: [String] = []
+        let listener = try Listener(loop: loop, endpoint: .tcp(host: "127.0.0.1", port: 0),
+                                    tls: TLSAccept(context: serverContext) { $0.nodeIDs.isEmpty ? "nodes only" : nil }) { connection in
+            serverSawNames = connection.peerCertificate?.names ?? []
+            accepted.append(connection)
+            connection.onRead = { conn in
+                var bytes: [UInt8] = []
+                conn.readAvailable(appendingTo: &bytes)
+                conn.write(bytes)
+            }
+        }
+        let payload = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        var echoed: [UInt8] = []
+        let client = try Connection.connect(loop: loop, to: .tcp(host: "127.0.0.1", port: listener.port),
+                                            tls: TLSDial(context: try TLSContext(files: Self.files(certs, "node-2")), expectedName: "node-1"))
+        client.onConnected = { $0.write(payload) }
+        client.onRead = { conn in
+            conn.readAvailable(appendingTo: &echoed)
+            if echoed.count >= payload.count { loop.stop() }
+        }
+        client.onClose = { _, reason in
+            Issue.record("client closed: \(reason)")
+            loop.stop()
+        }
+        runLoop(loop, seconds: 10, keeping: listener, client)
+        #expect(echoed == payload)
+        #expect(client.isTLS && client.peerCertificate?.names("node-1") == true)
+        #expect(serverSawNames.contains("node-2"))
+        withExtendedLifetime(accepted) {}
+    }
+
+    /// A dialer expecting node-2 meets node-1's certificate: the handshake fails with the
+    /// reason, and the listener goes on admitting the right peers.
+    @Test func wrongPeerNameIsRefusedAndListenerKeepsServing() throws {
+        let certs = try Self.makeCertificates()
+        defer { try? FileManager.default.removeItem(at: certs) }
+        let loop = EventLoop()
+        var accepted: [Connection] = []
+        let listener = try Listener(loop: loop, endpoint: .tcp(host: "127.0.0.1", port: 0),
+                                    tls: TLSAccept(context: try TLSContext(files: Self.files(certs, "node-1")))) { accepted.append($0) }
+        let clientContext = try TLSContext(files: Self.files(certs, "node-2"))
+        var refusal: Connection.CloseReason?
+        let wrong = try Connection.connect(loop: loop, to: .tcp(host: "127.0.0.1", port: listener.port),
+                                           tls: TLSDial(context: clientContext, expectedName: "node-2"))
+        wrong.onConnected = { _ in Issue.record("connected to a peer with the wrong name") }
+        wrong.onClose = { _, reason in
+            refusal = reason
+            loop.stop()
+        }
+        runLoop(loop, seconds: 10, keeping: listener, wrong)
+        guard case let .connectFailed(why)? = refusal else {
+            Issue.record("expected a failed handshake, got \(String(describing: refusal))")
+            return
+        }
+        #expect(why.contains("hostname mismatch"), "\(why)")
+        #expect(wrong.tlsFailure != nil)
+
+        let right = try Connection.connect(loop: loop, to: .tcp(host: "127.0.0.1", port: listener.port),
+                                           tls: TLSDial(context: clientContext, expectedName: "node-1"))
+        right.onConnected = { _ in loop.stop() }
+        runLoop(loop, seconds: 10, keeping: listener, right)
+        #expect(right.isConnected)
+        #expect(eventually(loop) { accepted.count == 1 })
+        #expect(listener.refusedHandshakes == 1)
+    }
+
+    /// GET on the evhttp server: the handler's status, type and body; unknown methods refused.
+    @Test func httpServerAnswersGet() throws {
+        let loop = EventLoop()
+        let server = try HTTPServer(loop: loop, endpoint: .tcp(host: "127.0.0.1", port: 0)) { path in
+            path == "/health" ? .text(503, "{\"health\":\"false\"}") : .text(200, "path \(path)")
+        }
+        func get(_ path: String) -> String {
+            var answer: [UInt8] = []
+            guard let client = try? Connection.connect(loop: loop, to: .tcp(host: "127.0.0.1", port: server.port)) else { return "" }
+            client.onConnected = { $0.write(Array("GET \(path) HTTP/1.0\r\n\r\n".utf8)) }
+            client.onRead = { $0.readAvailable(appendingTo: &answer) }
+            client.onClose = { _, _ in loop.stop() }
+            runLoop(loop, seconds: 5, keeping: server, client)
+            return String(decoding: answer, as: UTF8.self)
+        }
+        let health = get("/health")
+        #expect(health.hasPrefix("HTTP/1.0 503") && health.hasSuffix("{\"health\":\"false\"}"), "\(health)")
+        let other = get("/metrics")
+        #expect(other.hasPrefix("HTTP/1.0 200") && other.hasSuffix("path /metrics"), "\(other)")
+    }
+
+    private func eventually(_ loop: EventLoop, _ condition: () -> Bool) -> Bool {
+        for _ in 0..<100 where !condition() { loop.runOnce() ; usleep(10_000) }
+        return condition()
+    }
+}
