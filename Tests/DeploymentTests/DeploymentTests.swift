@@ -115,6 +115,35 @@ struct DeploymentTests {
         }
     }
 
+    /// `scripts/up --tls --metrics`: certificates made on first use, every link mutual TLS, every
+    /// process's /health answering; a client without a certificate gets nothing.
+    @Test func scriptsUpRunsAMutualTLSClusterWithMetrics() throws {
+        let bin = Repo.clusterBinDir
+        try #require(Repo.hasAllBinaries(bin), "no raftd/kvd/kvgateway/kvctl in \(bin.path): run scripts/setup (or swift build)")
+        let kvctl = bin.appendingPathComponent("kvctl").path
+        let data = URL(fileURLWithPath: "/tmp/kvup-tls-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: data) }
+        let base = try #require(freeBasePort(nodes: 3), "no free base port found")
+        let gateway = "127.0.0.1:\(base + 1000)"
+        let certs = data.appendingPathComponent("certs").path
+        let tls = ["--tls-cert", "\(certs)/client.pem", "--tls-key", "\(certs)/client-key.pem", "--tls-ca", "\(certs)/ca.pem"]
+        let up = ["--no-build", "--bin-dir", bin.path, "--data", data.path, "--base-port", String(base), "--tls", "--metrics"]
+        try withUp(up) { _ in
+            let put = try runCommand(kvctl, tls + ["--gateway", gateway, "--timeout-ms", "8000", "put", "secret", "s3"], seconds: 15)
+            #expect(put.status == 0, "kvctl put over TLS failed: \(put.output)")
+            let get = try runCommand(kvctl, tls + ["--gateway", gateway, "--timeout-ms", "8000", "get", "secret"], seconds: 15)
+            #expect(get.status == 0 && get.output == "s3\n", "kvctl get over TLS: \(get.status) \(get.output)")
+            let plain = try runCommand(kvctl, ["--gateway", gateway, "--timeout-ms", "1500", "get", "secret"], seconds: 15)
+            #expect(plain.status != 0, "a plaintext client was answered by a TLS gateway: \(plain.output)")
+            var operatorPorts = [base + 3201]
+            for node in 1...3 { operatorPorts += [base + 3000 + node, base + 3100 + node] }
+            let endpoints = operatorPorts.map { "127.0.0.1:\($0)" }.joined(separator: ",")
+            let health = try runCommand(kvctl, ["health", "--endpoints", endpoints], seconds: 15)
+            #expect(health.status == 0 && health.output.components(separatedBy: "is healthy").count == 8,
+                    "kvctl health over every process: \(health.status) \(health.output)")
+        }
+    }
+
     /// Starts scripts/up, waits until it reports a leader, runs `body`, then sends SIGTERM and checks
     /// that scripts/up exits 0 within 10 s and that no process it started is left.
     private func withUp(_ arguments: [String], _ body: (ChildProcess) throws -> Void) throws {
@@ -161,7 +190,9 @@ struct DeploymentTests {
     private func freeBasePort(nodes: Int) -> Int? {
         for _ in 0..<50 {
             let base = Int.random(in: 20_000...40_000)
-            let ports = (1...nodes).flatMap { [base + $0, base + 2000 + $0] } + [base + 1000]
+            // Client, peer and kvd ports, and the operator ports `--metrics` adds.
+            var ports = [base + 1000, base + 3201]
+            for node in 1...nodes { ports += [base + node, base + 2000 + node, base + 3000 + node, base + 3100 + node] }
             if portsAreFree(ports) { return base }
         }
         return nil
