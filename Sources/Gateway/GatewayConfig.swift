@@ -1,5 +1,6 @@
 import EventLoop
 import ServiceSupport
+import Wire
 
 /// Everything a kvgateway process is told on its command line.
 public struct GatewayConfig: Sendable {
@@ -19,7 +20,7 @@ public struct GatewayConfig: Sendable {
     public var maxValueBytes: Int = RequestValidation.defaultMaxValueBytes
     /// Requests forwarded and not yet answered, over all clients; beyond it, UNAVAILABLE.
     public var maxInFlight: Int = 200_000
-    public var frameLimit: Int = 16 * 1024 * 1024
+    public var frameLimit: Int = Limits.standard.clientFrameBytes
     /// Idle gateway-owned sessions kept for client_id = 0 requests.
     public var maxIdleSessions: Int = 4096
 

@@ -19,7 +19,7 @@ public final class KVServer {
     let logger: Logger
     var machine: KVStateMachine
     let raftLink: Dialer
-    private var raftDecoder = FrameDecoder(frameLimit: 64 << 20)
+    private var raftDecoder = FrameDecoder(frameLimit: Limits.standard.internalFrameBytes)
     var raftReady = false
     /// raftd restoring us from its snapshot (we are behind its compacted log), decoded as it arrives.
     private var snapshotIn = IncomingSnapshot()
@@ -134,7 +134,7 @@ public final class KVServer {
     // MARK: raftd link
 
     private func raftConnected(_ connection: Connection) {
-        raftDecoder = FrameDecoder(frameLimit: 64 << 20)
+        raftDecoder = FrameDecoder(frameLimit: Limits.standard.internalFrameBytes)
         snapshotIn.reset()
         snapshotRefused = false
         snapshotOut?.flow.cancel()
@@ -335,8 +335,11 @@ public final class KVServer {
         if proposal.term == entry.term && results.count == waiters.count {
             for (waiter, result) in zip(waiters, results) {
                 metrics?.answered(waiter.op, result.status)
+                // An applied Append is refused past the stored-value cap (or, as any write, below its session's seq).
+                let message = result.status == .badRequest && waiter.op == .append
+                    ? "not applied: the value would exceed \(Limits.maxStoredValueBytes) bytes (the most one key holds), or the seq is below this client's last" : ""
                 waiter.client.reply(KvResponse(requestID: waiter.requestID, status: result.status, value: result.value,
-                                               leaderTerm: entry.term))
+                                               message: message, leaderTerm: entry.term))
             }
         } else {
             // Another leader's entry took this position: ours was never applied.

@@ -19,12 +19,12 @@ public struct KVServerConfig: Sendable {
     public var maxSessions: Int = Int(SessionLimits.defaults.maxSessions)
     public var maxKeyBytes: Int = RequestValidation.defaultMaxKeyBytes
     public var maxValueBytes: Int = RequestValidation.defaultMaxValueBytes
-    public var frameLimit: Int = 16 * 1024 * 1024
+    public var frameLimit: Int = Limits.standard.clientFrameBytes
     /// Requests waiting for the log or for a read index, summed over all clients; beyond it new
     /// ones get UNAVAILABLE.
     public var maxPendingRequests: Int = 200_000
     /// Upper bound of one proposal (one log entry) in bytes of commands.
-    public var maxProposalBytes: Int = 1 << 20
+    public var maxProposalBytes: Int = Limits.standard.maxProposalBytes
     /// Group commit: while this many proposals (log entries) are being committed, new
     /// commands gather into the next batch, proposed as soon as one of them applies or fails.
     /// Each Raft round (an fsync and a message on every node) then carries what arrived during

@@ -251,6 +251,10 @@ public struct KVStateMachine: Equatable, Sendable {
             data[command.key] = StoredValue(command.value)
             return .ok
         case .append:
+            // A value stops growing at the state machine's cap, so every Get reply fits a client
+            // frame and every snapshot field the reader's limit; the same on every replica.
+            let held = data[command.key]?.count ?? 0
+            guard held + command.value.count <= Limits.maxStoredValueBytes else { return .badRequest }
             data[command.key, default: StoredValue([])].append(command.value)
             return .ok
         case .delete:

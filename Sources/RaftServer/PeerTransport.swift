@@ -40,7 +40,7 @@ final class PeerTransport {
     /// Names each incoming link's snapshot file apart from the others'.
     private var linksAccepted = 0
     /// Internal links carry whole append batches: allow more than a client frame.
-    static let frameLimit = 64 << 20
+    static let frameLimit = Limits.standard.internalFrameBytes
 
     init(loop: EventLoop, config: RaftServerConfig, logger: Logger, snapshotQueue: DispatchQueue, identities: PeerIdentityGuard,
          onSnapshotFile: @escaping (SnapshotFileWriter) -> Void, onMessage: @escaping (Message) -> Void) {

@@ -1,5 +1,6 @@
 import EventLoop
 import Raft
+import Wire
 
 /// Everything a raftd process is told on its command line.
 public struct RaftServerConfig: Sendable {
@@ -19,7 +20,7 @@ public struct RaftServerConfig: Sendable {
     /// Most bytes of committed entries in one frame streamed to kvd.
     public var applyChunkBytes: Int = 1 << 20
     /// Most log bytes in one append message to a follower.
-    public var maxAppendBytes: Int = 1 << 20
+    public var maxAppendBytes: Int = Limits.standard.maxAppendBytes
     /// Once this many bytes of entries were logged since the last snapshot, raftd asks kvd for
     /// a snapshot and compacts the log up to it (bounding memory, disk and restart time).
     public var snapshotLogBytes: Int = 16 << 20

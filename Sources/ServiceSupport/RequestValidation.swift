@@ -3,8 +3,8 @@ import Wire
 /// Why a request is refused before it reaches the log (`STATUS_BAD_REQUEST`), or nil.
 /// kvd checks every request; a gateway checks too, so a doomed request costs no hop.
 public enum RequestValidation {
-    public static let defaultMaxKeyBytes = 64 * 1024
-    public static let defaultMaxValueBytes = 4 * 1024 * 1024
+    public static let defaultMaxKeyBytes = Limits.standard.maxKeyBytes
+    public static let defaultMaxValueBytes = Limits.standard.maxValueBytes
 
     public static func problem(with request: KvRequest, maxKeyBytes: Int, maxValueBytes: Int) -> String? {
         guard request.op.isKnown, request.op != .status else {

@@ -3,7 +3,7 @@
 public enum Framing {
     public static let headerSize = 4
     /// Default largest frame body accepted on any connection.
-    public static let defaultFrameLimit = 16 * 1024 * 1024
+    public static let defaultFrameLimit = Limits.standard.clientFrameBytes
 
     /// Appends a frame header for a body of `length` bytes.
     @inlinable

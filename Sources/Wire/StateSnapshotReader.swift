@@ -33,7 +33,7 @@ public struct StateSnapshotReader: Sendable {
     /// Largest field accepted: bounds what a corrupt length prefix can make us buffer.
     public let maxFieldBytes: Int
 
-    public init(maxFieldBytes: Int = 64 << 20) {
+    public init(maxFieldBytes: Int = Limits.snapshotFieldBytes) {
         precondition(maxFieldBytes > 0)
         self.maxFieldBytes = maxFieldBytes
     }

@@ -3,6 +3,7 @@ import EventLoop
 import KVServer
 import Logging
 import ServiceSupport
+import Wire
 
 /// kvd: one node's key/value state machine, fed by its raftd, serving the client protocol.
 struct Kvd: ParsableCommand {
@@ -32,7 +33,7 @@ struct Kvd: ParsableCommand {
     var sessionTimeoutS: UInt64 = 3600
 
     @Option(help: "Largest value accepted, in bytes.")
-    var maxValueBytes: Int = 4 * 1024 * 1024
+    var maxValueBytes: Int = Limits.standard.maxValueBytes
 
     @Option(help: "Group commit: while this many proposals (log entries) are being committed, new requests gather into the next batch, proposed when one of them applies, so each Raft round and fsync carries what arrived during the previous one (a lone request never waits). 0: no limit, propose every batch at once.")
     var maxProposalsInFlight: Int = 1
@@ -58,7 +59,9 @@ struct Kvd: ParsableCommand {
         guard !raftSocket.isEmpty else { throw ValidationError("--raft-socket must be a path") }
         guard requestTimeoutMs >= 10 else { throw ValidationError("--request-timeout-ms must be at least 10") }
         guard sessionTimeoutS >= 1 else { throw ValidationError("--session-timeout-s must be at least 1") }
-        guard (1...(15 * 1024 * 1024)).contains(maxValueBytes) else { throw ValidationError("--max-value-bytes must be between 1 and 15 MiB") }
+        var limits = Limits.standard
+        limits.maxValueBytes = maxValueBytes
+        if let problem = limits.problems.first { throw ValidationError("--max-value-bytes: \(problem)") }
         guard (0...1_000).contains(maxProposalsInFlight) else { throw ValidationError("--max-proposals-in-flight must be between 0 and 1000") }
         guard (1...10_000).contains(groupCommitMaxWaitMs) else { throw ValidationError("--group-commit-max-wait-ms must be between 1 and 10000") }
     }

@@ -3,6 +3,7 @@ import EventLoop
 import Gateway
 import Logging
 import ServiceSupport
+import Wire
 
 /// kvgateway: a stateless front door that finds the leader and forwards client requests.
 struct Kvgateway: ParsableCommand {
@@ -28,7 +29,7 @@ struct Kvgateway: ParsableCommand {
     var attemptTimeoutMs: Double = 2000
 
     @Option(help: "Largest value accepted, in bytes (keep equal to kvd's --max-value-bytes).")
-    var maxValueBytes: Int = RequestValidation.defaultMaxValueBytes
+    var maxValueBytes: Int = Limits.standard.maxValueBytes
 
     @OptionGroup(title: "Client limits")
     var clientLimits: ClientLimitOptions
@@ -48,7 +49,9 @@ struct Kvgateway: ParsableCommand {
             throw ValidationError("--nodes: node \(node) address '\(address)' is not HOST:PORT")
         }
         guard requestDeadlineMs >= 10 else { throw ValidationError("--request-deadline-ms must be at least 10") }
-        guard (1...(15 * 1024 * 1024)).contains(maxValueBytes) else { throw ValidationError("--max-value-bytes must be between 1 and 15 MiB") }
+        var limits = Limits.standard
+        limits.maxValueBytes = maxValueBytes
+        if let problem = limits.problems.first { throw ValidationError("--max-value-bytes: \(problem)") }
         guard attemptTimeoutMs >= 10 else { throw ValidationError("--attempt-timeout-ms must be at least 10") }
     }
 

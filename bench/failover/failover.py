@@ -10,6 +10,9 @@ again. kvbench writes every stretch without a completed operation to a timeline 
 the clock of time.monotonic_ns); afterwards each repeat's longest stretch overlapping
 [fault, max(fault + 4 s, healthy again)] is its gap.
 
+The `rolling` kind is an operator's rolling restart (an upgrade): one repeat restarts all three
+nodes in turn and its window is the whole roll.
+
 Only the binaries' command lines are used (raftd, kvd, kvgateway, kvctl status, kvbench), so
 the benchmark runs the same on the code before and after failover changes. Every process is
 started by this script, tracked by PID and stopped on exit (SIGINT/SIGTERM included); every
@@ -39,6 +42,8 @@ KINDS = {
     "term": (50, "SIGTERM leader raftd (graceful), restarted after 2 s"),
     "gateway": (300, "kill -9 one of two gateways (clients on both), restarted after 2 s"),
     "none": (None, "no fault: the same window under load (baseline noise)"),
+    "rolling": (None, "rolling restart: each node in turn (followers first, the leader last) gets SIGTERM "
+                      "on raftd and kvd, is restarted at once, and is healthy again before the next"),
 }
 DEFAULT_KINDS = ["freeze", "kill", "kvd", "raftd", "term", "gateway", "none"]
 EVERY_REPEAT_LIMIT_MS = 1500
@@ -187,6 +192,14 @@ class Cluster:
             return False
 
 
+def rate(ticks, lo, hi):
+    """Completed operations per second between two instants, from the cumulative ticks."""
+    inside = [t for t in ticks if lo <= t[0] <= hi]
+    if len(inside) < 2 or inside[-1][0] == inside[0][0]:
+        return None
+    return round((inside[-1][1] - inside[0][1]) / ((inside[-1][0] - inside[0][0]) / 1e9), 1)
+
+
 class Timeline:
     """Reads kvbench failover's timeline file as it grows (format: Sources/kvbench/FailoverTimeline.swift)."""
 
@@ -280,7 +293,7 @@ class Bench:
         if not ready:
             raise Stop(f"{kind}: the fresh cluster elected no leader within {STARTUP_TIMEOUT_S:.0f} s; logs in {work}")
         tl_path = f"{work}/timeline.txt"
-        timeline = Timeline(tl_path)
+        timeline = self.timeline = Timeline(tl_path)
         load_cmd = [f"{a.bin}/kvbench", "failover", "--target", ",".join(load_gw), "--clients", str(a.clients),
                     "--conns", str(a.conns), "--attempt-timeout-ms", str(a.attempt_timeout_ms),
                     "--timeline", tl_path, "--max-duration", "900", "--label", kind, "--json",
@@ -326,8 +339,31 @@ class Bench:
             summary = None
         return self.analyse(kind, target_ms, description, repeats, timeline, summary)
 
+    def roll(self, leader, r):
+        """A rolling restart: followers first, the leader last; each node healthy before the next."""
+        c = self.cluster
+        rec = {"repeat": r + 1, "leader": leader, "processes": []}
+        rec["fault_ns"] = time.monotonic_ns()
+        gateways = [c.gateway(1), c.gateway(2)]
+        for node in [n for n in (1, 2, 3) if n != leader] + [leader]:
+            for name in (f"raftd{node}", f"kvd{node}"):
+                c.signal(name, signal.SIGTERM)
+            for name in (f"raftd{node}", f"kvd{node}"):
+                c.reap(name, timeout=10.0)
+                c.start(name)
+                rec["processes"].append(name)
+            timeline = self.timeline
+            if not self.wait_for(HEALTHY_TIMEOUT_S, lambda: self.healthy(timeline, gateways), 0.05):
+                log(f"rolling #{r + 1}: node {node} not healthy within {HEALTHY_TIMEOUT_S:.0f} s after its restart")
+                break
+        rec["undo_ns"] = time.monotonic_ns()
+        rec["roll_s"] = round((rec["undo_ns"] - rec["fault_ns"]) / 1e9, 2)
+        return rec
+
     def inject(self, kind, leader, r):
         """Injects the fault, undoes it UNDO_AFTER_S later; returns the repeat's record."""
+        if kind == "rolling":
+            return self.roll(leader, r)
         c = self.cluster
         rec = {"repeat": r + 1, "leader": leader}
         names = {"freeze": [f"raftd{leader}", f"kvd{leader}"], "kill": [f"raftd{leader}", f"kvd{leader}"],
@@ -383,6 +419,9 @@ class Bench:
                 "max_client_wait_ms": round(client_wait / 1e6, 1),
                 "gap_starts_after_fault_ms": None if best[1] is None else round((best[1] - lo) / 1e6, 1),
                 "healthy_after_s": round((rec["healthy_ns"] - lo) / 1e9, 2),
+                "roll_s": rec.get("roll_s"),
+                "ops_per_s_in_window": rate(timeline.ticks, lo, hi),
+                "ops_per_s_before": rate(timeline.ticks, lo - 3_000_000_000, lo),
                 "errors": errs,
             })
         gaps = [r["gap_ms"] for r in rows]
@@ -398,7 +437,12 @@ class Bench:
         met = None
         if gaps:
             met = complete and worst <= EVERY_REPEAT_LIMIT_MS and (target_ms is None or median <= target_ms)
+        def median_of(key):
+            values = [r[key] for r in rows if r.get(key) is not None]
+            return statistics.median(values) if values else None
         return {"kind": kind, "fault": description, "repeats": len(rows), "recovered": sum(r["recovered"] for r in rows),
+                "median_ops_per_s_in_window": median_of("ops_per_s_in_window"),
+                "median_ops_per_s_before": median_of("ops_per_s_before"), "median_roll_s": median_of("roll_s"),
                 "median_gap_ms": median, "max_gap_ms": worst,
                 "median_gap_at_fault_ms": statistics.median(at_fault) if at_fault else None,
                 "median_gap_starts_after_fault_ms": statistics.median(
@@ -410,7 +454,7 @@ class Bench:
 
 def print_table(results, out_path, load1):
     hdr = ["kind", "median gap ms", "max gap ms", "target ms", "met?", "recovered", "gap starts ms",
-           "max client wait ms", "errors (all repeats)"]
+           "max client wait ms", "ops/s window/before", "errors (all repeats)"]
     lines = [hdr]
     for r in results:
         errs = " ".join(f"{k}={v}" for k, v in sorted(r["errors"].items())) or "-"
@@ -419,7 +463,8 @@ def print_table(results, out_path, load1):
         f = lambda v: "-" if v is None else f"{v:.0f}".replace("-0", "0") if abs(v) < 0.5 else f"{v:.0f}"
         lines.append([r["kind"], f(r["median_gap_ms"]), f(r["max_gap_ms"]), tgt, met,
                       f"{r['recovered']}/{r['repeats']}", f(r["median_gap_starts_after_fault_ms"]),
-                      f(r["max_client_wait_ms"]), errs])
+                      f(r["max_client_wait_ms"]),
+                      f'{f(r.get("median_ops_per_s_in_window"))}/{f(r.get("median_ops_per_s_before"))}', errs])
     widths = [max(len(l[i]) for l in lines) for i in range(len(hdr))]
     for l in lines:
         print("  ".join(c.ljust(widths[i]) if i in (0, len(hdr) - 1) else c.rjust(widths[i]) for i, c in enumerate(l)))
@@ -427,7 +472,12 @@ def print_table(results, out_path, load1):
           f"{WINDOW_S:.0f} s; gap starts = median time from the fault to the start of the longest stretch; "
           f"client wait = the longest one operation waited, resends included (slow ones only, > 20 ms); "
           f"met = median ≤ target and every repeat ≤ {EVERY_REPEAT_LIMIT_MS} ms and every repeat recovered; "
+          f"ops/s window/before = completed operations per second in that window and in the 3 s before it; "
           f"load average {load1:.2f} on {os.cpu_count()} CPUs; written to {out_path})")
+    for r in results:
+        if r.get("median_roll_s") is not None:
+            print(f"rolling restart: {r['median_roll_s']:.1f} s for the whole roll (median), longest stretch without a "
+                  f"completed operation {r['median_gap_ms']:.0f} ms (median) / {r['max_gap_ms']:.0f} ms (max)")
 
 
 def main():
