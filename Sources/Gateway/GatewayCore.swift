@@ -108,13 +108,14 @@ public struct GatewayCore {
     }
 
     public mutating func upstreamResponse(node: UInt64, _ response: KvResponse, now: UInt64) -> [GatewayAction] {
-        guard var state = upstreams[node], state.connected else { return finishInput(now: now) }
-        let owed = state.heard(response.requestID, now: now)
-        let wasSuspect = state.suspect
-        state.suspect = false
-        upstreams[node] = state
+        guard upstreams[node]?.connected == true else { return finishInput(now: now) }
+        // In place: a copy of the state taken out and written back made every answer copy the
+        // whole table of what the node owes.
+        let owed = upstreams[node]!.heard(response.requestID, now: now)
+        let wasSuspect = upstreams[node]!.suspect
+        upstreams[node]!.suspect = false
         if wasSuspect { actions.append(.suspectChanged(node: node, suspect: false)) }
-        if response.requestID == state.watchID {
+        if response.requestID == upstreams[node]!.watchID {
             learn(fromStatusOrPush: response, node: node, now: now)
         } else if let owed {
             handle(response, answering: owed, from: node, now: now)

@@ -136,4 +136,32 @@ struct GatewayCoreTests {
         while let index = heap.popDue(now: 1000) { popped.append(times[index]) }
         #expect(popped == times.sorted())
     }
+
+    /// Mostly increasing times (the queue's lane) mixed with earlier ones (the heap's), popped
+    /// while inserting: always earliest first, equal times in insertion order.
+    @Test func deadlineHeapMixesInOrderAndEarlierEntries() {
+        var heap = DeadlineHeap<Int>()
+        var random = GatewayRandom(seed: 11)
+        var entries: [(at: UInt64, index: Int)] = []
+        var expected: [(at: UInt64, index: Int)] = []
+        var popped: [Int] = []
+        var now: UInt64 = 0
+        for i in 0..<5_000 {
+            now += random.next() % 3
+            let at = random.next() % 10 == 0 ? now + random.next() % 50 : now + 100
+            entries.append((at, i))
+            heap.insert(at: at, i)
+            if i % 7 == 0 {
+                let due = now + 40
+                while let index = heap.popDue(now: due) { popped.append(index) }
+                let ready = entries.filter { $0.at <= due }.sorted { ($0.at, $0.index) < ($1.at, $1.index) }
+                expected += ready
+                entries.removeAll { $0.at <= due }
+            }
+        }
+        while let index = heap.popDue(now: .max) { popped.append(index) }
+        expected += entries.sorted { ($0.at, $0.index) < ($1.at, $1.index) }
+        #expect(popped == expected.map(\.index))
+        #expect(heap.isEmpty && heap.earliest == nil)
+    }
 }
