@@ -315,7 +315,10 @@ public final class Connection {
         let chunks = Int(evbuffer_peek(input, -1, nil, nil, 0))
         var vectors = [iovec](repeating: iovec(), count: max(chunks, 1))
         let filled = Int(evbuffer_peek(input, -1, nil, &vectors, Int32(vectors.count)))
-        buffer.reserveCapacity(buffer.count + available)
+        // Geometric growth: reserving exactly count + available made every read of a large frame
+        // copy all it held so far (16 MiB in 64 KiB reads: 2 GB moved, seconds of CPU).
+        let needed = buffer.count + available
+        if buffer.capacity < needed { buffer.reserveCapacity(max(needed, buffer.capacity * 2)) }
         var copied = 0
         for vector in vectors.prefix(min(filled, vectors.count)) where vector.iov_len > 0 {
             buffer.append(contentsOf: UnsafeRawBufferPointer(start: vector.iov_base, count: vector.iov_len))

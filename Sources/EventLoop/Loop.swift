@@ -19,6 +19,7 @@ public final class EventLoop {
     public var limits = ProcessLimits() {
         didSet {
             precondition(limits.problem == nil, "invalid process limits: \(limits.problem ?? "")")
+            clientInputBudget?.limitBytes = limits.clientInputBudgetBytes
             guard let budget = clientOutputBudget else { return }
             budget.limitBytes = limits.clientOutputBudgetBytes
             budget.maxBytesPerConnection = limits.maxOutputBytesPerClient
@@ -38,6 +39,17 @@ public final class EventLoop {
         if let clientOutputBudget { return clientOutputBudget }
         let budget = OutputBudget(loop: self, limits: limits)
         clientOutputBudget = budget
+        return budget
+    }
+
+    private weak var clientInputBudget: InputBudget?
+
+    /// The budget for unfinished frames shared by this process's client links (weak for the
+    /// same reason: the links hold it).
+    public var clientInput: InputBudget {
+        if let clientInputBudget { return clientInputBudget }
+        let budget = InputBudget(loop: self, limits: limits)
+        clientInputBudget = budget
         return budget
     }
 

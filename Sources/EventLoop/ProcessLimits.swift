@@ -19,6 +19,9 @@ public struct ProcessLimits: Sendable, Equatable {
     /// Unsent output of all client links together; while it is exceeded, links whose unsent
     /// output does not shrink over `outputStallMs` are disconnected, largest first, until it is not.
     public var clientOutputBudgetBytes: Int = 64 << 20
+    /// Bytes of unfinished frames all client links together may hold; over it, the links
+    /// holding the largest are closed at once until the rest fits (`InputBudget`).
+    public var clientInputBudgetBytes: Int = 256 << 20
     /// How long output over a limit may go without shrinking before its link is judged not to
     /// be reading its replies.
     public var outputStallMs: Double = 500
@@ -40,6 +43,7 @@ public struct ProcessLimits: Sendable, Equatable {
         if clientOutputBudgetBytes < maxOutputBytesPerClient {
             return "the output budget (\(clientOutputBudgetBytes) bytes) must be at least the per-client cap (\(maxOutputBytesPerClient) bytes)"
         }
+        if clientInputBudgetBytes < 16 << 20 { return "the input budget must be at least 16 MiB (one whole client frame)" }
         if tlsHandshakeTimeoutMs <= 0 { return "the TLS handshake timeout must be positive" }
         if outputStallMs <= 0 { return "the output stall time must be positive" }
         if acceptBackoffMinMs <= 0 || acceptBackoffMaxMs < acceptBackoffMinMs { return "accept backoff must be positive, min ≤ max" }

@@ -77,7 +77,9 @@ enum WALRecord {
     /// Writes a header with placeholder length and CRC; `finishRecord` fills them in once the payload is known.
     private static func beginRecord(_ kind: Kind, in buffer: inout [UInt8], reserving payloadSize: Int) -> Int {
         let start = buffer.count
-        buffer.reserveCapacity(start + headerSize + payloadSize)
+        // Geometric growth: an exact reserve per record would copy the whole batch each time.
+        let needed = start + headerSize + payloadSize
+        if buffer.capacity < needed { buffer.reserveCapacity(max(needed, buffer.capacity * 2)) }
         buffer.append(contentsOf: repeatElement(0, count: 8))
         buffer.append(kind.rawValue)
         return start

@@ -19,6 +19,9 @@ public struct ClientLimitOptions: ParsableArguments {
     @Option(help: "Unsent reply bytes of all clients together; while over it, clients whose unsent replies do not shrink for half a second are disconnected, largest first.")
     public var clientOutputBudgetBytes: Int = ProcessLimits().clientOutputBudgetBytes
 
+    @Option(help: "Bytes of unfinished request frames all clients together may hold; over it, the clients holding the largest are disconnected at once.")
+    public var clientInputBudgetBytes: Int = ProcessLimits().clientInputBudgetBytes
+
     public init() {}
 
     public var limits: ProcessLimits {
@@ -28,6 +31,7 @@ public struct ClientLimitOptions: ParsableArguments {
         limits.partialFrameTimeoutMs = partialFrameTimeoutMs
         limits.maxOutputBytesPerClient = maxClientOutputBytes
         limits.clientOutputBudgetBytes = clientOutputBudgetBytes
+        limits.clientInputBudgetBytes = clientInputBudgetBytes
         return limits
     }
 
@@ -36,7 +40,7 @@ public struct ClientLimitOptions: ParsableArguments {
         guard idleTimeoutS >= 1 else { throw ValidationError("--idle-timeout-s must be at least 1") }
         guard partialFrameTimeoutMs >= 10 else { throw ValidationError("--partial-frame-timeout-ms must be at least 10") }
         if let problem = limits.problem {
-            throw ValidationError("--max-client-output-bytes / --client-output-budget-bytes: \(problem)")
+            throw ValidationError("client limits: \(problem)")
         }
     }
 }

@@ -24,6 +24,8 @@ public final class ClientLink {
     private var partialFrameWatch: PartialFrameWatch!
     private var idleWatch: IdleWatch!
     private let log: RateLimitedLog
+    /// Held strongly: the loop keeps only a weak reference to the budget.
+    private let inputBudget: InputBudget
 
     /// `onRequest` gets each decoded request; `onClose` runs once when the connection ends
     /// (closed by the client, or by this link for breaking a limit).
@@ -36,6 +38,7 @@ public final class ClientLink {
         let loop = connection.eventLoop
         log = loop.connectionLog
         connection.chargeOutput(to: loop.clientOutput)
+        inputBudget = loop.clientInput
         partialFrameWatch = PartialFrameWatch(loop: loop, timeoutMs: loop.limits.partialFrameTimeoutMs) { [weak self] in
             self?.expire("sent part of a frame and did not finish it within \(Int(loop.limits.partialFrameTimeoutMs)) ms")
         }
@@ -91,6 +94,10 @@ public final class ClientLink {
         // Not paused: every whole frame was taken, so what is left is the start of one.
         partialFrameWatch.observe(holdsPartialFrame: !connection.isReadingPaused && decoder.bufferedBytes > 0,
                                   framesCompleted: framesCompleted)
+        // Whole frames waiting behind a pause count too: they are held memory all the same.
+        inputBudget.hold(self, bytes: decoder.bufferedBytes) { [weak self] in
+            self?.expire("was cut to keep unfinished frames within the input budget")
+        }
     }
 
     /// Closes the link for breaking a limit; the owner hears of it through `onClose`.
@@ -103,6 +110,7 @@ public final class ClientLink {
     }
 
     private func stopWatching() {
+        inputBudget.release(self)
         partialFrameWatch.cancel()
         idleWatch.cancel()
     }

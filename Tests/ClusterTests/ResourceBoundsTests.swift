@@ -58,6 +58,33 @@ struct ResourceBoundsTests {
         #expect(raftd.isRunning)
     }
 
+    /// Unfinished frames of all clients are held to the input budget: the client holding the
+    /// largest is cut at once when they exceed it, the others keep their connections, and the
+    /// process serves on (the partial-frame timeout alone let 1,000 links hold 15 GB).
+    @Test func unfinishedFramesAreHeldToTheInputBudget() throws {
+        let kvd = try Self.loneKvd(["--client-input-budget-bytes", "\(16 << 20)", "--partial-frame-timeout-ms", "20000"])
+        defer { kvd.stop() }
+        let header: [UInt8] = [0x00, 0xF0, 0x00, 0x00]  // a 15 MiB frame, never finished
+        let first = try RawClient(port: kvd.port)
+        let second = try RawClient(port: kvd.port)
+        #expect(first.send(header + [UInt8](repeating: 0x0a, count: 4 << 20)))
+        #expect(second.send(header + [UInt8](repeating: 0x0a, count: 4 << 20)))
+        let steady = try RawClient(port: kvd.port)
+        #expect(steady.send(Self.statusRequest(1)))
+        #expect(steady.receive(timeoutMs: 3000)?.requestID == 1, "kvd stopped serving: \(kvd.log)")
+        // The third grows past the other two: the budget is exceeded while it holds the most.
+        let greedy = try RawClient(port: kvd.port)
+        _ = greedy.send(header + [UInt8](repeating: 0x0a, count: 12 << 20))  // cut mid-send
+        #expect(greedy.waitForPeerClose(quietMs: 3000), "the largest unfinished frame was kept: \(kvd.log)")
+        #expect(kvd.log.contains("input budget"))
+        #expect(steady.send(Self.statusRequest(2)))
+        #expect(steady.receive(timeoutMs: 3000)?.requestID == 2, "kvd stopped serving: \(kvd.log)")
+        // The two within the budget were not cut: nothing arrives on them, not even a close.
+        #expect(!first.waitForPeerClose(quietMs: 300) && !second.waitForPeerClose(quietMs: 300),
+                "a client within the budget was cut: \(kvd.log)")
+        #expect(kvd.isRunning)
+    }
+
     /// A connection that says nothing is closed after the idle timeout; one that keeps asking is not.
     @Test func idleConnectionIsClosedActiveOneIsKept() throws {
         let kvd = try Self.loneKvd(["--idle-timeout-s", "1"])
