@@ -6,15 +6,17 @@ import Testing
 ///
 /// - Default: `defaultSeedCount` seeds, split into chunks that run in parallel.
 /// - `RAFT_SIM_SEEDS=N`: a longer sweep over seeds `0..<N` (e.g. `RAFT_SIM_SEEDS=200000`).
+/// - `KVRAFT_SIM_SEED_BASE=B`: the sweep starts at seed B instead of 0 (`scripts/test --soak`).
 /// - `RAFT_SIM_SEED=S`: replays seed `S` alone, printing its full report.
 /// - `RAFT_SIM_TICKS=T`: chaos ticks per seed (default `defaultChaosTicks`).
 /// A failure prints `seed=S nodes=N`, the violation and the last events; the seed replays bit for bit.
 @Suite struct SeedSweepTests {
-    static let defaultSeedCount = 2_100
+    static let defaultSeedCount = 7_000
     static let defaultChaosTicks = 80
     static let chunkCount = 6
 
     static var environment: [String: String] { ProcessInfo.processInfo.environment }
+    static var seedBase: UInt64 { environment["KVRAFT_SIM_SEED_BASE"].flatMap(UInt64.init) ?? 0 }
     static var chaosTicks: Int { environment["RAFT_SIM_TICKS"].flatMap(Int.init) ?? defaultChaosTicks }
 
     @Test(arguments: 0..<chunkCount)
@@ -25,8 +27,8 @@ import Testing
         var runs = 0
         var runsInstallingSnapshots = 0
         var runsRestartingFromSnapshots = 0
-        var seed = UInt64(chunk)
-        while seed < total {
+        var seed = Self.seedBase + UInt64(chunk)
+        while seed < Self.seedBase + total {
             var run = ChaosRun(seed: seed, nodeCount: ChaosRun.nodeCount(forSeed: seed), chaosTicks: Self.chaosTicks)
             if let failure = run.run() {
                 failures.append(failure)

@@ -6,10 +6,11 @@ import Testing
 ///
 /// - Default: `defaultSeedCount` seeds per mode.
 /// - `RAFT_READ_SEEDS=N`: seeds `0..<N` per mode.
+/// - `KVRAFT_SIM_SEED_BASE=B`: seeds start at B instead of 0 (`scripts/test --soak`).
 /// - `RAFT_READ_SEED=S` (with `RAFT_READ_MODE=index|lease`): replays seed `S`, printing its report.
 /// A failure prints the seed, the violation and the last events; the seed replays bit for bit.
 @Suite struct StaleReadSimulationTests {
-    static let defaultSeedCount: UInt64 = 400
+    static let defaultSeedCount: UInt64 = 1_000
     static let ticks = 300
     static var environment: [String: String] { ProcessInfo.processInfo.environment }
 
@@ -19,7 +20,8 @@ import Testing
         let total = Self.environment["RAFT_READ_SEEDS"].flatMap(UInt64.init) ?? Self.defaultSeedCount
         var failures: [String] = []
         var answered = 0
-        for seed in 0..<total {
+        let base = Self.environment["KVRAFT_SIM_SEED_BASE"].flatMap(UInt64.init) ?? 0
+        for seed in base..<(base + total) {
             var run = StaleReadRun(seed: seed, mode: mode, ticks: Self.ticks)
             if let failure = run.run() {
                 print(failure)
