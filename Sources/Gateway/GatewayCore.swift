@@ -128,9 +128,11 @@ public struct GatewayCore {
     public mutating func tick(now: UInt64) -> [GatewayAction] {
         if let due = armedAt, now > due + config.stallTolerance { discountOwnStall(of: now - due, now: now) }
         armedAt = nil
+        // Suspicion first: a timer firing now (an attempt's, a backoff's) must not dispatch to a
+        // node this very tick finds silent.
+        markSilentNodesSuspect(now: now)
         while let entry = timers.popDue(now: now) { fire(entry, now: now) }
         if let due = nextHealthAt, due <= now { healthRound(now: now) }
-        markSilentNodesSuspect(now: now)
         drainWaiting(now: now)
         return finishInput(now: now)
     }
@@ -434,6 +436,9 @@ public struct GatewayCore {
     }
 
     private mutating func markSilentNodesSuspect(now: UInt64) {
+        // Every silent node is marked before anything is redistributed, so what leaves one
+        // silent node never goes to another that is silent too (soak seed 703562397922).
+        var silent: [(node: UInt64, owed: [UInt64: UpstreamState.Owed])] = []
         for node in config.nodeIDs {
             guard let state = upstreams[node], state.connected, !state.suspect,
                   state.isSilent(now: now, after: config.suspectAfter) else { continue }
@@ -441,8 +446,9 @@ public struct GatewayCore {
             upstreams[node]!.suspectAtTerm = leader.term
             actions.append(.suspectChanged(node: node, suspect: true))
             leader.giveUp(on: node)
-            redistribute(state.owed, from: node, now: now, reason: "no answer")
+            silent.append((node, state.owed))
         }
+        for (node, owed) in silent { redistribute(owed, from: node, now: now, reason: "no answer") }
     }
 
     // MARK: Status at the gateway
