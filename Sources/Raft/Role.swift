@@ -45,8 +45,9 @@ struct VoteTally {
 final class LeaderState {
     /// Progress of every other voter, keyed by id.
     var progress: [UInt64: Progress]
-    /// Other voters in ascending id order, so that message order never depends on hashing.
-    let followers: [UInt64]
+    /// Every other member (voters and learners, and members just removed until their removal
+    /// commits) in ascending id order, so that message order never depends on hashing.
+    var followers: [UInt64]
     /// The follower leadership is being handed to (0: none), and ticks since the handover began.
     var transferee: UInt64 = 0
     var transferElapsed = 0
