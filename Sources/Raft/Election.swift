@@ -3,7 +3,7 @@ extension RaftNode {
     func tickElection() {
         electionElapsed += 1
         guard electionElapsed >= randomizedElectionTimeout else { return }
-        guard isVoter else {
+        guard canCampaign else {
             // A learner, a joining node or a removed one never campaigns; forget the leader we
             // no longer hear (so our lease does not keep refusing other candidates).
             becomeFollower(term: term, leader: 0)
@@ -29,9 +29,9 @@ extension RaftNode {
     /// Asks whether peers would vote for us at `term + 1` without adopting that term, so a node
     /// that cannot win leaves the cluster's term alone.
     func becomePreCandidate() {
-        guard isVoter else { return }
+        guard canCampaign else { return }
         var tally = VoteTally(quorum: quorum)
-        tally.record(config.id, granted: true)
+        if isVoter { tally.record(config.id, granted: true) }
         role = .preCandidate(tally)
         leader = 0
         resetElectionTimer()
@@ -48,12 +48,12 @@ extension RaftNode {
     /// `transfer`: the leader handed over (`timeoutNow`), so skip pre-vote and tell voters to
     /// set their leader lease aside.
     func becomeCandidate(transfer: Bool = false) {
-        guard isVoter else { return }
+        guard canCampaign else { return }
         term += 1
         vote = config.id
         leader = 0
         var tally = VoteTally(quorum: quorum)
-        tally.record(config.id, granted: true)
+        if isVoter { tally.record(config.id, granted: true) }
         role = .candidate(tally)
         resetElectionTimer()
         if tally.outcome == .won {

@@ -61,6 +61,18 @@ extension RaftNode {
         return .success((index, term))
     }
 
+    /// Whether this node may campaign: it votes in its configuration, or the latest change
+    /// removed it and is not committed yet. The latter lets the cluster finish a change that
+    /// removed a leader which lost leadership before the change committed: the nodes holding
+    /// the change may all be outside it (the old leader) or learners, and the new voters may
+    /// lack it, so without this nobody could win (the voters' logs are behind). Such a
+    /// candidate counts only the votes of its configuration's voters, not its own, so
+    /// election safety is that of any configuration; once leading it commits the change and
+    /// hands over like any removed leader.
+    var canCampaign: Bool {
+        isVoter || (log.configurationIndex > log.commit && log.previousConfiguration.isVoter(config.id))
+    }
+
     /// Recomputes what depends on the configuration when the log's latest one changed.
     func syncConfiguration() {
         guard log.configurationVersion != syncedConfigurationVersion else { return }
@@ -84,7 +96,7 @@ extension RaftNode {
 
     /// Starts tracking new members (probing from our last index) and stops tracking departed ones.
     func syncProgress(_ state: LeaderState) {
-        let targets = replicationTargets
+        let targets = Set(replicationTargets).union(state.lingering.keys).sorted()
         let next = log.lastIndex + 1
         for id in targets where state.progress[id] == nil {
             state.progress[id] = Progress(next: next, maxInflight: config.maxInflightAppends)
@@ -102,6 +114,8 @@ extension RaftNode {
     /// If it removed us, the handover starts now; stepping down waits for the next tick (our
     /// caller still acts as leader).
     func configurationCommitted(_ state: LeaderState) {
+        let members = Set(log.configuration.ids)
+        for id in state.followers where !members.contains(id) { state.lingering[id] = config.electionTicks }
         syncProgress(state)
         if !isVoter, state.transferee == 0, let target = handoverTarget(state, attachedOnly: false) {
             transferLeadership(to: target)
@@ -119,6 +133,13 @@ extension RaftNode {
         }
         becomeFollower(term: term, leader: 0)
         return true
+    }
+
+    /// Leader tick: members whose removal committed a while ago are no longer sent anything.
+    func tickLingering(_ state: LeaderState) {
+        guard !state.lingering.isEmpty else { return }
+        for (id, ticks) in state.lingering { state.lingering[id] = ticks > 1 ? ticks - 1 : nil }
+        syncProgress(state)
     }
 
     /// Leader tick: propose the promotion of a learner marked for it once it caught up.

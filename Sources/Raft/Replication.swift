@@ -4,6 +4,7 @@ extension RaftNode {
         heartbeatElapsed += 1
         for id in state.followers { state.progress[id]!.tick(snapshotTimeout: snapshotTimeout) }
         if leaveIfRemoved(state) { return }
+        tickLingering(state)
         if config.checkQuorum && !heardFromQuorum(state) {
             // We may be on the minority side of a partition: stop serving as leader within one
             // election timeout, so clients go elsewhere before the majority elects someone new.

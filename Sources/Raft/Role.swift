@@ -50,6 +50,9 @@ final class LeaderState {
     var followers: [UInt64]
     /// The follower leadership is being handed to (0: none), and ticks since the handover began.
     var transferee: UInt64 = 0
+    /// Members whose removal committed, still sent heartbeats for the ticks given, so they
+    /// learn that it committed (and stop considering a campaign, see `canCampaign`).
+    var lingering: [UInt64: Int] = [:]
     var transferElapsed = 0
     /// Reads waiting for a heartbeat round, and the lease (ReadIndex.swift).
     var reads = LeaderReads()
