@@ -27,7 +27,11 @@ typedef enum _Kvraft__Raft__EntryType {
   /*
    * appended by a new leader at the start of its term
    */
-  KVRAFT__RAFT__ENTRY_TYPE__ENTRY_NOOP = 1
+  KVRAFT__RAFT__ENTRY_TYPE__ENTRY_NOOP = 1,
+  /*
+   * a membership change: data is the whole new configuration (Raft's Configuration.encoded)
+   */
+  KVRAFT__RAFT__ENTRY_TYPE__ENTRY_CONFIG = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(KVRAFT__RAFT__ENTRY_TYPE)
 } Kvraft__Raft__EntryType;
 typedef enum _Kvraft__Raft__MessageType {
@@ -126,10 +130,14 @@ struct  Kvraft__Raft__PeerMessage
    * heartbeat: the leader's read round (ReadIndex); heartbeat response: the round it answers
    */
   uint64_t read_round;
+  /*
+   * MSG_SNAPSHOT: the configuration at the snapshot's index (Configuration.encoded), on every chunk
+   */
+  ProtobufCBinaryData snapshot_configuration;
 };
 #define KVRAFT__RAFT__PEER_MESSAGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__raft__peer_message__descriptor) \
-    , 0, 0, 0, KVRAFT__RAFT__MESSAGE_TYPE__MSG_NONE, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, NULL, 0, 0, 0, 0,NULL, 0 }
+    , 0, 0, 0, KVRAFT__RAFT__MESSAGE_TYPE__MSG_NONE, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, NULL, 0, 0, 0, 0,NULL, 0, {0,NULL} }
 
 
 /*
