@@ -36,6 +36,10 @@ final class PeerTransport {
     private let snapshotQueue: DispatchQueue
     private var listener: Listener?
     private var outgoing: [UInt64: OutgoingPeer] = [:]
+    /// Where each peer is dialed: `--peers`, then the configuration's raft addresses.
+    private var addresses: [UInt64: Endpoint] = [:]
+    private var tlsContext: TLSContext?
+    private var started = false
     private var incoming: [ObjectIdentifier: IncomingPeer] = [:]
     /// Names each incoming link's snapshot file apart from the others'.
     private var linksAccepted = 0
@@ -56,17 +60,38 @@ final class PeerTransport {
     func start() throws {
         // TLS: peers must present node certificates; a dialed node must be the node dialed.
         let tls = try config.tls.map { try TLSContext(files: $0) }
+        tlsContext = tls
         listener = try Listener(loop: loop, endpoint: config.listen,
                                 tls: tls.map { TLSAccept(context: $0, admit: PeerCertificatePolicy.nodesOnly) }) { [weak self] connection in
             self?.accept(connection)
         }
-        for (id, endpoint) in config.peers where id != config.nodeID {
-            let dialer = Dialer(loop: loop, endpoint: endpoint, minBackoffMs: 20, maxBackoffMs: 500,
-                                tls: tls.map { TLSDial(context: $0, expectedName: "node-\(id)") })
-            let peer = OutgoingPeer(id: id, dialer: dialer, dataDir: config.dataDir, logger: logger)
-            outgoing[id] = peer
-            peer.start()
+        started = true
+        for id in addresses.keys.sorted() { dial(id) }
+    }
+
+    /// The configuration's raft addresses (over `--peers`' for the same id): new members are
+    /// dialed, moved ones redialed at their new address. Peers no longer listed keep their link
+    /// (a removed node still hears its removal; the core sends them nothing afterwards).
+    func updateAddresses(_ configured: [UInt64: Endpoint]) {
+        var merged = config.peers
+        for (id, endpoint) in configured { merged[id] = endpoint }
+        merged[config.nodeID] = nil
+        let changed = merged.filter { addresses[$0.key] != $0.value }.map(\.key)
+        addresses = merged
+        guard started else { return }
+        for id in changed.sorted() {
+            if let old = outgoing.removeValue(forKey: id) { old.dialer.stop() }
+            dial(id)
         }
+    }
+
+    private func dial(_ id: UInt64) {
+        guard let endpoint = addresses[id], outgoing[id] == nil else { return }
+        let dialer = Dialer(loop: loop, endpoint: endpoint, minBackoffMs: 20, maxBackoffMs: 500,
+                            tls: tlsContext.map { TLSDial(context: $0, expectedName: "node-\(id)") })
+        let peer = OutgoingPeer(id: id, dialer: dialer, dataDir: config.dataDir, logger: logger)
+        outgoing[id] = peer
+        peer.start()
     }
 
     func stop() {
@@ -88,6 +113,7 @@ final class PeerTransport {
             var peerMessage = PeerMessage(message, clusterID: config.clusterID)
             identities.stamp(&peerMessage)
             if message.type == .snapshot, let snapshot = message.snapshot {
+                peerMessage.snapshotConfiguration = snapshot.configuration?.encoded ?? []
                 peer.startSnapshot(peerMessage, snapshot)
                 continue
             }
@@ -138,8 +164,9 @@ final class PeerTransport {
                 guard message.clusterID == config.clusterID else {
                     return reject(connection, "message for cluster \(message.clusterID), this is cluster \(config.clusterID)")
                 }
-                guard message.from != config.nodeID, config.peers[message.from] != nil else {
-                    return reject(connection, "message from unknown node \(message.from)")
+                // Any node id: members added later, and leaders a joining node does not know yet.
+                guard message.from != config.nodeID, message.from != 0 else {
+                    return reject(connection, "message from node \(message.from)")
                 }
                 guard message.to == config.nodeID else {
                     return reject(connection, "message for node \(message.to) arrived at node \(config.nodeID)")
@@ -160,7 +187,8 @@ final class PeerTransport {
                     logger.info("received snapshot (\(file.index), t\(file.term), \(file.dataSize) bytes) from node \(message.from)")
                     onSnapshotFile(file)
                     // The bytes are in the file: the core needs only index and term.
-                    let snapshot = Snapshot(index: file.index, term: file.term, data: [])
+                    let snapshot = Snapshot(index: file.index, term: file.term, data: [],
+                                            configuration: Configuration(encoded: message.snapshotConfiguration))
                     if let raftMessage = message.raftMessage(snapshot: snapshot) { onMessage(raftMessage) }
                     continue
                 }

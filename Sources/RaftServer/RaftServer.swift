@@ -18,11 +18,11 @@ import Wire
 /// durable state, then committed entries flow to kvd.
 public final class RaftServer {
     private let loop: EventLoop
-    private let config: RaftServerConfig
-    private let logger: Logger
-    private let storage: DurableLog
-    private let node: RaftNode
-    private var transport: PeerTransport!
+    let config: RaftServerConfig
+    let logger: Logger
+    let storage: DurableLog
+    let node: RaftNode
+    var transport: PeerTransport!
     private var applyListener: Listener?
     private var session: ApplySession?
     private var tickTimer: Timer?
@@ -57,6 +57,10 @@ public final class RaftServer {
     private var receivedSnapshots: [SnapshotFileWriter] = []
     /// Made by `enableMetrics` when the process serves metrics.
     var metrics: RaftMetrics?
+    /// The configuration entries of the durable log by index (Membership.swift).
+    let membershipFile: MembershipFile
+    /// Whether the configuration in force excludes this node (logged once per change).
+    var removedFromCluster = false
 
     public init(loop: EventLoop, config: RaftServerConfig, logger: Logger) throws {
         self.loop = loop
@@ -66,7 +70,9 @@ public final class RaftServer {
         // needs them, so a large state is not held in raftd's memory as well.
         storage = try DurableLog.open(directory: config.dataDir, clusterID: config.clusterID, nodeID: config.nodeID,
                                       keepsSnapshotData: false, logger: logger)
-        var raftConfig = RaftConfig(id: config.nodeID, peers: config.peers.keys.sorted())
+        membershipFile = try MembershipFile.open(directory: config.dataDir)
+        var raftConfig = RaftConfig(id: config.nodeID, peers: config.join ? [] : config.peers.keys.sorted())
+        raftConfig.initialConfiguration = config.seedConfiguration
         raftConfig.electionTicks = config.electionTicks
         raftConfig.heartbeatTicks = config.heartbeatTicks
         raftConfig.maxAppendBytes = config.maxAppendBytes
@@ -76,7 +82,9 @@ public final class RaftServer {
         // committed entries) is committed and durable: kvd may have it at once, without waiting
         // for the core to hand it out again.
         let durableCommit = max(min(storage.hardState.commit, storage.lastIndex), storage.snapshot?.index ?? 0)
-        node = RaftNode(config: raftConfig, hardState: storage.hardState, snapshot: storage.snapshot,
+        var snapshot = storage.snapshot
+        if let index = snapshot?.index { snapshot?.configuration = membershipFile.configuration(at: index) }
+        node = RaftNode(config: raftConfig, hardState: storage.hardState, snapshot: snapshot,
                         entries: storage.entries, applied: durableCommit)
         committedIndex = durableCommit
         // No kvd yet: do not lead or campaign without one (bounded; see StateMachineAttachment).
@@ -98,6 +106,7 @@ public final class RaftServer {
             self?.node.peerConnectionLost(peer)
             self?.readyAction.schedule()
         }
+        transport.updateAddresses(raftAddresses(node.configuration))
         readyAction = DeferredAction(loop: loop) { [weak self] in self?.processReady() }
         snapshotWrites = LoopMailbox(loop: loop) { [weak self] write in self?.snapshotWritten(write) }
     }
@@ -252,11 +261,15 @@ public final class RaftServer {
                                 metadata: ["lastIndex": "\(storage.lastIndex)"])
                     snapshotQueue.sync {}  // its last bytes are written, and no other snapshot file is being renamed
                     try storage.installSnapshot(from: file)
+                    try membershipFile.snapshotInstalled(index: snapshot.index, configuration: snapshot.configuration)
                     logBytesSinceSnapshot = 0
                     lastSnapshotBytes = file.dataSize
                 }
                 if let first = ready.entries.first, first.index <= storage.lastIndex {
                     logger.notice("replacing log entries from index \(first.index) (last was \(storage.lastIndex)) with the leader's")
+                }
+                if let first = ready.entries.first, first.index <= storage.lastIndex || ready.entries.contains(where: { $0.kind == .config }) {
+                    try membershipFile.logWritten(from: first.index, entries: ready.entries)
                 }
                 if !ready.entries.isEmpty {
                     try storage.append(ready.entries)
@@ -281,6 +294,7 @@ public final class RaftServer {
             // Votes and append acknowledgements leave at once: the leader is waiting on them.
             transport.send(ready.messagesAfterPersist, flushNow: true)
             if let soft = ready.softState { announce(soft) }
+            if let configuration = ready.configuration { configurationChanged(configuration) }
             if let snapshot = ready.snapshot { committedIndex = max(committedIndex, snapshot.index) }
             if let last = ready.committedEntries.last { committedIndex = max(committedIndex, last.index) }
             metrics?.committed(ready.committedEntries.count)
@@ -386,6 +400,9 @@ public final class RaftServer {
             case let .notLeader(leader):
                 session.send(.results(proposals.map { ProposeResult(proposalID: $0.proposalID, accepted: false, leaderID: leader) }))
             }
+        case let .memberCommand(queryID, command):
+            session.send(.memberAnswer(queryID: queryID, memberCommand(command)))
+            readyAction.schedule()
         case let .statusQuery(queryID):
             let status = node.status
             session.send(.status(queryID: queryID, NodeStatus(
@@ -507,6 +524,9 @@ public final class RaftServer {
         let snapshot = (index: write.index, term: write.term)
         // The core keeps only index and term; the bytes are in the file.
         node.compact(through: snapshot.index, data: [], retaining: entriesToRetain(before: snapshot.index))
+        do { try membershipFile.compacted(through: snapshot.index) } catch {
+            logger.error("cannot rewrite the membership file: \(error)")
+        }
         var bytes = 0
         var next = snapshot.index + 1
         while let entry = node.entry(at: next) {
@@ -606,7 +626,8 @@ public final class RaftServer {
             var batch: [LogEntry] = []
             var bytes = 0
             while next <= committedIndex, bytes < config.applyChunkBytes, let entry = node.entry(at: next) {
-                batch.append(LogEntry(entry))
+                // kvd has no use for configurations: it applies them as no-ops.
+                batch.append(entry.kind == .config ? LogEntry(term: entry.term, index: entry.index, isNoop: true) : LogEntry(entry))
                 bytes += entry.byteSize
                 next += 1
             }
