@@ -160,7 +160,7 @@ public struct GatewayCore {
         nextKey += 1
         var pending = PendingRequest(client: client, clientRequestID: request.requestID, request: request,
                                      deadline: now + config.requestDeadline)
-        if request.clientID == 0 {
+        if request.clientID == 0, request.op != .member {
             let session = sessions.borrow(&random)
             pending.lentSession = session
             pending.request.clientID = session.clientID
