@@ -69,12 +69,14 @@ final class PeerTransport {
         for id in addresses.keys.sorted() { dial(id) }
     }
 
-    /// The configuration's raft addresses (over `--peers`' for the same id): new members are
+    /// The configuration's raft addresses (under `--peers`' for the same id): new members are
     /// dialed, moved ones redialed at their new address. Peers no longer listed keep their link
     /// (a removed node still hears its removal; the core sends them nothing afterwards).
     func updateAddresses(_ configured: [UInt64: Endpoint]) {
-        var merged = config.peers
-        for (id, endpoint) in configured { merged[id] = endpoint }
+        // `--peers` wins for the nodes it lists (e.g. a proxy in front of a peer); the
+        // configuration supplies the rest.
+        var merged = configured
+        for (id, endpoint) in config.peers { merged[id] = endpoint }
         merged[config.nodeID] = nil
         let changed = merged.filter { addresses[$0.key] != $0.value }.map(\.key)
         addresses = merged

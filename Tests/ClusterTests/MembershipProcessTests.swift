@@ -1,0 +1,88 @@
+import ClusterTestSupport
+import EventLoop
+import Foundation
+import KVClient
+import Testing
+import Wire
+
+/// Membership changes on real processes under client load: a node started with `raftd
+/// --join` is added with `kvctl member add` (as a learner, promoted automatically once caught
+/// up), then the seed node 1 is removed with `kvctl member remove`, while clients keep
+/// appending and reading through the gateway; the history must stay linearizable and clients
+/// must keep completing operations after the changes.
+@Suite(.serialized) struct MembershipProcessTests {
+    /// Runs kvctl against the cluster's gateway; returns (exit status, stdout + stderr).
+    private func kvctl(_ cluster: LocalCluster, _ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = try LocalCluster.binaryDirectory().appendingPathComponent("kvctl")
+        process.arguments = ["--gateway", "127.0.0.1:\(cluster.gatewayPorts[0])", "--timeout-ms", "20000"] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+
+    /// The configuration as the gateway's leader lists it.
+    private func members(_ cluster: LocalCluster) -> [MemberInfo] {
+        let clerk = Clerk(endpoints: cluster.gatewayEndpoints, attemptTimeoutMs: 1000, operationTimeoutMs: 3000)
+        defer { clerk.closeConnections() }
+        guard let response = try? clerk.callOnce(KvRequest(op: .member, member: MemberCommand(action: .list))),
+              response.status == .ok else { return [] }
+        return response.members
+    }
+
+    private func waitUntil(seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(100_000)
+        }
+        return condition()
+    }
+
+    @Test func addAFourthNodeThenRemoveNodeOneUnderLoad() throws {
+        var options = ClusterOptions(nodes: 3, gateways: 1)
+        options.spareNodes = 1
+        let cluster = try LocalCluster(options)
+        defer { cluster.shutdown() }
+        try cluster.start()
+        try #require(cluster.waitForLeader() != nil)
+        let workload = Workload(endpoints: cluster.gatewayEndpoints, options: Workload.Options(clients: 3))
+        workload.start()
+        defer { workload.stop() }
+
+        // Node 4 joins: it waits with no configuration until the leader adds it.
+        try cluster.raftd(4).start()
+        try cluster.kvd(4).start()
+        usleep(300_000)
+        #expect(members(cluster).map(\.id) == [1, 2, 3])
+        let add = try kvctl(cluster, ["member", "add", "4", "--raft", "127.0.0.1:\(cluster.raftdPorts[4]!)",
+                                      "--kvd", "127.0.0.1:\(cluster.kvdPorts[4]!)"])
+        #expect(add.0 == 0, "\(add.1)")
+        let promoted = waitUntil(seconds: 20) { members(cluster).first { $0.id == 4 }?.voter == true }
+        #expect(promoted, "node 4 was not promoted: \(members(cluster))\n\(cluster.logs())")
+        let list = try kvctl(cluster, ["member", "list"])
+        #expect(list.0 == 0 && list.1.contains("voter"), "\(list.1)")
+
+        // Node 1 leaves (handing leadership over first if it leads).
+        let beforeRemoval = workload.completed
+        let remove = try kvctl(cluster, ["member", "remove", "1"])
+        #expect(remove.0 == 0, "\(remove.1)")
+        let removed = waitUntil(seconds: 20) { let ids = members(cluster).map(\.id); return ids == [2, 3, 4] }
+        #expect(removed, "node 1 still listed: \(members(cluster))\n\(cluster.logs())")
+        // Clients keep completing operations on the new configuration.
+        let progressed = waitUntil(seconds: 10) { workload.completed > beforeRemoval + 50 }
+        #expect(progressed, "no progress after the removal\n\(cluster.logs())")
+        // Node 1 no longer counts: with it stopped the cluster still commits.
+        cluster.kill9(cluster.raftd(1))
+        cluster.kill9(cluster.kvd(1))
+        let afterStop = workload.completed
+        #expect(waitUntil(seconds: 10) { workload.completed > afterStop + 50 }, "no progress without node 1\n\(cluster.logs())")
+        workload.stop()
+        let problems = workload.verify()
+        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
+    }
+}
