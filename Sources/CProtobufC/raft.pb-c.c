@@ -219,7 +219,7 @@ const ProtobufCMessageDescriptor kvraft__raft__entry__descriptor =
   (ProtobufCMessageInit) kvraft__raft__entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descriptors[20] =
+static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descriptors[21] =
 {
   {
     "cluster_id",
@@ -461,6 +461,18 @@ static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "sender_address",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Raft__PeerMessage, sender_address),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__raft__peer_message__field_indices_by_name[] = {
   0,   /* field[0] = cluster_id */
@@ -475,6 +487,7 @@ static const unsigned kvraft__raft__peer_message__field_indices_by_name[] = {
   9,   /* field[9] = reject */
   10,   /* field[10] = reject_hint */
   11,   /* field[11] = reject_term */
+  20,   /* field[20] = sender_address */
   15,   /* field[15] = sender_data_dir_id */
   13,   /* field[13] = snapshot */
   19,   /* field[19] = snapshot_configuration */
@@ -487,7 +500,7 @@ static const unsigned kvraft__raft__peer_message__field_indices_by_name[] = {
 static const ProtobufCIntRange kvraft__raft__peer_message__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 20 }
+  { 0, 21 }
 };
 const ProtobufCMessageDescriptor kvraft__raft__peer_message__descriptor =
 {
@@ -497,7 +510,7 @@ const ProtobufCMessageDescriptor kvraft__raft__peer_message__descriptor =
   "Kvraft__Raft__PeerMessage",
   "kvraft.raft",
   sizeof(Kvraft__Raft__PeerMessage),
-  20,
+  21,
   kvraft__raft__peer_message__field_descriptors,
   kvraft__raft__peer_message__field_indices_by_name,
   1,  kvraft__raft__peer_message__number_ranges,

@@ -39,6 +39,8 @@ final class PeerTransport {
     /// Where each peer is dialed: `--peers`, then the configuration's raft addresses.
     private var addresses: [UInt64: Endpoint] = [:]
     private var tlsContext: TLSContext?
+    /// This node's raft address as the configuration records it, stamped on a leader's traffic.
+    private var ownAddress = ""
     private var started = false
     private var incoming: [ObjectIdentifier: IncomingPeer] = [:]
     /// Names each incoming link's snapshot file apart from the others'.
@@ -77,6 +79,7 @@ final class PeerTransport {
         // configuration supplies the rest.
         var merged = configured
         for (id, endpoint) in config.peers { merged[id] = endpoint }
+        ownAddress = merged[config.nodeID].map { "\($0)" } ?? ""
         merged[config.nodeID] = nil
         let changed = merged.filter { addresses[$0.key] != $0.value }.map(\.key)
         addresses = merged
@@ -114,6 +117,9 @@ final class PeerTransport {
             guard let peer = outgoing[message.to] else { continue }
             var peerMessage = PeerMessage(message, clusterID: config.clusterID)
             identities.stamp(&peerMessage)
+            if message.type == .append || message.type == .heartbeat || message.type == .snapshot {
+                peerMessage.senderAddress = ownAddress
+            }
             if message.type == .snapshot, let snapshot = message.snapshot {
                 peerMessage.snapshotConfiguration = snapshot.configuration?.encoded ?? []
                 peer.startSnapshot(peerMessage, snapshot)
@@ -166,9 +172,18 @@ final class PeerTransport {
                 guard message.clusterID == config.clusterID else {
                     return reject(connection, "message for cluster \(message.clusterID), this is cluster \(config.clusterID)")
                 }
-                // Any node id: members added later, and leaders a joining node does not know yet.
-                guard message.from != config.nodeID, message.from != 0 else {
-                    return reject(connection, "message from node \(message.from)")
+                // Members (and `--peers`) send anything; a node we do not know yet only a
+                // leader's traffic (a joining node hears from a leader it does not know).
+                let leaderTraffic = message.type == .append || message.type == .heartbeat || message.type == .snapshot
+                guard message.from != config.nodeID, message.from != 0,
+                      addresses[message.from] != nil || leaderTraffic else {
+                    return reject(connection, "message from unknown node \(message.from)")
+                }
+                if addresses[message.from] == nil, let endpoint = Endpoint.parseHostPort(message.senderAddress) {
+                    // A leader we do not know yet (we are joining): answer it where it says it is.
+                    logger.info("learned node \(message.from)'s address \(endpoint) from its messages")
+                    addresses[message.from] = endpoint
+                    dial(message.from)
                 }
                 guard message.to == config.nodeID else {
                     return reject(connection, "message for node \(message.to) arrived at node \(config.nodeID)")

@@ -102,6 +102,8 @@ public struct PeerMessage: Hashable, Sendable {
     public var readRound: UInt64
     /// On snapshot chunks: the configuration at the snapshot's index (Raft's `Configuration.encoded`).
     public var snapshotConfiguration: [UInt8] = []
+    /// On a leader's traffic: its raft address as the configuration records it ("" if none).
+    public var senderAddress: String = ""
 
     public init(clusterID: UInt64 = 0, from: UInt64 = 0, to: UInt64 = 0, type: PeerMessageType = .none, term: UInt64 = 0,
                 logTerm: UInt64 = 0, index: UInt64 = 0, commit: UInt64 = 0, entries: [LogEntry] = [],
@@ -157,6 +159,7 @@ extension PeerMessage: WireMessage {
         m.pointee.known_data_dirs = arena.array(pairs)
         m.pointee.read_round = readRound
         m.pointee.snapshot_configuration = arena.bytes(snapshotConfiguration)
+        if !senderAddress.isEmpty { m.pointee.sender_address = arena.string(senderAddress) }
         appendPacked(m, size: kvraft__raft__peer_message__get_packed_size, pack: kvraft__raft__peer_message__pack, framed: framed, to: &out)
     }
 
@@ -174,6 +177,7 @@ extension PeerMessage: WireMessage {
                         knownDataDirs: try PeerMessage.decodeKnownDataDirs(m.pointee.n_known_data_dirs, m.pointee.known_data_dirs),
                         readRound: m.pointee.read_round)
             message.snapshotConfiguration = CValue.bytes(m.pointee.snapshot_configuration)
+            message.senderAddress = CValue.string(m.pointee.sender_address)
             return message
         }
     }

@@ -92,8 +92,9 @@ public final class LocalCluster {
             let socket = directory.appendingPathComponent("apply-\(i).sock").path
             raftds.append(ClusterProcess(
                 kind: .raftd, number: i, executable: binaries.appendingPathComponent("raftd"),
-                arguments: ["--id", "\(i)", "--listen", "127.0.0.1:\(raftPorts[i - 1])", "--peers", peers]
-                            + (i > seeds ? ["--join"] : []) + [
+                // A spare joins with no --peers at all: it learns everything from the leader.
+                arguments: ["--id", "\(i)", "--listen", "127.0.0.1:\(raftPorts[i - 1])"]
+                            + (i > seeds ? ["--join"] : ["--peers", peers]) + [
                             "--apply-socket", socket, "--data-dir", directory.appendingPathComponent("data-\(i)").path,
                             "--heartbeat-ms", "\(options.heartbeatMs)", "--election-ms", "\(options.electionMs)",
                             "--snapshot-log-bytes", "\(options.snapshotLogBytes)",

@@ -131,13 +131,20 @@ struct  Kvraft__Raft__PeerMessage
    */
   uint64_t read_round;
   /*
+   * append/heartbeat/snapshot: the sender's raft address as the configuration records it,
+   */
+  char *sender_address;
+  /*
+   * so a joining node (no configuration, no --peers) can answer a leader it does not know yet
+   */
+  /*
    * MSG_SNAPSHOT: the configuration at the snapshot's index (Configuration.encoded), on every chunk
    */
   ProtobufCBinaryData snapshot_configuration;
 };
 #define KVRAFT__RAFT__PEER_MESSAGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__raft__peer_message__descriptor) \
-    , 0, 0, 0, KVRAFT__RAFT__MESSAGE_TYPE__MSG_NONE, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, NULL, 0, 0, 0, 0,NULL, 0, {0,NULL} }
+    , 0, 0, 0, KVRAFT__RAFT__MESSAGE_TYPE__MSG_NONE, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, NULL, 0, 0, 0, 0,NULL, 0, (char *)protobuf_c_empty_string, {0,NULL} }
 
 
 /*
