@@ -580,7 +580,7 @@ const ProtobufCMessageDescriptor kvraft__member__descriptor =
   (ProtobufCMessageInit) kvraft__member__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__node_status__field_descriptors[13] =
+static const ProtobufCFieldDescriptor kvraft__node_status__field_descriptors[14] =
 {
   {
     "node_id",
@@ -738,6 +738,18 @@ static const ProtobufCFieldDescriptor kvraft__node_status__field_descriptors[13]
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "members",
+    14,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Kvraft__NodeStatus, n_members),
+    offsetof(Kvraft__NodeStatus, members),
+    &kvraft__member__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__node_status__field_indices_by_name[] = {
   7,   /* field[7] = address */
@@ -747,6 +759,7 @@ static const unsigned kvraft__node_status__field_indices_by_name[] = {
   9,   /* field[9] = fsyncs */
   10,   /* field[10] = last_index */
   4,   /* field[4] = leader_id */
+  13,   /* field[13] = members */
   0,   /* field[0] = node_id */
   1,   /* field[1] = reachable */
   12,   /* field[12] = read_mode */
@@ -757,7 +770,7 @@ static const unsigned kvraft__node_status__field_indices_by_name[] = {
 static const ProtobufCIntRange kvraft__node_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor kvraft__node_status__descriptor =
 {
@@ -767,7 +780,7 @@ const ProtobufCMessageDescriptor kvraft__node_status__descriptor =
   "Kvraft__NodeStatus",
   "kvraft",
   sizeof(Kvraft__NodeStatus),
-  13,
+  14,
   kvraft__node_status__field_descriptors,
   kvraft__node_status__field_indices_by_name,
   1,  kvraft__node_status__number_ranges,

@@ -405,11 +405,13 @@ public final class RaftServer {
             readyAction.schedule()
         case let .statusQuery(queryID):
             let status = node.status
-            session.send(.status(queryID: queryID, NodeStatus(
+            var answer = NodeStatus(
                 nodeID: config.nodeID, reachable: true, role: status.role.name, term: status.term, leaderID: status.leader,
                 commitIndex: status.commitIndex, appliedIndex: committedIndex, address: "\(config.listen)", error: refusal ?? "",
                 fsyncs: storage.syncCount, lastIndex: status.lastIndex, snapshotIndex: node.snapshot?.index ?? 0,
-                readMode: config.readMode.rawValue)))
+                readMode: config.readMode.rawValue)
+            answer.members = memberList()
+            session.send(.status(queryID: queryID, answer))
         case let .snapshot(chunk):
             // kvd sends no term; 0 (which no entry has) if the log does not hold that index.
             let term = chunk.offset == 0 ? node.entry(at: chunk.index)?.term ?? 0 : 0

@@ -100,6 +100,8 @@ public struct NodeStatus: Hashable, Sendable {
     public var snapshotIndex: UInt64
     /// raftd's read mode ("index", "lease", "log"), "" when unknown.
     public var readMode: String
+    /// The configuration in force at this node (empty when unknown).
+    public var members: [MemberInfo] = []
 
     public init(nodeID: UInt64 = 0, reachable: Bool = false, role: String = "", term: UInt64 = 0, leaderID: UInt64 = 0,
                 commitIndex: UInt64 = 0, appliedIndex: UInt64 = 0, address: String = "", error: String = "",

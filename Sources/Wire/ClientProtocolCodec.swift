@@ -45,10 +45,12 @@ extension NodeStatus: WireMessage {
         m.pointee.last_index = lastIndex
         m.pointee.snapshot_index = snapshotIndex
         if !readMode.isEmpty { m.pointee.read_mode = arena.string(readMode) }
+        (m.pointee.n_members, m.pointee.members) = MemberInfo.makeCList(members, in: arena)
         return m
     }
 
     init(c m: UnsafeMutablePointer<Kvraft__NodeStatus>) {
+        defer { members = MemberInfo.fromCList(m.pointee.n_members, m.pointee.members) }
         self.init(nodeID: m.pointee.node_id, reachable: m.pointee.reachable != 0, role: CValue.string(m.pointee.role),
                   term: m.pointee.term, leaderID: m.pointee.leader_id, commitIndex: m.pointee.commit_index,
                   appliedIndex: m.pointee.applied_index, address: CValue.string(m.pointee.address),

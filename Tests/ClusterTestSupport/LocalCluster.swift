@@ -9,7 +9,7 @@ public struct ClusterOptions: Sendable {
     public var nodes = 3
     /// Nodes beyond `nodes` (ids nodes+1…) whose raftd starts with `--join` (no configuration)
     /// and waits to be added with `kvctl member add`; not started by `start()`. Gateways are
-    /// seeded with them too.
+    /// not told about them: they learn their kvd addresses from the configuration.
     public var spareNodes = 0
     public var gateways = 1
     public var heartbeatMs = 30.0
@@ -114,7 +114,8 @@ public final class LocalCluster {
             var proxies: [Int: FaultProxy] = [:]
             for j in 1...n { proxies[j] = try FaultProxy(target: .tcp(host: "127.0.0.1", port: kvPorts[j - 1])) }
             gatewayProxies[g + 1] = proxies
-            let nodes = (1...n).map { "\($0)=127.0.0.1:\(proxies[$0]!.port)" }.joined(separator: ",")
+            // Seeded with the seed nodes only: spares are learned from the cluster's configuration.
+            let nodes = (1...seeds).map { "\($0)=127.0.0.1:\(proxies[$0]!.port)" }.joined(separator: ",")
             gateways.append(ClusterProcess(
                 kind: .gateway, number: g + 1, executable: binaries.appendingPathComponent("kvgateway"),
                 arguments: ["--listen", "127.0.0.1:\(gatewayPorts[g])", "--nodes", nodes,

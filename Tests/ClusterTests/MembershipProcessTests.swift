@@ -73,10 +73,14 @@ import Wire
         #expect(remove.0 == 0, "\(remove.1)")
         let removed = waitUntil(seconds: 20) { let ids = members(cluster).map(\.id); return ids == [2, 3, 4] }
         #expect(removed, "node 1 still listed: \(members(cluster))\n\(cluster.logs())")
+        // The gateway, started with nodes 1-3 only, learned node 4's kvd from the configuration.
+        #expect(waitUntil(seconds: 5) { (try? String(contentsOf: cluster.gateway(1).logURL, encoding: .utf8))?.contains("names kvd 4") ?? false },
+                "the gateway did not learn node 4")
         // Clients keep completing operations on the new configuration.
         let progressed = waitUntil(seconds: 10) { workload.completed > beforeRemoval + 50 }
         #expect(progressed, "no progress after the removal\n\(cluster.logs())")
-        // Node 1 no longer counts: with it stopped the cluster still commits.
+        // Node 1 no longer counts: with it stopped the cluster still commits (and the gateway
+        // reaches node 4 if it leads).
         cluster.kill9(cluster.raftd(1))
         cluster.kill9(cluster.kvd(1))
         let afterStop = workload.completed

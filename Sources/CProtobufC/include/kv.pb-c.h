@@ -173,10 +173,15 @@ struct  Kvraft__NodeStatus
    * raftd's --read-mode: "index", "lease" or "log"; "" if unknown
    */
   char *read_mode;
+  /*
+   * the configuration in force at this node (gateways learn kvd addresses from it)
+   */
+  size_t n_members;
+  Kvraft__Member **members;
 };
 #define KVRAFT__NODE_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__node_status__descriptor) \
-    , 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string }
+    , 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL }
 
 
 struct  Kvraft__KvResponse
