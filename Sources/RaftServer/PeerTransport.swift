@@ -234,7 +234,7 @@ final class PeerTransport {
             let now = EventLoop.monotonicNanos()
             if lastRefusalLogged[message.from].map({ now - $0 >= 5_000_000_000 }) ?? true {
                 lastRefusalLogged[message.from] = now
-                logger.error("refusing node \(message.from): its data directory was wiped or replaced (this node knew it as data dir \(PeerIdentityGuard.describe(known)), it now has \(PeerIdentityGuard.describe(message.senderDataDirID))); its votes and acknowledgements do not count. Remove and re-add it (kvctl member replace, once membership changes land) or restore its data dir")
+                logger.error("refusing node \(message.from): its data directory was wiped or replaced (this node knew it as data dir \(PeerIdentityGuard.describe(known)), it now has \(PeerIdentityGuard.describe(message.senderDataDirID))); its votes and acknowledgements do not count. Replace it (kvctl member replace \(message.from) NEW-ID …), or remove and re-add it (kvctl member remove, then add), or restore its data dir")
             }
             // Tell it, so it stops rather than waits: any message carrying the id we know it by.
             if let peer = outgoing[message.from] {

@@ -228,8 +228,10 @@ public final class RaftServer {
         refusal = "node \(id)'s data directory was wiped or replaced: the cluster knew it as data dir "
             + "\(PeerIdentityGuard.describe(knownAs)) (told by node \(peer)), this one is \(PeerIdentityGuard.describe(storage.dataDirID))"
             + "\(storage.dataDirCreated ? ", created empty at this start" : ""). It has forgotten its votes and log, so it "
-            + "refuses to vote, campaign or acknowledge. Remove and re-add node \(id) (kvctl member replace, once membership "
-            + "changes land) or restore its data dir \(config.dataDir)"
+            + "refuses to vote, campaign or acknowledge. Either replace it under a new id (stop it, then `kvctl member replace "
+            + "\(id) NEW-ID --raft HOST:PORT --kvd HOST:PORT` and start the new node with raftd --join), or remove it "
+            + "(`kvctl member remove \(id)`) and, once the removal committed, add it again with this fresh data dir "
+            + "(`kvctl member add \(id) …`, restart this raftd with --join); or restore its data dir \(config.dataDir)"
         logger.critical("\(refusal!)")
         let reminder = Timer(loop: loop, repeating: true) { [weak self] in
             guard let self, let refusal = self.refusal else { return }
