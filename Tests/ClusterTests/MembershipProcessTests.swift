@@ -89,4 +89,46 @@ import Wire
         let problems = workload.verify()
         #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
     }
+
+    /// A node whose data dir is wiped comes back refusing to serve (it forgot its votes);
+    /// `kvctl member replace` swaps it for a fresh node 4 while clients keep going.
+    @Test func replaceANodeWhoseDiskWasWiped() throws {
+        var options = ClusterOptions(nodes: 3, gateways: 1)
+        options.spareNodes = 1
+        let cluster = try LocalCluster(options)
+        defer { cluster.shutdown() }
+        try cluster.start()
+        let leader = try #require(cluster.waitForLeader())
+        let victim = leader == 3 ? 2 : 3
+        let workload = Workload(endpoints: cluster.gatewayEndpoints, options: Workload.Options(clients: 3))
+        workload.start()
+        defer { workload.stop() }
+        usleep(500_000)
+
+        cluster.kill9(cluster.raftd(victim))
+        cluster.kill9(cluster.kvd(victim))
+        try FileManager.default.removeItem(at: cluster.directory.appendingPathComponent("data-\(victim)"))
+        try cluster.raftd(victim).start()
+        try cluster.kvd(victim).start()
+        let refused = waitUntil(seconds: 10) {
+            (try? String(contentsOf: cluster.raftd(victim).logURL, encoding: .utf8))?.contains("kvctl member replace") ?? false
+        }
+        #expect(refused, "the wiped node did not refuse to serve\n\(cluster.logs())")
+
+        try cluster.raftd(4).start()
+        try cluster.kvd(4).start()
+        let replace = try kvctl(cluster, ["member", "replace", "\(victim)", "4", "--raft", "127.0.0.1:\(cluster.raftdPorts[4]!)",
+                                          "--kvd", "127.0.0.1:\(cluster.kvdPorts[4]!)"])
+        #expect(replace.0 == 0, "\(replace.1)\n\(cluster.logs())")
+        let expected = [1, 2, 3, 4].filter { $0 != victim }.map(UInt64.init)
+        #expect(waitUntil(seconds: 20) { members(cluster).map(\.id) == expected && members(cluster).allSatisfy(\.voter) },
+                "members \(members(cluster))")
+        cluster.kill9(cluster.raftd(victim))
+        cluster.kill9(cluster.kvd(victim))
+        let before = workload.completed
+        #expect(waitUntil(seconds: 10) { workload.completed > before + 50 }, "no progress after the replacement\n\(cluster.logs())")
+        workload.stop()
+        let problems = workload.verify()
+        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
+    }
 }
