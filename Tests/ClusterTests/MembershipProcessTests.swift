@@ -131,4 +131,56 @@ import Wire
         let problems = workload.verify()
         #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
     }
+
+    /// Grow 3 → 5 (two joins, each promoted automatically), then shrink back to 3 by removing
+    /// whichever node leads, twice, with the leader's raftd killed right after the first
+    /// removal was proposed (the change either committed or is finished by the next leader).
+    @Test func growToFiveThenShrinkToThreeRemovingTheLeader() throws {
+        var options = ClusterOptions(nodes: 3, gateways: 1)
+        options.spareNodes = 2
+        let cluster = try LocalCluster(options)
+        defer { cluster.shutdown() }
+        try cluster.start()
+        try #require(cluster.waitForLeader() != nil)
+        let workload = Workload(endpoints: cluster.gatewayEndpoints, options: Workload.Options(clients: 3))
+        workload.start()
+        defer { workload.stop() }
+
+        for id in [4, 5] {
+            try cluster.raftd(id).start()
+            try cluster.kvd(id).start()
+            let add = try kvctl(cluster, ["member", "add", "\(id)", "--raft", "127.0.0.1:\(cluster.raftdPorts[id]!)",
+                                          "--kvd", "127.0.0.1:\(cluster.kvdPorts[id]!)"])
+            #expect(add.0 == 0, "\(add.1)")
+            #expect(waitUntil(seconds: 20) { members(cluster).first { $0.id == UInt64(id) }?.voter == true },
+                    "node \(id) not promoted: \(members(cluster))")
+        }
+        #expect(members(cluster).filter(\.voter).count == 5)
+
+        var removed: [Int] = []
+        for round in 0..<2 {
+            let leader = try #require(cluster.waitForLeader())
+            let remove = try kvctl(cluster, ["member", "remove", "\(leader)"])
+            #expect(remove.0 == 0, "\(remove.1)")
+            removed.append(leader)
+            if round == 0 {
+                // Crash it mid-change: the removal is appended, maybe not yet committed.
+                cluster.kill9(cluster.raftd(leader))
+            }
+            #expect(waitUntil(seconds: 20) {
+                let ids = members(cluster).map { Int($0.id) }
+                return !ids.isEmpty && !ids.contains(leader)
+            }, "node \(leader) still a member: \(members(cluster))\n\(cluster.logs())")
+        }
+        #expect(members(cluster).filter(\.voter).count == 3, "\(members(cluster))")
+        for id in removed {
+            cluster.kill9(cluster.raftd(id))
+            cluster.kill9(cluster.kvd(id))
+        }
+        let before = workload.completed
+        #expect(waitUntil(seconds: 10) { workload.completed > before + 50 }, "no progress on the three remaining\n\(cluster.logs())")
+        workload.stop()
+        let problems = workload.verify()
+        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
+    }
 }
