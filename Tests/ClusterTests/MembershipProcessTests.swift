@@ -183,4 +183,21 @@ import Wire
         let problems = workload.verify()
         #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
     }
+
+    /// A removal that would leave fewer reachable voters than a majority is refused with the
+    /// reason; --force overrides.
+    @Test func removalThatWouldLoseTheMajorityIsRefusedUnlessForced() throws {
+        let cluster = try LocalCluster(ClusterOptions(nodes: 5, gateways: 1))
+        defer { cluster.shutdown() }
+        try cluster.start()
+        let leader = try #require(cluster.waitForLeader())
+        let others = (1...5).filter { $0 != leader }
+        for id in others.prefix(2) { cluster.kill9(cluster.raftd(id)) }
+        let victim = others[2]
+        #expect(waitUntil(seconds: 5) { members(cluster).filter { !$0.reachable }.count == 2 }, "\(members(cluster))")
+        let refused = try kvctl(cluster, ["member", "remove", "\(victim)"])
+        #expect(refused.0 == 2 && refused.1.contains("fewer than the 3 a majority needs"), "\(refused.1)")
+        let forced = try kvctl(cluster, ["member", "remove", "\(victim)", "--force"])
+        #expect(forced.0 == 0, "\(forced.1)")
+    }
 }
