@@ -85,6 +85,15 @@ import Wire
         cluster.kill9(cluster.kvd(1))
         let afterStop = workload.completed
         #expect(waitUntil(seconds: 10) { workload.completed > afterStop + 50 }, "no progress without node 1\n\(cluster.logs())")
+        // Every raftd restarts (kill -9) after the log was compacted past the changes: the
+        // configuration comes back from snapshots and the membership file, not from --peers.
+        #expect(waitUntil(seconds: 10) {
+            cluster.nodeStatuses().values.filter { $0.snapshotIndex > 160 }.count >= 2
+        }, "no snapshots past the changes: \(cluster.nodeStatuses())")
+        for id in [2, 3, 4] { try cluster.restart(cluster.raftd(id)) }
+        #expect(waitUntil(seconds: 20) { members(cluster).map(\.id) == [2, 3, 4] }, "after restarts: \(members(cluster))\n\(cluster.logs())")
+        let afterRestart = workload.completed
+        #expect(waitUntil(seconds: 10) { workload.completed > afterRestart + 50 }, "no progress after restarts\n\(cluster.logs())")
         workload.stop()
         let problems = workload.verify()
         #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
