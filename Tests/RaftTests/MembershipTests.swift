@@ -170,6 +170,31 @@ import Testing
         }
     }
 
+    /// The case the simulator found: a leader appends its own removal, reaches only a learner
+    /// with it, and loses leadership. The only voter of the new configuration lacks the entry
+    /// (so the old leader, holding more log, refuses it its vote), and the nodes that hold it
+    /// are outside the new configuration or learners. The old leader may campaign because the
+    /// change that removed it is uncommitted; counting only the new voters it wins, commits the
+    /// removal and hands over.
+    @Test func aHalfDoneRemovalOfTheLeaderIsFinished() {
+        let (cluster, leader) = cluster(voters: 2, spares: 1)
+        let other: UInt64 = leader == 1 ? 2 : 1
+        _ = cluster.proposeConfigChange(.addLearner(Member(id: 3, role: .learner)), at: leader)
+        settle(cluster, "learner added") { cluster.node(3)!.configuration.learners == [3] && cluster.node(leader)!.configurationIndex <= cluster.node(leader)!.status.commitIndex }
+        cluster.network.cutLink(leader, other)
+        cluster.network.cutLink(other, leader)
+        let removal = cluster.proposeConfigChange(.remove(leader), at: leader)
+        #expect((try? removal?.get()) != nil)
+        settle(cluster, "the old leader steps down without committing it") { cluster.node(leader)!.status.role != .leader }
+        #expect(cluster.node(other)!.configuration.voters == [1, 2], "the remaining voter never got the change")
+        cluster.healNetwork()
+        settle(cluster, "the removal completes and the remaining voter leads") {
+            cluster.leader == other && cluster.node(other)!.configuration.voters == [other]
+                && cluster.node(other)!.configurationIndex <= cluster.node(other)!.status.commitIndex
+        }
+        #expect(cluster.one([55], expectedNodes: 2) != nil, "\(cluster.report())")
+    }
+
     @Test func truncatedConfigurationEntryTakesItsConfigurationAlong() {
         let node = RaftNode(config: RaftConfig(id: 2, peers: [1, 2, 3]))
         let added = Configuration(members: [Member(id: 1, role: .voter), Member(id: 2, role: .voter),
