@@ -71,6 +71,9 @@ public final class RaftServer {
         storage = try DurableLog.open(directory: config.dataDir, clusterID: config.clusterID, nodeID: config.nodeID,
                                       keepsSnapshotData: false, logger: logger)
         membershipFile = try MembershipFile.open(directory: config.dataDir)
+        // The file is written before the log: after a crash it may name entries the log never
+        // got. Past the snapshot, the log itself is the truth.
+        try membershipFile.logWritten(from: (storage.snapshot?.index ?? 0) + 1, entries: storage.entries)
         var raftConfig = RaftConfig(id: config.nodeID, peers: config.join ? [] : config.peers.keys.sorted())
         raftConfig.initialConfiguration = config.seedConfiguration
         raftConfig.electionTicks = config.electionTicks

@@ -7,6 +7,8 @@ import Raft
 ///
 /// Kept in step with the log by the shell: configuration entries are recorded when written,
 /// records at or after a replaced suffix are dropped, an installed snapshot replaces them all.
+/// It is written before the log entries it describes, so at startup the shell rebuilds the
+/// records past the snapshot from the durable log (`logWritten(from:entries:)`).
 /// The configuration at index `i` is the latest record at or before `i`. Format: magic
 /// "kvmember", u32 version 1, u32 count, count × (u64 index, u32 length, bytes), CRC32C;
 /// replaced atomically. A missing file means the seed configuration (`--peers`).
