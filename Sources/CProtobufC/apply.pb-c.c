@@ -1149,7 +1149,7 @@ const ProtobufCMessageDescriptor kvraft__apply__snapshot_rejected__descriptor =
   (ProtobufCMessageInit) kvraft__apply__snapshot_rejected__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__apply__status_query__field_descriptors[1] =
+static const ProtobufCFieldDescriptor kvraft__apply__status_query__field_descriptors[2] =
 {
   {
     "query_id",
@@ -1163,14 +1163,27 @@ static const ProtobufCFieldDescriptor kvraft__apply__status_query__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "member",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Apply__StatusQuery, member),
+    &kvraft__member_command__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__apply__status_query__field_indices_by_name[] = {
+  1,   /* field[1] = member */
   0,   /* field[0] = query_id */
 };
 static const ProtobufCIntRange kvraft__apply__status_query__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor kvraft__apply__status_query__descriptor =
 {
@@ -1180,7 +1193,7 @@ const ProtobufCMessageDescriptor kvraft__apply__status_query__descriptor =
   "Kvraft__Apply__StatusQuery",
   "kvraft.apply",
   sizeof(Kvraft__Apply__StatusQuery),
-  1,
+  2,
   kvraft__apply__status_query__field_descriptors,
   kvraft__apply__status_query__field_indices_by_name,
   1,  kvraft__apply__status_query__number_ranges,
@@ -1417,7 +1430,7 @@ const ProtobufCMessageDescriptor kvraft__apply__leadership__descriptor =
   (ProtobufCMessageInit) kvraft__apply__leadership__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__apply__raft_status__field_descriptors[2] =
+static const ProtobufCFieldDescriptor kvraft__apply__raft_status__field_descriptors[6] =
 {
   {
     "query_id",
@@ -1443,15 +1456,67 @@ static const ProtobufCFieldDescriptor kvraft__apply__raft_status__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "members",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Kvraft__Apply__RaftStatus, n_members),
+    offsetof(Kvraft__Apply__RaftStatus, members),
+    &kvraft__member__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "member_ok",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Apply__RaftStatus, member_ok),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "member_error",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Apply__RaftStatus, member_error),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "configuration_index",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Apply__RaftStatus, configuration_index),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__apply__raft_status__field_indices_by_name[] = {
+  5,   /* field[5] = configuration_index */
+  4,   /* field[4] = member_error */
+  3,   /* field[3] = member_ok */
+  2,   /* field[2] = members */
   0,   /* field[0] = query_id */
   1,   /* field[1] = status */
 };
 static const ProtobufCIntRange kvraft__apply__raft_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor kvraft__apply__raft_status__descriptor =
 {
@@ -1461,7 +1526,7 @@ const ProtobufCMessageDescriptor kvraft__apply__raft_status__descriptor =
   "Kvraft__Apply__RaftStatus",
   "kvraft.apply",
   sizeof(Kvraft__Apply__RaftStatus),
-  2,
+  6,
   kvraft__apply__raft_status__field_descriptors,
   kvraft__apply__raft_status__field_indices_by_name,
   1,  kvraft__apply__raft_status__number_ranges,

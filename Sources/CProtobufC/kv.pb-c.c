@@ -52,6 +52,96 @@ void   kvraft__kv_request__free_unpacked
   assert(message->base.descriptor == &kvraft__kv_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   kvraft__member_command__init
+                     (Kvraft__MemberCommand         *message)
+{
+  static const Kvraft__MemberCommand init_value = KVRAFT__MEMBER_COMMAND__INIT;
+  *message = init_value;
+}
+size_t kvraft__member_command__get_packed_size
+                     (const Kvraft__MemberCommand *message)
+{
+  assert(message->base.descriptor == &kvraft__member_command__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t kvraft__member_command__pack
+                     (const Kvraft__MemberCommand *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &kvraft__member_command__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t kvraft__member_command__pack_to_buffer
+                     (const Kvraft__MemberCommand *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &kvraft__member_command__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Kvraft__MemberCommand *
+       kvraft__member_command__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Kvraft__MemberCommand *)
+     protobuf_c_message_unpack (&kvraft__member_command__descriptor,
+                                allocator, len, data);
+}
+void   kvraft__member_command__free_unpacked
+                     (Kvraft__MemberCommand *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &kvraft__member_command__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   kvraft__member__init
+                     (Kvraft__Member         *message)
+{
+  static const Kvraft__Member init_value = KVRAFT__MEMBER__INIT;
+  *message = init_value;
+}
+size_t kvraft__member__get_packed_size
+                     (const Kvraft__Member *message)
+{
+  assert(message->base.descriptor == &kvraft__member__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t kvraft__member__pack
+                     (const Kvraft__Member *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &kvraft__member__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t kvraft__member__pack_to_buffer
+                     (const Kvraft__Member *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &kvraft__member__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Kvraft__Member *
+       kvraft__member__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Kvraft__Member *)
+     protobuf_c_message_unpack (&kvraft__member__descriptor,
+                                allocator, len, data);
+}
+void   kvraft__member__free_unpacked
+                     (Kvraft__Member *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &kvraft__member__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   kvraft__node_status__init
                      (Kvraft__NodeStatus         *message)
 {
@@ -142,7 +232,7 @@ void   kvraft__kv_response__free_unpacked
   assert(message->base.descriptor == &kvraft__kv_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor kvraft__kv_request__field_descriptors[7] =
+static const ProtobufCFieldDescriptor kvraft__kv_request__field_descriptors[8] =
 {
   {
     "request_id",
@@ -228,10 +318,23 @@ static const ProtobufCFieldDescriptor kvraft__kv_request__field_descriptors[7] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "member",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__KvRequest, member),
+    &kvraft__member_command__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__kv_request__field_indices_by_name[] = {
   1,   /* field[1] = client_id */
   4,   /* field[4] = key */
+  7,   /* field[7] = member */
   3,   /* field[3] = op */
   0,   /* field[0] = request_id */
   2,   /* field[2] = seq */
@@ -241,7 +344,7 @@ static const unsigned kvraft__kv_request__field_indices_by_name[] = {
 static const ProtobufCIntRange kvraft__kv_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor kvraft__kv_request__descriptor =
 {
@@ -251,14 +354,233 @@ const ProtobufCMessageDescriptor kvraft__kv_request__descriptor =
   "Kvraft__KvRequest",
   "kvraft",
   sizeof(Kvraft__KvRequest),
-  7,
+  8,
   kvraft__kv_request__field_descriptors,
   kvraft__kv_request__field_indices_by_name,
   1,  kvraft__kv_request__number_ranges,
   (ProtobufCMessageInit) kvraft__kv_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__node_status__field_descriptors[13] =
+static const ProtobufCFieldDescriptor kvraft__member_command__field_descriptors[6] =
+{
+  {
+    "action",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__MemberCommand, action),
+    &kvraft__member_action__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__MemberCommand, id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "raft_address",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__MemberCommand, raft_address),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kvd_address",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__MemberCommand, kvd_address),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "learner_only",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__MemberCommand, learner_only),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "force",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__MemberCommand, force),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned kvraft__member_command__field_indices_by_name[] = {
+  0,   /* field[0] = action */
+  5,   /* field[5] = force */
+  1,   /* field[1] = id */
+  3,   /* field[3] = kvd_address */
+  4,   /* field[4] = learner_only */
+  2,   /* field[2] = raft_address */
+};
+static const ProtobufCIntRange kvraft__member_command__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor kvraft__member_command__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "kvraft.MemberCommand",
+  "MemberCommand",
+  "Kvraft__MemberCommand",
+  "kvraft",
+  sizeof(Kvraft__MemberCommand),
+  6,
+  kvraft__member_command__field_descriptors,
+  kvraft__member_command__field_indices_by_name,
+  1,  kvraft__member_command__number_ranges,
+  (ProtobufCMessageInit) kvraft__member_command__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor kvraft__member__field_descriptors[7] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Member, id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "raft_address",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Member, raft_address),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kvd_address",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Member, kvd_address),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "voter",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Member, voter),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "auto_promote",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Member, auto_promote),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "match_index",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Member, match_index),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reachable",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Member, reachable),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned kvraft__member__field_indices_by_name[] = {
+  4,   /* field[4] = auto_promote */
+  0,   /* field[0] = id */
+  2,   /* field[2] = kvd_address */
+  5,   /* field[5] = match_index */
+  1,   /* field[1] = raft_address */
+  6,   /* field[6] = reachable */
+  3,   /* field[3] = voter */
+};
+static const ProtobufCIntRange kvraft__member__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor kvraft__member__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "kvraft.Member",
+  "Member",
+  "Kvraft__Member",
+  "kvraft",
+  sizeof(Kvraft__Member),
+  7,
+  kvraft__member__field_descriptors,
+  kvraft__member__field_indices_by_name,
+  1,  kvraft__member__number_ranges,
+  (ProtobufCMessageInit) kvraft__member__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor kvraft__node_status__field_descriptors[14] =
 {
   {
     "node_id",
@@ -416,6 +738,18 @@ static const ProtobufCFieldDescriptor kvraft__node_status__field_descriptors[13]
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "members",
+    14,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Kvraft__NodeStatus, n_members),
+    offsetof(Kvraft__NodeStatus, members),
+    &kvraft__member__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__node_status__field_indices_by_name[] = {
   7,   /* field[7] = address */
@@ -425,6 +759,7 @@ static const unsigned kvraft__node_status__field_indices_by_name[] = {
   9,   /* field[9] = fsyncs */
   10,   /* field[10] = last_index */
   4,   /* field[4] = leader_id */
+  13,   /* field[13] = members */
   0,   /* field[0] = node_id */
   1,   /* field[1] = reachable */
   12,   /* field[12] = read_mode */
@@ -435,7 +770,7 @@ static const unsigned kvraft__node_status__field_indices_by_name[] = {
 static const ProtobufCIntRange kvraft__node_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor kvraft__node_status__descriptor =
 {
@@ -445,14 +780,14 @@ const ProtobufCMessageDescriptor kvraft__node_status__descriptor =
   "Kvraft__NodeStatus",
   "kvraft",
   sizeof(Kvraft__NodeStatus),
-  13,
+  14,
   kvraft__node_status__field_descriptors,
   kvraft__node_status__field_indices_by_name,
   1,  kvraft__node_status__number_ranges,
   (ProtobufCMessageInit) kvraft__node_status__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__kv_response__field_descriptors[7] =
+static const ProtobufCFieldDescriptor kvraft__kv_response__field_descriptors[9] =
 {
   {
     "request_id",
@@ -538,10 +873,36 @@ static const ProtobufCFieldDescriptor kvraft__kv_response__field_descriptors[7] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "members",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Kvraft__KvResponse, n_members),
+    offsetof(Kvraft__KvResponse, members),
+    &kvraft__member__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "configuration_index",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__KvResponse, configuration_index),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__kv_response__field_indices_by_name[] = {
+  8,   /* field[8] = configuration_index */
   3,   /* field[3] = leader_hint */
   6,   /* field[6] = leader_term */
+  7,   /* field[7] = members */
   4,   /* field[4] = message */
   5,   /* field[5] = nodes */
   0,   /* field[0] = request_id */
@@ -551,7 +912,7 @@ static const unsigned kvraft__kv_response__field_indices_by_name[] = {
 static const ProtobufCIntRange kvraft__kv_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor kvraft__kv_response__descriptor =
 {
@@ -561,29 +922,31 @@ const ProtobufCMessageDescriptor kvraft__kv_response__descriptor =
   "Kvraft__KvResponse",
   "kvraft",
   sizeof(Kvraft__KvResponse),
-  7,
+  9,
   kvraft__kv_response__field_descriptors,
   kvraft__kv_response__field_indices_by_name,
   1,  kvraft__kv_response__number_ranges,
   (ProtobufCMessageInit) kvraft__kv_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue kvraft__op__enum_values_by_number[5] =
+static const ProtobufCEnumValue kvraft__op__enum_values_by_number[6] =
 {
   { "OP_GET", "KVRAFT__OP__OP_GET", 0 },
   { "OP_PUT", "KVRAFT__OP__OP_PUT", 1 },
   { "OP_APPEND", "KVRAFT__OP__OP_APPEND", 2 },
   { "OP_DELETE", "KVRAFT__OP__OP_DELETE", 3 },
   { "OP_STATUS", "KVRAFT__OP__OP_STATUS", 4 },
+  { "OP_MEMBER", "KVRAFT__OP__OP_MEMBER", 5 },
 };
 static const ProtobufCIntRange kvraft__op__value_ranges[] = {
-{0, 0},{0, 5}
+{0, 0},{0, 6}
 };
-static const ProtobufCEnumValueIndex kvraft__op__enum_values_by_name[5] =
+static const ProtobufCEnumValueIndex kvraft__op__enum_values_by_name[6] =
 {
   { "OP_APPEND", 2 },
   { "OP_DELETE", 3 },
   { "OP_GET", 0 },
+  { "OP_MEMBER", 5 },
   { "OP_PUT", 1 },
   { "OP_STATUS", 4 },
 };
@@ -594,12 +957,44 @@ const ProtobufCEnumDescriptor kvraft__op__descriptor =
   "Op",
   "Kvraft__Op",
   "kvraft",
-  5,
+  6,
   kvraft__op__enum_values_by_number,
-  5,
+  6,
   kvraft__op__enum_values_by_name,
   1,
   kvraft__op__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue kvraft__member_action__enum_values_by_number[4] =
+{
+  { "MEMBER_LIST", "KVRAFT__MEMBER_ACTION__MEMBER_LIST", 0 },
+  { "MEMBER_ADD", "KVRAFT__MEMBER_ACTION__MEMBER_ADD", 1 },
+  { "MEMBER_PROMOTE", "KVRAFT__MEMBER_ACTION__MEMBER_PROMOTE", 2 },
+  { "MEMBER_REMOVE", "KVRAFT__MEMBER_ACTION__MEMBER_REMOVE", 3 },
+};
+static const ProtobufCIntRange kvraft__member_action__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex kvraft__member_action__enum_values_by_name[4] =
+{
+  { "MEMBER_ADD", 1 },
+  { "MEMBER_LIST", 0 },
+  { "MEMBER_PROMOTE", 2 },
+  { "MEMBER_REMOVE", 3 },
+};
+const ProtobufCEnumDescriptor kvraft__member_action__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "kvraft.MemberAction",
+  "MemberAction",
+  "Kvraft__MemberAction",
+  "kvraft",
+  4,
+  kvraft__member_action__enum_values_by_number,
+  4,
+  kvraft__member_action__enum_values_by_name,
+  1,
+  kvraft__member_action__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCEnumValue kvraft__status__enum_values_by_number[7] =

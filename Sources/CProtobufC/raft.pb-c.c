@@ -219,7 +219,7 @@ const ProtobufCMessageDescriptor kvraft__raft__entry__descriptor =
   (ProtobufCMessageInit) kvraft__raft__entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descriptors[19] =
+static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descriptors[21] =
 {
   {
     "cluster_id",
@@ -449,6 +449,30 @@ static const ProtobufCFieldDescriptor kvraft__raft__peer_message__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "snapshot_configuration",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Raft__PeerMessage, snapshot_configuration),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sender_address",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Kvraft__Raft__PeerMessage, sender_address),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kvraft__raft__peer_message__field_indices_by_name[] = {
   0,   /* field[0] = cluster_id */
@@ -463,8 +487,10 @@ static const unsigned kvraft__raft__peer_message__field_indices_by_name[] = {
   9,   /* field[9] = reject */
   10,   /* field[10] = reject_hint */
   11,   /* field[11] = reject_term */
+  20,   /* field[20] = sender_address */
   15,   /* field[15] = sender_data_dir_id */
   13,   /* field[13] = snapshot */
+  19,   /* field[19] = snapshot_configuration */
   14,   /* field[14] = state_machine_detached */
   4,   /* field[4] = term */
   2,   /* field[2] = to */
@@ -474,7 +500,7 @@ static const unsigned kvraft__raft__peer_message__field_indices_by_name[] = {
 static const ProtobufCIntRange kvraft__raft__peer_message__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 19 }
+  { 0, 21 }
 };
 const ProtobufCMessageDescriptor kvraft__raft__peer_message__descriptor =
 {
@@ -484,7 +510,7 @@ const ProtobufCMessageDescriptor kvraft__raft__peer_message__descriptor =
   "Kvraft__Raft__PeerMessage",
   "kvraft.raft",
   sizeof(Kvraft__Raft__PeerMessage),
-  19,
+  21,
   kvraft__raft__peer_message__field_descriptors,
   kvraft__raft__peer_message__field_indices_by_name,
   1,  kvraft__raft__peer_message__number_ranges,
@@ -581,16 +607,18 @@ const ProtobufCMessageDescriptor kvraft__raft__snapshot_chunk__descriptor =
   (ProtobufCMessageInit) kvraft__raft__snapshot_chunk__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue kvraft__raft__entry_type__enum_values_by_number[2] =
+static const ProtobufCEnumValue kvraft__raft__entry_type__enum_values_by_number[3] =
 {
   { "ENTRY_NORMAL", "KVRAFT__RAFT__ENTRY_TYPE__ENTRY_NORMAL", 0 },
   { "ENTRY_NOOP", "KVRAFT__RAFT__ENTRY_TYPE__ENTRY_NOOP", 1 },
+  { "ENTRY_CONFIG", "KVRAFT__RAFT__ENTRY_TYPE__ENTRY_CONFIG", 2 },
 };
 static const ProtobufCIntRange kvraft__raft__entry_type__value_ranges[] = {
-{0, 0},{0, 2}
+{0, 0},{0, 3}
 };
-static const ProtobufCEnumValueIndex kvraft__raft__entry_type__enum_values_by_name[2] =
+static const ProtobufCEnumValueIndex kvraft__raft__entry_type__enum_values_by_name[3] =
 {
+  { "ENTRY_CONFIG", 2 },
   { "ENTRY_NOOP", 1 },
   { "ENTRY_NORMAL", 0 },
 };
@@ -601,9 +629,9 @@ const ProtobufCEnumDescriptor kvraft__raft__entry_type__descriptor =
   "EntryType",
   "Kvraft__Raft__EntryType",
   "kvraft.raft",
-  2,
+  3,
   kvraft__raft__entry_type__enum_values_by_number,
-  2,
+  3,
   kvraft__raft__entry_type__enum_values_by_name,
   1,
   kvraft__raft__entry_type__value_ranges,

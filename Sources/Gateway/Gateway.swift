@@ -19,6 +19,8 @@ public final class Gateway {
     private var core: GatewayCore
     private var listener: Listener?
     private var upstreams: [UInt64: Upstream] = [:]
+    /// TLS for dialing kvds (also those learned from the configuration later).
+    private var tlsContext: TLSContext?
     private var clients: [UInt64: ClientLink] = [:]
     private var nextClientID: UInt64 = 1
     private var timer: Timer!
@@ -50,24 +52,8 @@ public final class Gateway {
         listener = try Listener(loop: loop, endpoint: config.listen, tls: tls.map { TLSAccept(context: $0) }) { [weak self] connection in
             self?.accept(connection)
         }
-        for id in core.config.nodeIDs {
-            let dialer = Dialer(loop: loop, endpoint: config.nodes[id]!, minBackoffMs: 20, maxBackoffMs: 500,
-                                tls: tls.map { TLSDial(context: $0, expectedName: "node-\(id)") })
-            let upstream = Upstream(nodeID: id, dialer: dialer, frameLimit: config.frameLimit)
-            upstreams[id] = upstream
-            upstream.dialer.onConnected = { [weak self, weak upstream] connection in
-                guard let self, let upstream else { return }
-                upstream.decoder = FrameDecoder(frameLimit: self.config.frameLimit)
-                connection.onRead = { [weak self] conn in self?.receive(from: upstream, conn) }
-                self.logger.debug("connected to kvd \(id)")
-                self.run(self.core.upstreamConnected(node: id, now: EventLoop.monotonicNanos()))
-            }
-            upstream.dialer.onDisconnected = { [weak self] _ in
-                guard let self else { return }
-                self.run(self.core.upstreamDisconnected(node: id, now: EventLoop.monotonicNanos()))
-            }
-            upstream.dialer.start()
-        }
+        tlsContext = tls
+        for id in core.config.nodeIDs { dialUpstream(id, at: config.nodes[id]!) }
         logger.info("kvgateway serving", metadata: ["listen": "\(config.listen)", "nodes": "\(core.config.nodeIDs.map { "\($0)=\(config.nodes[$0]!)" }.joined(separator: ","))"])
     }
 
@@ -163,6 +149,26 @@ public final class Gateway {
         metrics?.drain(&core)
     }
 
+    /// Dials node `id`'s kvd (a `--nodes` seed, or a member the cluster's configuration names).
+    private func dialUpstream(_ id: UInt64, at endpoint: Endpoint) {
+        let dialer = Dialer(loop: loop, endpoint: endpoint, minBackoffMs: 20, maxBackoffMs: 500,
+                            tls: tlsContext.map { TLSDial(context: $0, expectedName: "node-\(id)") })
+        let upstream = Upstream(nodeID: id, dialer: dialer, frameLimit: config.frameLimit)
+        upstreams[id] = upstream
+        upstream.dialer.onConnected = { [weak self, weak upstream] connection in
+            guard let self, let upstream else { return }
+            upstream.decoder = FrameDecoder(frameLimit: self.config.frameLimit)
+            connection.onRead = { [weak self] conn in self?.receive(from: upstream, conn) }
+            self.logger.debug("connected to kvd \(id)")
+            self.run(self.core.upstreamConnected(node: id, now: EventLoop.monotonicNanos()))
+        }
+        upstream.dialer.onDisconnected = { [weak self] _ in
+            guard let self else { return }
+            self.run(self.core.upstreamDisconnected(node: id, now: EventLoop.monotonicNanos()))
+        }
+        upstream.dialer.start()
+    }
+
     private func perform(_ action: GatewayAction) {
         switch action {
         case let .sendUpstream(node, request):
@@ -177,6 +183,10 @@ public final class Gateway {
             } else {
                 logger.notice("kvd \(node) answers again")
             }
+        case let .addUpstream(node, address):
+            guard upstreams[node] == nil, let endpoint = Endpoint.parseHostPort(address) else { return }
+            logger.notice("the cluster's configuration names kvd \(node) at \(address): dialing it")
+            dialUpstream(node, at: endpoint)
         case let .armTimer(at):
             let now = EventLoop.monotonicNanos()
             timer.schedule(micros: at > now ? Int64((at - now + 999) / 1000) : 0)

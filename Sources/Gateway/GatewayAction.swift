@@ -12,6 +12,9 @@ public enum GatewayAction: Equatable, Sendable {
     /// Node `node` went silent with work pending and is now suspect (`false`: it answered
     /// again). For the log: the core has already moved its requests.
     case suspectChanged(node: UInt64, suspect: Bool)
+    /// The cluster's configuration names a kvd the gateway did not know: dial it at `address`
+    /// (HOST:PORT) as node `node` from now on.
+    case addUpstream(node: UInt64, address: String)
     /// Call `tick` at this time (monotonic nanoseconds). Replaces any earlier request.
     case armTimer(at: UInt64)
 }

@@ -15,7 +15,7 @@ import Wire
 ///   connect, the next answer from a suspect node, or the next tick — a client's reading is
 ///   never paused for want of an upstream.
 public struct GatewayCore {
-    public let config: GatewayCoreConfig
+    public private(set) var config: GatewayCoreConfig
     private var random: GatewayRandom
     private var sessions: SessionPool
     private(set) var leader = LeaderKnowledge()
@@ -163,7 +163,7 @@ public struct GatewayCore {
         nextKey += 1
         var pending = PendingRequest(client: client, clientRequestID: request.requestID, request: request,
                                      deadline: now + config.requestDeadline)
-        if request.clientID == 0 {
+        if request.clientID == 0, request.op != .member {
             let session = sessions.borrow(&random)
             pending.lentSession = session
             pending.request.clientID = session.clientID
@@ -332,6 +332,7 @@ public struct GatewayCore {
     /// A node's status (health check, subscription answer) or a leadership push.
     private mutating func learn(fromStatusOrPush response: KvResponse, node: UInt64, now: UInt64) {
         if let status = response.nodes.first {
+            learnMembers(status.members)
             if !status.error.isEmpty {
                 leader.giveUp(on: node)  // e.g. its raftd is unreachable: it serves nothing
             } else if status.role == "leader" {
@@ -342,6 +343,18 @@ public struct GatewayCore {
             }
         } else if let hinted = UInt64(response.leaderHint) {
             learn(term: response.leaderTerm, leader: hinted, now: now)
+        }
+    }
+
+    /// `--nodes` only seeds: members the cluster's configuration names with a kvd address
+    /// that the gateway does not know yet become upstreams (dialed by the shell). Nodes that
+    /// left stay known; they answer WRONG_LEADER (or nothing) and are passed over.
+    private mutating func learnMembers(_ members: [MemberInfo]) {
+        for member in members where member.id != 0 && !member.kvdAddress.isEmpty && upstreams[member.id] == nil {
+            upstreams[member.id] = UpstreamState()
+            config.nodeIDs = (config.nodeIDs + [member.id]).sorted()
+            config.nodeAddresses[member.id] = member.kvdAddress
+            actions.append(.addUpstream(node: member.id, address: member.kvdAddress))
         }
     }
 

@@ -185,6 +185,9 @@ public final class KVServer {
             node.appliedIndex = machine.appliedIndex
             node.address = "\(config.listen)"
             waiter.client.reply(KvResponse(requestID: waiter.requestID, status: .ok, nodes: [node]))
+        case let .memberAnswer(queryID, answer):
+            guard let waiter = statusQueries.answer(queryID) else { return }
+            waiter.client.reply(memberResponse(waiter.requestID, answer))
         case let .snapshot(chunk):
             switch try snapshotIn.add(chunk) {
             case .incomplete, .dropped:
@@ -433,6 +436,7 @@ public final class KVServer {
 
     private func handle(_ request: KvRequest, from client: ClientLink) {
         if request.op == .status { return queryStatus(request, from: client) }
+        if request.op == .member { return queryMember(request, from: client) }
         if let problem = RequestValidation.problem(with: request, maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes) {
             metrics?.answered(request.op, .badRequest)
             return client.reply(KvResponse(requestID: request.requestID, status: .badRequest, message: problem))
@@ -507,10 +511,46 @@ public final class KVServer {
         connection.write(scratch)
     }
 
+    /// OP_MEMBER: handed to raftd like a status query; only the leader's raftd acts on it.
+    private func queryMember(_ request: KvRequest, from client: ClientLink) {
+        let waiter = Waiter(client: client, requestID: request.requestID, op: .member)
+        guard raftReady, let connection = raftLink.connection else {
+            return client.reply(KvResponse(requestID: request.requestID, status: .unavailable, message: "raftd unreachable"))
+        }
+        let command = request.member ?? MemberCommand(action: .list)
+        let deadline = EventLoop.monotonicNanos() + UInt64(Self.statusAnswerTimeoutMs * 1_000_000)
+        let queryID = statusQueries.add(waiter, deadline: deadline)
+        if !statusTimer.isScheduled { statusTimer.schedule(milliseconds: Self.statusAnswerTimeoutMs) }
+        scratch.removeAll(keepingCapacity: true)
+        KvdToRaft.memberCommand(queryID: queryID, command).appendFrame(to: &scratch)
+        connection.write(scratch)
+    }
+
+    /// raftd's answer to a member command as the client sees it: OK, WRONG_LEADER with the
+    /// leader's id, or BAD_REQUEST with the reason.
+    private func memberResponse(_ requestID: UInt64, _ answer: MemberAnswer) -> KvResponse {
+        var response = KvResponse(requestID: requestID, status: .ok, message: answer.error)
+        if !answer.ok {
+            let notLeader = answer.leaderID != config.nodeID && answer.error.hasPrefix("not the leader")
+            response.status = notLeader ? .wrongLeader : .badRequest
+            if notLeader, answer.leaderID != 0 {
+                response.leaderHint = String(answer.leaderID)
+                response.leaderTerm = leadership.term
+            }
+        }
+        response.members = answer.members
+        response.configurationIndex = answer.configurationIndex
+        return response
+    }
+
     /// raftd (frozen, or busy) let status queries wait past their deadline: they get this
     /// node's own view. Re-arms for the next oldest, so every query is answered.
     private func expireStatusQueries() {
         for waiter in statusQueries.takeExpired(now: EventLoop.monotonicNanos()) {
+            if waiter.op == .member {
+                waiter.client.reply(KvResponse(requestID: waiter.requestID, status: .unavailable, message: "raftd did not answer"))
+                continue
+            }
             answerStatusOnOwn(waiter, error: "raftd did not answer within \(Int(Self.statusAnswerTimeoutMs)) ms")
         }
         if let next = statusQueries.nextDeadline() {
@@ -521,6 +561,9 @@ public final class KVServer {
 
     /// What kvd knows without raftd: its own applied index and the leadership last reported.
     private func answerStatusOnOwn(_ waiter: Waiter, error: String) {
+        if waiter.op == .member {
+            return waiter.client.reply(KvResponse(requestID: waiter.requestID, status: .unavailable, message: error))
+        }
         waiter.client.reply(KvResponse(requestID: waiter.requestID, status: .ok, nodes: [
             NodeStatus(nodeID: config.nodeID, reachable: true, term: leadership.term, leaderID: leadership.leaderID,
                        appliedIndex: machine.appliedIndex, address: "\(config.listen)", error: error),

@@ -3,6 +3,12 @@ extension RaftNode {
     func tickElection() {
         electionElapsed += 1
         guard electionElapsed >= randomizedElectionTimeout else { return }
+        guard canCampaign else {
+            // A learner, a joining node or a removed one never campaigns; forget the leader we
+            // no longer hear (so our lease does not keep refusing other candidates).
+            becomeFollower(term: term, leader: 0)
+            return
+        }
         if shouldDeferElection() {
             // No leader for a whole timeout, so follow none (a remembered leader would keep a
             // lease that makes us refuse other candidates' votes); wait another timeout.
@@ -23,8 +29,9 @@ extension RaftNode {
     /// Asks whether peers would vote for us at `term + 1` without adopting that term, so a node
     /// that cannot win leaves the cluster's term alone.
     func becomePreCandidate() {
+        guard canCampaign else { return }
         var tally = VoteTally(quorum: quorum)
-        tally.record(config.id, granted: true)
+        if isVoter { tally.record(config.id, granted: true) }
         role = .preCandidate(tally)
         leader = 0
         resetElectionTimer()
@@ -32,7 +39,7 @@ extension RaftNode {
             becomeCandidate()
             return
         }
-        for peer in otherPeers {
+        for peer in otherVoters {
             send(Message(type: .preVote, from: config.id, to: peer, term: term + 1,
                          logTerm: log.lastTerm, index: log.lastIndex))
         }
@@ -41,18 +48,19 @@ extension RaftNode {
     /// `transfer`: the leader handed over (`timeoutNow`), so skip pre-vote and tell voters to
     /// set their leader lease aside.
     func becomeCandidate(transfer: Bool = false) {
+        guard canCampaign else { return }
         term += 1
         vote = config.id
         leader = 0
         var tally = VoteTally(quorum: quorum)
-        tally.record(config.id, granted: true)
+        if isVoter { tally.record(config.id, granted: true) }
         role = .candidate(tally)
         resetElectionTimer()
         if tally.outcome == .won {
             becomeLeader()
             return
         }
-        for peer in otherPeers {
+        for peer in otherVoters {
             send(Message(type: .vote, from: config.id, to: peer, term: term,
                          logTerm: log.lastTerm, index: log.lastIndex, transfer: transfer))
         }
@@ -95,7 +103,8 @@ extension RaftNode {
             guard case .preCandidate(var tally) = role else { return }
             // Grants echo term + 1; rejections carry our own term (higher ones made us follower).
             let expectedTerm = message.reject ? term : term + 1
-            guard message.term == expectedTerm else { return }
+            // Only voters of our configuration count.
+            guard message.term == expectedTerm, voters.contains(message.from) else { return }
             tally.record(message.from, granted: !message.reject)
             role = .preCandidate(tally)
             switch tally.outcome {
@@ -104,7 +113,7 @@ extension RaftNode {
             case .pending: break
             }
         case .voteResponse:
-            guard case .candidate(var tally) = role else { return }
+            guard case .candidate(var tally) = role, voters.contains(message.from) else { return }
             tally.record(message.from, granted: !message.reject)
             role = .candidate(tally)
             switch tally.outcome {
@@ -118,7 +127,7 @@ extension RaftNode {
     }
 
     func becomeLeader() {
-        let state = LeaderState(followers: otherPeers, next: log.lastIndex + 1, maxInflight: config.maxInflightAppends)
+        let state = LeaderState(followers: replicationTargets, next: log.lastIndex + 1, maxInflight: config.maxInflightAppends)
         role = .leader(state)
         leader = config.id
         resetElectionTimer()

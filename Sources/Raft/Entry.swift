@@ -5,6 +5,9 @@ public struct Entry: Sendable, Hashable {
         case normal = 0
         /// Appended by a new leader at the start of its term so it can commit earlier terms' entries.
         case noop = 1
+        /// A membership change: `data` is the whole new `Configuration` (`Configuration.encoded`),
+        /// in force from the moment the entry is appended (not committed).
+        case config = 2
     }
 
     public var term: UInt64

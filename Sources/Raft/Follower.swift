@@ -13,7 +13,7 @@ extension RaftNode {
             handleSnapshot(message)
         case .timeoutNow:
             // Our leader hands leadership to us (it checked that our log is complete): campaign now.
-            guard message.from == leader else { return }
+            guard message.from == leader, canCampaign else { return }
             becomeCandidate(transfer: true)
         case .preVote, .vote, .preVoteResponse, .voteResponse, .appendResponse, .heartbeatResponse:
             break

@@ -31,7 +31,7 @@ extension RaftNode {
         guard config.readLease == nil, case .follower = role, peer != 0, leader == peer else { return }
         leader = 0
         guard config.preVote else { return }
-        let others = otherPeers.filter { $0 != peer }
+        let others = otherVoters.filter { $0 != peer }
         let rank = others.filter { $0 < config.id }.count
         let slot = max(1, config.electionTicks / 2 / (others.count + 1))
         let soon = 1 + rank * slot + Int(random.next() % UInt64(slot))

@@ -2,8 +2,15 @@
 public struct RaftConfig: Sendable, Hashable {
     /// This node's id; must be non-zero and listed in `peers`.
     public var id: UInt64
-    /// Every voter's id, this node included.
+    /// Every voter's id, this node included, when a brand-new cluster is seeded; empty for a
+    /// node that joins an existing cluster (it learns the configuration from the leader). Used
+    /// only while neither the log nor a snapshot holds a configuration.
     public var peers: [UInt64]
+    /// Overrides `peers` as the seed configuration (e.g. to carry addresses).
+    public var initialConfiguration: Configuration?
+    /// A learner marked for auto-promotion is promoted once its log is within this many entries
+    /// of the leader's (and it answered within the election timeout).
+    public var autoPromoteLag: UInt64
     /// A follower that hears nothing from a leader for a randomized timeout in
     /// `[electionTicks, 2 * electionTicks)` ticks starts an election.
     public var electionTicks: Int
@@ -36,7 +43,9 @@ public struct RaftConfig: Sendable, Hashable {
         preVote: Bool = true,
         checkQuorum: Bool = true,
         randomSeed: UInt64 = 0,
-        readLease: ReadLease? = nil
+        readLease: ReadLease? = nil,
+        initialConfiguration: Configuration? = nil,
+        autoPromoteLag: UInt64 = 64
     ) {
         self.id = id
         self.peers = peers
@@ -48,12 +57,20 @@ public struct RaftConfig: Sendable, Hashable {
         self.checkQuorum = checkQuorum
         self.randomSeed = randomSeed
         self.readLease = readLease
+        self.initialConfiguration = initialConfiguration
+        self.autoPromoteLag = autoPromoteLag
+    }
+
+    /// The configuration a node starts from when its log and snapshot hold none.
+    var seedConfiguration: Configuration {
+        initialConfiguration ?? Configuration(voters: peers)
     }
 
     /// Stops with a message naming the misconfiguration; a node with a bad config must not start.
     func validate() {
         precondition(id != 0, "raft config: id 0 is reserved for 'no node'; give this node a non-zero id")
-        precondition(peers.contains(id), "raft config: id \(id) is not among peers \(peers); list every voter, this node included")
+        precondition(peers.isEmpty || peers.contains(id),
+                     "raft config: id \(id) is not among peers \(peers); list every voter, this node included (or none, to join)")
         precondition(Set(peers).count == peers.count, "raft config: peers \(peers) contain duplicates")
         precondition(!peers.contains(0), "raft config: peer id 0 is reserved for 'no node'")
         precondition(heartbeatTicks >= 1 && electionTicks > heartbeatTicks,

@@ -38,10 +38,18 @@ struct RaftLog {
     /// Lowest index truncated since the last `Ready` was cut, minus one: a `Ready` handed out
     /// before a truncation must not mark the replaced entries durable.
     private var truncatedSinceReady: UInt64 = .max
+    /// The configuration in force at `offset`: the snapshot's, or the initial one.
+    private(set) var baseConfiguration: Configuration
+    /// Every `.config` entry held, ascending by index, decoded.
+    private(set) var configEntries: [(index: UInt64, configuration: Configuration)] = []
+    /// Bumped whenever the latest configuration may have changed (a config entry appended or
+    /// truncated, a snapshot restored), so the node recomputes what depends on it.
+    private(set) var configurationVersion: UInt64 = 0
 
     /// A log restored from storage: `entries` follow `snapshot` (or start at index 1 without one).
     /// The snapshot's prefix counts as committed and applied (the state machine holds it).
-    init(snapshot: Snapshot? = nil, entries: [Entry], commit: UInt64, applied: UInt64) {
+    init(snapshot: Snapshot? = nil, entries: [Entry], commit: UInt64, applied: UInt64,
+         initialConfiguration: Configuration = Configuration()) {
         let offset = snapshot?.index ?? 0
         let offsetTerm = snapshot?.term ?? 0
         for (position, entry) in entries.enumerated() {
@@ -56,6 +64,8 @@ struct RaftLog {
         self.commit = max(commit, offset)
         self.applied = max(applied, offset)
         self.persisted = offset + UInt64(entries.count)
+        self.baseConfiguration = snapshot?.configuration ?? initialConfiguration
+        for entry in entries { noteConfiguration(entry) }
         precondition(self.commit <= lastIndex,
                      "raft log: hard state commit \(commit) is beyond the restored log's last index \(lastIndex)")
         precondition(self.applied <= self.commit, "raft log: applied \(applied) is beyond commit \(self.commit)")
@@ -135,6 +145,7 @@ struct RaftLog {
         for entry in newEntries {
             precondition(entry.index == lastIndex + 1, "raft log: a leader only appends at its end, never overwrites")
             entries.append(entry)
+            noteConfiguration(entry)
         }
     }
 
@@ -157,12 +168,17 @@ struct RaftLog {
                 break
             }
             entries.append(entry)
+            noteConfiguration(entry)
         }
         return prevIndex + UInt64(newEntries.count)
     }
 
     private mutating func truncate(from index: UInt64) {
         entries.removeSubrange(position(of: index)...)
+        if let last = configEntries.last, last.index >= index {
+            configEntries.removeAll { $0.index >= index }
+            configurationVersion += 1
+        }
         persisted = min(persisted, index - 1)
         truncatedSinceReady = min(truncatedSinceReady, index - 1)
     }
@@ -188,6 +204,8 @@ struct RaftLog {
         } else {
             entries.removeFirst(Int(index - offset))
         }
+        baseConfiguration = configuration(at: index)
+        configEntries.removeAll { $0.index <= index }
         offset = index
         offsetTerm = newOffsetTerm
     }
@@ -201,6 +219,9 @@ struct RaftLog {
     mutating func restore(_ snapshot: Snapshot) {
         precondition(snapshot.index > commit, "raft log: restoring snapshot \(snapshot.index) at or below commit \(commit)")
         entries = []
+        baseConfiguration = snapshot.configuration ?? configuration(at: snapshot.index)
+        configEntries = []
+        configurationVersion += 1
         offset = snapshot.index
         offsetTerm = snapshot.term
         commit = snapshot.index
@@ -236,6 +257,33 @@ struct RaftLog {
     mutating func applied(through index: UInt64) {
         precondition(index <= commit, "raft log: applied \(index) beyond commit \(commit)")
         if index > applied { applied = index }
+    }
+
+    // MARK: Configuration
+
+    /// The latest configuration in the log (committed or not): the one in force.
+    var configuration: Configuration { configEntries.last?.configuration ?? baseConfiguration }
+
+    /// Index of the latest held `.config` entry; 0 when the configuration in force comes from
+    /// the snapshot or the initial one (it is then committed).
+    var configurationIndex: UInt64 { configEntries.last?.index ?? 0 }
+
+    /// The configuration in force once the log up to `index` is applied (index >= offset for an
+    /// exact answer; below it, the base is the best known).
+    func configuration(at index: UInt64) -> Configuration {
+        configEntries.last { $0.index <= index }?.configuration ?? baseConfiguration
+    }
+
+    /// The configuration in force before the latest `.config` entry.
+    var previousConfiguration: Configuration {
+        configEntries.count >= 2 ? configEntries[configEntries.count - 2].configuration : baseConfiguration
+    }
+
+    private mutating func noteConfiguration(_ entry: Entry) {
+        // An entry that does not decode changes nothing, identically on every node.
+        guard entry.kind == .config, let decoded = Configuration(encoded: entry.data) else { return }
+        configEntries.append((entry.index, decoded))
+        configurationVersion += 1
     }
 
     /// Array position of `index`, which must be held (or one past the end).

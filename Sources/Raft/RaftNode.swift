@@ -19,9 +19,16 @@ public enum ProposeOutcome: Sendable, Hashable {
 /// hands it out in `Ready.snapshot` for the shell to persist and install.
 public final class RaftNode {
     let config: RaftConfig
-    /// Voters other than us, ascending, so every broadcast has a stable order.
-    let otherPeers: [UInt64]
-    let quorum: Int
+    /// Derived from the configuration in force (`log.configuration`; Membership.swift): every
+    /// voter, voters other than us (ascending, so every broadcast has a stable order), the
+    /// votes a majority needs, and whether we vote.
+    var voters: [UInt64] = []
+    var otherVoters: [UInt64] = []
+    var quorum = 1
+    var isVoter = false
+    /// `log.configurationVersion` the fields above were computed from, and last reported in a `Ready`.
+    var syncedConfigurationVersion: UInt64 = .max
+    private var reportedConfigurationVersion: UInt64 = 0
 
     var term: UInt64
     var vote: UInt64
@@ -72,11 +79,10 @@ public final class RaftNode {
                 entries: [Entry] = [], applied: UInt64 = 0) {
         config.validate()
         self.config = config
-        otherPeers = config.peers.filter { $0 != config.id }.sorted()
-        quorum = config.peers.count / 2 + 1
         term = hardState.term
         vote = hardState.vote
-        log = RaftLog(snapshot: snapshot, entries: entries, commit: hardState.commit, applied: applied)
+        log = RaftLog(snapshot: snapshot, entries: entries, commit: hardState.commit, applied: applied,
+                      initialConfiguration: config.seedConfiguration)
         self.snapshot = snapshot
         precondition(log.lastTerm <= hardState.term,
                      "raft: restored log holds term \(log.lastTerm) beyond hard state term \(hardState.term); storage is inconsistent")
@@ -84,6 +90,9 @@ public final class RaftNode {
         reportedHardState = hardState
         reportedSoftState = SoftState(leader: 0, role: .follower, term: hardState.term)
         resetElectionTimer()
+        syncConfiguration()
+        // The shell reads the starting configuration from `configuration`; Readys report changes.
+        reportedConfigurationVersion = log.configurationVersion
     }
 
     // MARK: Inputs
@@ -97,12 +106,14 @@ public final class RaftNode {
         }
     }
 
-    /// Feeds a message from a peer. Messages not addressed to us, from unknown nodes, from stale
-    /// terms or that make no sense in our role are ignored (some stale ones are answered so the
-    /// sender learns the newer term).
+    /// Feeds a message from a peer. Messages not addressed to us, from stale terms or that make
+    /// no sense in our role are ignored (some stale ones are answered so the sender learns the
+    /// newer term). A sender outside our configuration is heard: a node that joins or lags
+    /// learns the configuration from a leader it does not know yet; only voters' votes count.
     public func step(_ message: Message) {
-        guard message.to == config.id, message.from != config.id,
-              otherPeers.contains(message.from), message.term > 0 else { return }
+        defer { syncConfiguration() }
+        guard message.to == config.id, message.from != config.id, message.from != 0,
+              message.term > 0 else { return }
         if message.term > term {
             if message.type == .preVote || message.type == .vote, inLeaderLease, !message.transfer {
                 // Check quorum: we heard from a live leader within the election timeout, so this
@@ -168,7 +179,7 @@ public final class RaftNode {
     public func transferLeadership(to target: UInt64? = nil) -> Bool {
         guard case .leader(let state) = role else { return false }
         let chosen = target ?? handoverTarget(state, attachedOnly: false)
-        guard let chosen, state.progress[chosen] != nil else { return false }
+        guard let chosen, state.progress[chosen] != nil, otherVoters.contains(chosen) else { return false }
         state.transferee = chosen
         state.transferElapsed = 0
         // The transferee's voters set their vote lease aside (`transfer`), so ours is void.
@@ -192,7 +203,7 @@ public final class RaftNode {
         precondition(index <= log.applied, "raft: cannot snapshot at \(index), only \(log.applied) is applied")
         precondition(retaining >= 0, "raft: retaining must not be negative, got \(retaining)")
         guard index > (snapshot?.index ?? 0), case .term(let entryTerm) = log.term(at: index) else { return nil }
-        let made = Snapshot(index: index, term: entryTerm, data: data)
+        let made = Snapshot(index: index, term: entryTerm, data: data, configuration: log.configuration(at: index))
         snapshot = made
         let keepFrom = index - min(index, UInt64(retaining))
         log.compact(through: max(keepFrom, log.offset))
@@ -204,6 +215,7 @@ public final class RaftNode {
     /// Whether `ready()` has anything to hand out.
     public var hasReady: Bool {
         hardState != reportedHardState || softState != reportedSoftState
+            || log.configurationVersion != reportedConfigurationVersion
             || log.persisted < log.lastIndex || !outbox.isEmpty || !outboxAfterPersist.isEmpty
             || !log.entriesToApply.isEmpty || pendingSnapshot != nil || !readStates.isEmpty
     }
@@ -225,8 +237,10 @@ public final class RaftNode {
             messages: outbox,
             messagesAfterPersist: outboxAfterPersist,
             committedEntries: Array(log.entriesToApply),
-            readStates: readStates
+            readStates: readStates,
+            configuration: log.configurationVersion != reportedConfigurationVersion ? log.configuration : nil
         )
+        reportedConfigurationVersion = log.configurationVersion
         readStates = []
         reportedHardState = hard
         reportedSoftState = soft

@@ -95,7 +95,7 @@ extension RaftNode {
     }
 
     private func serveReads(_ ids: [UInt64], _ state: LeaderState) {
-        if quorum == 1 || holdsReadLease {
+        if (isVoter && voters.count == 1) || holdsReadLease {
             for id in ids { readStates.append(ReadState(id: id, outcome: .ready(index: log.commit, term: term))) }
             return
         }
@@ -131,8 +131,9 @@ extension RaftNode {
     func readRoundAcknowledged(_ round: UInt64, by follower: UInt64, _ state: LeaderState) {
         guard round > state.reads.confirmedRound, round <= state.reads.sentRound else { return }
         state.reads.acknowledged[follower] = max(state.reads.acknowledged[follower] ?? 0, round)
-        var rounds = state.followers.map { state.reads.acknowledged[$0] ?? 0 }
-        rounds.append(state.reads.sentRound)
+        guard otherVoters.contains(follower) else { return }  // a learner's answer confirms nothing
+        var rounds = otherVoters.map { state.reads.acknowledged[$0] ?? 0 }
+        if isVoter { rounds.append(state.reads.sentRound) }
         rounds.sort(by: >)
         let confirmed = rounds[quorum - 1]
         guard confirmed > state.reads.confirmedRound else { return }

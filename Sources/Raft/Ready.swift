@@ -46,10 +46,14 @@ public struct Ready: Sendable, Hashable {
     /// Answers to `RaftNode.requestRead`, in the order they were decided. Send them to whoever
     /// asked at any time: a read index promises nothing about this node's durable state.
     public var readStates: [ReadState] = []
+    /// The configuration in force (the latest in the log, committed or not), present when it
+    /// may have changed since the last `Ready`: the shell updates where
+    /// it sends and whom it reports as members.
+    public var configuration: Configuration? = nil
 
     /// True when there is nothing to do.
     public var isEmpty: Bool {
         hardState == nil && softState == nil && snapshot == nil && entries.isEmpty && messages.isEmpty
-            && messagesAfterPersist.isEmpty && committedEntries.isEmpty && readStates.isEmpty
+            && messagesAfterPersist.isEmpty && committedEntries.isEmpty && readStates.isEmpty && configuration == nil
     }
 }

@@ -3,6 +3,8 @@ extension RaftNode {
     func tickLeader(_ state: LeaderState) {
         heartbeatElapsed += 1
         for id in state.followers { state.progress[id]!.tick(snapshotTimeout: snapshotTimeout) }
+        if leaveIfRemoved(state) { return }
+        tickLingering(state)
         if config.checkQuorum && !heardFromQuorum(state) {
             // We may be on the minority side of a partition: stop serving as leader within one
             // election timeout, so clients go elsewhere before the majority elects someone new.
@@ -14,6 +16,7 @@ extension RaftNode {
             if state.transferElapsed >= config.electionTicks { state.transferee = 0 }  // gave up: lead on
         }
         handOverIfDetached(state)
+        maybeAutoPromote(state)
         if heartbeatElapsed >= config.heartbeatTicks {
             broadcastHeartbeat(state)
         }
@@ -21,8 +24,8 @@ extension RaftNode {
 
     /// Whether a quorum (ourselves included) answered within the last election timeout.
     private func heardFromQuorum(_ state: LeaderState) -> Bool {
-        var active = 1
-        for id in state.followers where state.progress[id]!.ticksSinceHeard < config.electionTicks {
+        var active = isVoter ? 1 : 0
+        for id in otherVoters where state.progress[id]!.ticksSinceHeard < config.electionTicks {
             active += 1
         }
         return active >= quorum
@@ -166,14 +169,18 @@ extension RaftNode {
     /// earlier term's entry is committed only indirectly, by committing one of ours after it).
     /// Returns whether the commit index moved.
     func maybeCommit(_ state: LeaderState) -> Bool {
-        var matches = state.followers.map { state.progress[$0]!.match }
-        matches.append(log.persisted)
+        // Voters only (learners never count); ourselves only while we vote (a leader that
+        // appended its own removal manages the cluster without counting itself, thesis §4.2.2).
+        var matches = otherVoters.map { state.progress[$0]!.match }
+        if isVoter { matches.append(log.persisted) }
         matches.sort(by: >)
+        guard matches.count >= quorum else { return false }
         let candidate = matches[quorum - 1]
         // Above the commit point, so never compacted.
         guard candidate > log.commit, log.term(at: candidate) == .term(term) else { return false }
         log.commit(to: candidate)
         ownTermCommitted(state)
+        if log.configurationIndex != 0, log.configurationIndex <= candidate { configurationCommitted(state) }
         return true
     }
 }

@@ -45,10 +45,14 @@ struct VoteTally {
 final class LeaderState {
     /// Progress of every other voter, keyed by id.
     var progress: [UInt64: Progress]
-    /// Other voters in ascending id order, so that message order never depends on hashing.
-    let followers: [UInt64]
+    /// Every other member (voters and learners, and members just removed until their removal
+    /// commits) in ascending id order, so that message order never depends on hashing.
+    var followers: [UInt64]
     /// The follower leadership is being handed to (0: none), and ticks since the handover began.
     var transferee: UInt64 = 0
+    /// Members whose removal committed, still sent heartbeats for the ticks given, so they
+    /// learn that it committed (and stop considering a campaign, see `canCampaign`).
+    var lingering: [UInt64: Int] = [:]
     var transferElapsed = 0
     /// Reads waiting for a heartbeat round, and the lease (ReadIndex.swift).
     var reads = LeaderReads()

@@ -8,11 +8,15 @@ public struct Snapshot: Sendable, Hashable {
     public var term: UInt64
     /// The state machine's own encoding of its state.
     public var data: [UInt8]
+    /// The configuration in force at `index` (the latest `.config` entry up to it, or the
+    /// initial one); nil only in snapshots written before membership changes existed.
+    public var configuration: Configuration?
 
-    public init(index: UInt64, term: UInt64, data: [UInt8]) {
+    public init(index: UInt64, term: UInt64, data: [UInt8], configuration: Configuration? = nil) {
         self.index = index
         self.term = term
         self.data = data
+        self.configuration = configuration
     }
 }
 

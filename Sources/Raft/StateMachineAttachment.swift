@@ -66,7 +66,8 @@ extension RaftNode {
     /// the one with the most log. nil when no follower is live (or, with `attachedOnly`, none
     /// live is attached).
     func handoverTarget(_ state: LeaderState, attachedOnly: Bool) -> UInt64? {
-        let live = state.followers.filter { state.progress[$0]!.ticksSinceHeard < config.electionTicks }
+        // Only a voter can take over.
+        let live = otherVoters.filter { state.progress[$0].map { $0.ticksSinceHeard < config.electionTicks } ?? false }
         let attached = live.filter { state.progress[$0]!.stateMachineAttached }
         let pool = attached.isEmpty && !attachedOnly ? live : attached
         // Followers are in ascending id order and `max` keeps the first of equals: deterministic.

@@ -5,13 +5,13 @@ import Wire
 /// imports nothing).
 extension Wire.LogEntry {
     init(_ entry: Raft.Entry) {
-        self.init(term: entry.term, index: entry.index, isNoop: entry.kind == .noop, data: entry.data)
+        self.init(term: entry.term, index: entry.index, isNoop: entry.kind == .noop, isConfig: entry.kind == .config, data: entry.data)
     }
 }
 
 extension Raft.Entry {
     init(_ entry: Wire.LogEntry) {
-        self.init(term: entry.term, index: entry.index, kind: entry.isNoop ? .noop : .normal, data: entry.data)
+        self.init(term: entry.term, index: entry.index, kind: entry.isNoop ? .noop : entry.isConfig ? .config : .normal, data: entry.data)
     }
 }
 

@@ -36,6 +36,12 @@ final class PeerTransport {
     private let snapshotQueue: DispatchQueue
     private var listener: Listener?
     private var outgoing: [UInt64: OutgoingPeer] = [:]
+    /// Where each peer is dialed: `--peers`, then the configuration's raft addresses.
+    private var addresses: [UInt64: Endpoint] = [:]
+    private var tlsContext: TLSContext?
+    /// This node's raft address as the configuration records it, stamped on a leader's traffic.
+    private var ownAddress = ""
+    private var started = false
     private var incoming: [ObjectIdentifier: IncomingPeer] = [:]
     /// Names each incoming link's snapshot file apart from the others'.
     private var linksAccepted = 0
@@ -56,17 +62,41 @@ final class PeerTransport {
     func start() throws {
         // TLS: peers must present node certificates; a dialed node must be the node dialed.
         let tls = try config.tls.map { try TLSContext(files: $0) }
+        tlsContext = tls
         listener = try Listener(loop: loop, endpoint: config.listen,
                                 tls: tls.map { TLSAccept(context: $0, admit: PeerCertificatePolicy.nodesOnly) }) { [weak self] connection in
             self?.accept(connection)
         }
-        for (id, endpoint) in config.peers where id != config.nodeID {
-            let dialer = Dialer(loop: loop, endpoint: endpoint, minBackoffMs: 20, maxBackoffMs: 500,
-                                tls: tls.map { TLSDial(context: $0, expectedName: "node-\(id)") })
-            let peer = OutgoingPeer(id: id, dialer: dialer, dataDir: config.dataDir, logger: logger)
-            outgoing[id] = peer
-            peer.start()
+        started = true
+        for id in addresses.keys.sorted() { dial(id) }
+    }
+
+    /// The configuration's raft addresses (under `--peers`' for the same id): new members are
+    /// dialed, moved ones redialed at their new address. Peers no longer listed keep their link
+    /// (a removed node still hears its removal; the core sends them nothing afterwards).
+    func updateAddresses(_ configured: [UInt64: Endpoint]) {
+        // `--peers` wins for the nodes it lists (e.g. a proxy in front of a peer); the
+        // configuration supplies the rest.
+        var merged = configured
+        for (id, endpoint) in config.peers { merged[id] = endpoint }
+        ownAddress = merged[config.nodeID].map { "\($0)" } ?? ""
+        merged[config.nodeID] = nil
+        let changed = merged.filter { addresses[$0.key] != $0.value }.map(\.key)
+        addresses = merged
+        guard started else { return }
+        for id in changed.sorted() {
+            if let old = outgoing.removeValue(forKey: id) { old.dialer.stop() }
+            dial(id)
         }
+    }
+
+    private func dial(_ id: UInt64) {
+        guard let endpoint = addresses[id], outgoing[id] == nil else { return }
+        let dialer = Dialer(loop: loop, endpoint: endpoint, minBackoffMs: 20, maxBackoffMs: 500,
+                            tls: tlsContext.map { TLSDial(context: $0, expectedName: "node-\(id)") })
+        let peer = OutgoingPeer(id: id, dialer: dialer, dataDir: config.dataDir, logger: logger)
+        outgoing[id] = peer
+        peer.start()
     }
 
     func stop() {
@@ -87,7 +117,11 @@ final class PeerTransport {
             guard let peer = outgoing[message.to] else { continue }
             var peerMessage = PeerMessage(message, clusterID: config.clusterID)
             identities.stamp(&peerMessage)
+            if message.type == .append || message.type == .heartbeat || message.type == .snapshot {
+                peerMessage.senderAddress = ownAddress
+            }
             if message.type == .snapshot, let snapshot = message.snapshot {
+                peerMessage.snapshotConfiguration = snapshot.configuration?.encoded ?? []
                 peer.startSnapshot(peerMessage, snapshot)
                 continue
             }
@@ -138,8 +172,18 @@ final class PeerTransport {
                 guard message.clusterID == config.clusterID else {
                     return reject(connection, "message for cluster \(message.clusterID), this is cluster \(config.clusterID)")
                 }
-                guard message.from != config.nodeID, config.peers[message.from] != nil else {
+                // Members (and `--peers`) send anything; a node we do not know yet only a
+                // leader's traffic (a joining node hears from a leader it does not know).
+                let leaderTraffic = message.type == .append || message.type == .heartbeat || message.type == .snapshot
+                guard message.from != config.nodeID, message.from != 0,
+                      addresses[message.from] != nil || leaderTraffic else {
                     return reject(connection, "message from unknown node \(message.from)")
+                }
+                if addresses[message.from] == nil, let endpoint = Endpoint.parseHostPort(message.senderAddress) {
+                    // A leader we do not know yet (we are joining): answer it where it says it is.
+                    logger.info("learned node \(message.from)'s address \(endpoint) from its messages")
+                    addresses[message.from] = endpoint
+                    dial(message.from)
                 }
                 guard message.to == config.nodeID else {
                     return reject(connection, "message for node \(message.to) arrived at node \(config.nodeID)")
@@ -160,7 +204,8 @@ final class PeerTransport {
                     logger.info("received snapshot (\(file.index), t\(file.term), \(file.dataSize) bytes) from node \(message.from)")
                     onSnapshotFile(file)
                     // The bytes are in the file: the core needs only index and term.
-                    let snapshot = Snapshot(index: file.index, term: file.term, data: [])
+                    let snapshot = Snapshot(index: file.index, term: file.term, data: [],
+                                            configuration: Configuration(encoded: message.snapshotConfiguration))
                     if let raftMessage = message.raftMessage(snapshot: snapshot) { onMessage(raftMessage) }
                     continue
                 }
@@ -189,7 +234,7 @@ final class PeerTransport {
             let now = EventLoop.monotonicNanos()
             if lastRefusalLogged[message.from].map({ now - $0 >= 5_000_000_000 }) ?? true {
                 lastRefusalLogged[message.from] = now
-                logger.error("refusing node \(message.from): its data directory was wiped or replaced (this node knew it as data dir \(PeerIdentityGuard.describe(known)), it now has \(PeerIdentityGuard.describe(message.senderDataDirID))); its votes and acknowledgements do not count. Remove and re-add it (kvctl member replace, once membership changes land) or restore its data dir")
+                logger.error("refusing node \(message.from): its data directory was wiped or replaced (this node knew it as data dir \(PeerIdentityGuard.describe(known)), it now has \(PeerIdentityGuard.describe(message.senderDataDirID))); its votes and acknowledgements do not count. Replace it (kvctl member replace \(message.from) NEW-ID …), or remove and re-add it (kvctl member remove, then add), or restore its data dir")
             }
             // Tell it, so it stops rather than waits: any message carrying the id we know it by.
             if let peer = outgoing[message.from] {

@@ -18,11 +18,11 @@ import Wire
 /// durable state, then committed entries flow to kvd.
 public final class RaftServer {
     private let loop: EventLoop
-    private let config: RaftServerConfig
-    private let logger: Logger
-    private let storage: DurableLog
-    private let node: RaftNode
-    private var transport: PeerTransport!
+    let config: RaftServerConfig
+    let logger: Logger
+    let storage: DurableLog
+    let node: RaftNode
+    var transport: PeerTransport!
     private var applyListener: Listener?
     private var session: ApplySession?
     private var tickTimer: Timer?
@@ -57,6 +57,10 @@ public final class RaftServer {
     private var receivedSnapshots: [SnapshotFileWriter] = []
     /// Made by `enableMetrics` when the process serves metrics.
     var metrics: RaftMetrics?
+    /// The configuration entries of the durable log by index (Membership.swift).
+    let membershipFile: MembershipFile
+    /// Whether the configuration in force excludes this node (logged once per change).
+    var removedFromCluster = false
 
     public init(loop: EventLoop, config: RaftServerConfig, logger: Logger) throws {
         self.loop = loop
@@ -66,7 +70,12 @@ public final class RaftServer {
         // needs them, so a large state is not held in raftd's memory as well.
         storage = try DurableLog.open(directory: config.dataDir, clusterID: config.clusterID, nodeID: config.nodeID,
                                       keepsSnapshotData: false, logger: logger)
-        var raftConfig = RaftConfig(id: config.nodeID, peers: config.peers.keys.sorted())
+        membershipFile = try MembershipFile.open(directory: config.dataDir)
+        // The file is written before the log: after a crash it may name entries the log never
+        // got. Past the snapshot, the log itself is the truth.
+        try membershipFile.logWritten(from: (storage.snapshot?.index ?? 0) + 1, entries: storage.entries)
+        var raftConfig = RaftConfig(id: config.nodeID, peers: config.join ? [] : config.peers.keys.sorted())
+        raftConfig.initialConfiguration = config.seedConfiguration
         raftConfig.electionTicks = config.electionTicks
         raftConfig.heartbeatTicks = config.heartbeatTicks
         raftConfig.maxAppendBytes = config.maxAppendBytes
@@ -76,7 +85,9 @@ public final class RaftServer {
         // committed entries) is committed and durable: kvd may have it at once, without waiting
         // for the core to hand it out again.
         let durableCommit = max(min(storage.hardState.commit, storage.lastIndex), storage.snapshot?.index ?? 0)
-        node = RaftNode(config: raftConfig, hardState: storage.hardState, snapshot: storage.snapshot,
+        var snapshot = storage.snapshot
+        if let index = snapshot?.index { snapshot?.configuration = membershipFile.configuration(at: index) }
+        node = RaftNode(config: raftConfig, hardState: storage.hardState, snapshot: snapshot,
                         entries: storage.entries, applied: durableCommit)
         committedIndex = durableCommit
         // No kvd yet: do not lead or campaign without one (bounded; see StateMachineAttachment).
@@ -98,6 +109,7 @@ public final class RaftServer {
             self?.node.peerConnectionLost(peer)
             self?.readyAction.schedule()
         }
+        transport.updateAddresses(raftAddresses(node.configuration))
         readyAction = DeferredAction(loop: loop) { [weak self] in self?.processReady() }
         snapshotWrites = LoopMailbox(loop: loop) { [weak self] write in self?.snapshotWritten(write) }
     }
@@ -219,8 +231,10 @@ public final class RaftServer {
         refusal = "node \(id)'s data directory was wiped or replaced: the cluster knew it as data dir "
             + "\(PeerIdentityGuard.describe(knownAs)) (told by node \(peer)), this one is \(PeerIdentityGuard.describe(storage.dataDirID))"
             + "\(storage.dataDirCreated ? ", created empty at this start" : ""). It has forgotten its votes and log, so it "
-            + "refuses to vote, campaign or acknowledge. Remove and re-add node \(id) (kvctl member replace, once membership "
-            + "changes land) or restore its data dir \(config.dataDir)"
+            + "refuses to vote, campaign or acknowledge. Either replace it under a new id (stop it, then `kvctl member replace "
+            + "\(id) NEW-ID --raft HOST:PORT --kvd HOST:PORT` and start the new node with raftd --join), or remove it "
+            + "(`kvctl member remove \(id)`) and, once the removal committed, add it again with this fresh data dir "
+            + "(`kvctl member add \(id) …`, restart this raftd with --join); or restore its data dir \(config.dataDir)"
         logger.critical("\(refusal!)")
         let reminder = Timer(loop: loop, repeating: true) { [weak self] in
             guard let self, let refusal = self.refusal else { return }
@@ -252,11 +266,15 @@ public final class RaftServer {
                                 metadata: ["lastIndex": "\(storage.lastIndex)"])
                     snapshotQueue.sync {}  // its last bytes are written, and no other snapshot file is being renamed
                     try storage.installSnapshot(from: file)
+                    try membershipFile.snapshotInstalled(index: snapshot.index, configuration: snapshot.configuration)
                     logBytesSinceSnapshot = 0
                     lastSnapshotBytes = file.dataSize
                 }
                 if let first = ready.entries.first, first.index <= storage.lastIndex {
                     logger.notice("replacing log entries from index \(first.index) (last was \(storage.lastIndex)) with the leader's")
+                }
+                if let first = ready.entries.first, first.index <= storage.lastIndex || ready.entries.contains(where: { $0.kind == .config }) {
+                    try membershipFile.logWritten(from: first.index, entries: ready.entries)
                 }
                 if !ready.entries.isEmpty {
                     try storage.append(ready.entries)
@@ -281,6 +299,7 @@ public final class RaftServer {
             // Votes and append acknowledgements leave at once: the leader is waiting on them.
             transport.send(ready.messagesAfterPersist, flushNow: true)
             if let soft = ready.softState { announce(soft) }
+            if let configuration = ready.configuration { configurationChanged(configuration) }
             if let snapshot = ready.snapshot { committedIndex = max(committedIndex, snapshot.index) }
             if let last = ready.committedEntries.last { committedIndex = max(committedIndex, last.index) }
             metrics?.committed(ready.committedEntries.count)
@@ -386,13 +405,18 @@ public final class RaftServer {
             case let .notLeader(leader):
                 session.send(.results(proposals.map { ProposeResult(proposalID: $0.proposalID, accepted: false, leaderID: leader) }))
             }
+        case let .memberCommand(queryID, command):
+            session.send(.memberAnswer(queryID: queryID, memberCommand(command)))
+            readyAction.schedule()
         case let .statusQuery(queryID):
             let status = node.status
-            session.send(.status(queryID: queryID, NodeStatus(
+            var answer = NodeStatus(
                 nodeID: config.nodeID, reachable: true, role: status.role.name, term: status.term, leaderID: status.leader,
                 commitIndex: status.commitIndex, appliedIndex: committedIndex, address: "\(config.listen)", error: refusal ?? "",
                 fsyncs: storage.syncCount, lastIndex: status.lastIndex, snapshotIndex: node.snapshot?.index ?? 0,
-                readMode: config.readMode.rawValue)))
+                readMode: config.readMode.rawValue)
+            answer.members = memberList()
+            session.send(.status(queryID: queryID, answer))
         case let .snapshot(chunk):
             // kvd sends no term; 0 (which no entry has) if the log does not hold that index.
             let term = chunk.offset == 0 ? node.entry(at: chunk.index)?.term ?? 0 : 0
@@ -507,6 +531,9 @@ public final class RaftServer {
         let snapshot = (index: write.index, term: write.term)
         // The core keeps only index and term; the bytes are in the file.
         node.compact(through: snapshot.index, data: [], retaining: entriesToRetain(before: snapshot.index))
+        do { try membershipFile.compacted(through: snapshot.index) } catch {
+            logger.error("cannot rewrite the membership file: \(error)")
+        }
         var bytes = 0
         var next = snapshot.index + 1
         while let entry = node.entry(at: next) {
@@ -606,7 +633,8 @@ public final class RaftServer {
             var batch: [LogEntry] = []
             var bytes = 0
             while next <= committedIndex, bytes < config.applyChunkBytes, let entry = node.entry(at: next) {
-                batch.append(LogEntry(entry))
+                // kvd has no use for configurations: it applies them as no-ops.
+                batch.append(entry.kind == .config ? LogEntry(term: entry.term, index: entry.index, isNoop: true) : LogEntry(entry))
                 bytes += entry.byteSize
                 next += 1
             }

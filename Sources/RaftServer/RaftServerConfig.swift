@@ -31,6 +31,21 @@ public struct RaftServerConfig: Sendable {
     public var readMode: ReadMode = .index
     /// Lease mode: the largest relative difference between two nodes' clock rates.
     public var leaseDriftBound: Double = 0.1
+    /// `--join`: start with no configuration and wait to be added by the cluster's leader;
+    /// `peers` then only names where to reach peers until the configuration arrives.
+    public var join = false
+    /// kvd addresses by node id (`--kvd-peers`), recorded in the seed configuration so gateways
+    /// can learn them; optional.
+    public var kvdPeers: [UInt64: String] = [:]
+
+    /// The configuration a brand-new cluster starts from: every `--peers` node a voter, with
+    /// its raft (and, if given, kvd) address; nil when joining.
+    public var seedConfiguration: Configuration? {
+        guard !join else { return nil }
+        return Configuration(members: peers.keys.sorted().map { id in
+            Member(id: id, role: .voter, raftAddress: "\(peers[id]!)", kvdAddress: kvdPeers[id] ?? "")
+        })
+    }
 
     public init(nodeID: UInt64, clusterID: UInt64, listen: Endpoint, peers: [UInt64: Endpoint], applySocketPath: String,
                 dataDir: String, heartbeatMs: Double = 50, electionMs: Double = 300) {

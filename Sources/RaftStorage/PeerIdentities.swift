@@ -65,6 +65,17 @@ public final class PeerIdentities {
         known = updated
     }
 
+    /// Forgets the identities of `peers` (nodes removed from the cluster), durably, so the
+    /// same id may come back later on a fresh data dir once re-added.
+    public func forget(_ peers: [UInt64]) throws {
+        var updated = known
+        for peer in peers { updated[peer] = nil }
+        guard updated != known else { return }
+        try SystemFile.replaceAtomically(directory: directory, name: Self.fileName, temporaryName: Self.temporaryFileName,
+                                         with: Self.encode(updated))
+        known = updated
+    }
+
     static func encode(_ known: [UInt64: UInt64]) -> [UInt8] {
         var bytes = magic
         bytes.appendLittleEndian(version)

@@ -6,7 +6,7 @@ import Wire
 /// index and one atomic add (no lookup by string, no allocation).
 public final class RequestCounters {
     private let name: String
-    private static let ops = 6       // get, put, append, delete, status, anything else
+    private static let ops = 7       // get, put, append, delete, status, member, anything else
     private static let outcomes = 8  // the seven statuses, anything else
     private var counters: [Counter?]
 

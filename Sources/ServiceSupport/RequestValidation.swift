@@ -8,8 +8,10 @@ public enum RequestValidation {
 
     public static func problem(with request: KvRequest, maxKeyBytes: Int, maxValueBytes: Int) -> String? {
         guard request.op.isKnown, request.op != .status else {
-            return "op \(request.op.rawValue) is not one of OP_GET, OP_PUT, OP_APPEND, OP_DELETE, OP_STATUS"
+            return "op \(request.op.rawValue) is not one of OP_GET, OP_PUT, OP_APPEND, OP_DELETE, OP_STATUS, OP_MEMBER"
         }
+        // Membership commands carry no key; raftd checks them.
+        if request.op == .member { return request.member == nil ? "OP_MEMBER without a member command" : nil }
         if request.key.isEmpty { return "key is empty" }
         if request.clientID != 0 && request.seq == 0 { return "seq must start at 1 for a nonzero client_id" }
         if request.key.count > maxKeyBytes {

@@ -65,6 +65,8 @@ public enum KvdToRaft: Hashable, Sendable {
     case hello(lastApplied: UInt64)
     case propose([Proposal])
     case statusQuery(queryID: UInt64)
+    /// A membership command for raftd (kvd's OP_MEMBER), answered with `memberAnswer`.
+    case memberCommand(queryID: UInt64, MemberCommand)
     /// kvd's state at `chunk.index` (term unused), in chunks, answering `snapshotRequest`.
     case snapshot(SnapshotChunk)
     /// kvd could not restore from raftd's snapshot at `index` (undecodable or inconsistent) and
@@ -82,6 +84,7 @@ public enum RaftToKvd: Hashable, Sendable {
     case results([ProposeResult])
     case leadership(Leadership)
     case status(queryID: UInt64, NodeStatus)
+    case memberAnswer(queryID: UInt64, MemberAnswer)
     /// Replace the state machine with this snapshot (in chunks); entries after its index follow.
     case snapshot(SnapshotChunk)
     /// raftd's log outgrew its compaction threshold: kvd should send a snapshot of its state.
@@ -120,6 +123,13 @@ extension KvdToRaft: WireMessage {
             let query = arena.make(Kvraft__Apply__StatusQuery.self)
             kvraft__apply__status_query__init(query)
             query.pointee.query_id = queryID
+            m.pointee.body_case = KVRAFT__APPLY__KVD_TO_RAFT__BODY_STATUS_QUERY
+            m.pointee.status_query = query
+        case let .memberCommand(queryID, command):
+            let query = arena.make(Kvraft__Apply__StatusQuery.self)
+            kvraft__apply__status_query__init(query)
+            query.pointee.query_id = queryID
+            query.pointee.member = command.makeC(in: arena)
             m.pointee.body_case = KVRAFT__APPLY__KVD_TO_RAFT__BODY_STATUS_QUERY
             m.pointee.status_query = query
         case let .snapshot(chunk):
@@ -162,6 +172,7 @@ extension KvdToRaft: WireMessage {
                 return .propose(proposals)
             case KVRAFT__APPLY__KVD_TO_RAFT__BODY_STATUS_QUERY:
                 guard let query = m.pointee.status_query else { throw .invalid("KvdToRaft.status_query is missing") }
+                if let command = query.pointee.member { return .memberCommand(queryID: query.pointee.query_id, MemberCommand(c: command)) }
                 return .statusQuery(queryID: query.pointee.query_id)
             case KVRAFT__APPLY__KVD_TO_RAFT__BODY_SNAPSHOT:
                 guard let chunk = m.pointee.snapshot else { throw .invalid("KvdToRaft.snapshot is missing") }
@@ -227,6 +238,17 @@ extension RaftToKvd: WireMessage {
             s.pointee.status = status.makeC(in: arena)
             m.pointee.body_case = KVRAFT__APPLY__RAFT_TO_KVD__BODY_STATUS
             m.pointee.status = s
+        case let .memberAnswer(queryID, answer):
+            // Told apart from a status answer by having no NodeStatus.
+            let s = arena.make(Kvraft__Apply__RaftStatus.self)
+            kvraft__apply__raft_status__init(s)
+            s.pointee.query_id = queryID
+            (s.pointee.n_members, s.pointee.members) = MemberInfo.makeCList(answer.members, in: arena)
+            s.pointee.member_ok = answer.ok ? 1 : 0
+            if !answer.error.isEmpty { s.pointee.member_error = arena.string(answer.error) }
+            s.pointee.configuration_index = answer.configurationIndex
+            m.pointee.body_case = KVRAFT__APPLY__RAFT_TO_KVD__BODY_STATUS
+            m.pointee.status = s
         case let .snapshot(chunk):
             m.pointee.body_case = KVRAFT__APPLY__RAFT_TO_KVD__BODY_SNAPSHOT
             m.pointee.snapshot = chunk.makeC(in: arena)
@@ -286,8 +308,13 @@ extension RaftToKvd: WireMessage {
                 return .leadership(Leadership(term: l.pointee.term, leaderID: l.pointee.leader_id, isLeader: l.pointee.is_leader != 0))
             case KVRAFT__APPLY__RAFT_TO_KVD__BODY_STATUS:
                 guard let s = m.pointee.status else { throw .invalid("RaftToKvd.status is missing") }
-                let status = s.pointee.status.map { NodeStatus(c: $0) } ?? NodeStatus()
-                return .status(queryID: s.pointee.query_id, status)
+                guard let node = s.pointee.status else {
+                    return .memberAnswer(queryID: s.pointee.query_id, MemberAnswer(
+                        ok: s.pointee.member_ok != 0, error: CValue.string(s.pointee.member_error),
+                        members: MemberInfo.fromCList(s.pointee.n_members, s.pointee.members),
+                        configurationIndex: s.pointee.configuration_index))
+                }
+                return .status(queryID: s.pointee.query_id, NodeStatus(c: node))
             case KVRAFT__APPLY__RAFT_TO_KVD__BODY_SNAPSHOT:
                 guard let chunk = m.pointee.snapshot else { throw .invalid("RaftToKvd.snapshot is missing") }
                 return .snapshot(SnapshotChunk(c: chunk))

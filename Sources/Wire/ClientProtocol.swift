@@ -9,8 +9,9 @@ public struct Op: RawRepresentable, Hashable, Sendable, CustomStringConvertible 
     public static let append = Op(rawValue: 2)
     public static let delete = Op(rawValue: 3)
     public static let status = Op(rawValue: 4)
+    public static let member = Op(rawValue: 5)
 
-    public var isKnown: Bool { (0...4).contains(rawValue) }
+    public var isKnown: Bool { (0...5).contains(rawValue) }
 
     public var description: String {
         switch self {
@@ -19,6 +20,7 @@ public struct Op: RawRepresentable, Hashable, Sendable, CustomStringConvertible 
         case .append: "append"
         case .delete: "delete"
         case .status: "status"
+        case .member: "member"
         default: "op(\(rawValue))"
         }
     }
@@ -64,9 +66,12 @@ public struct KvRequest: Hashable, Sendable {
     public var value: [UInt8]
     /// With `.status` to a kvd: stay subscribed to its leadership news on this connection.
     public var watchLeadership: Bool
+    /// With `.member`: the membership command.
+    public var member: MemberCommand?
 
     public init(requestID: UInt64 = 0, clientID: UInt64 = 0, seq: UInt64 = 0, op: Op = .get, key: [UInt8] = [], value: [UInt8] = [],
-                watchLeadership: Bool = false) {
+                watchLeadership: Bool = false, member: MemberCommand? = nil) {
+        self.member = member
         self.requestID = requestID
         self.clientID = clientID
         self.seq = seq
@@ -95,6 +100,8 @@ public struct NodeStatus: Hashable, Sendable {
     public var snapshotIndex: UInt64
     /// raftd's read mode ("index", "lease", "log"), "" when unknown.
     public var readMode: String
+    /// The configuration in force at this node (empty when unknown).
+    public var members: [MemberInfo] = []
 
     public init(nodeID: UInt64 = 0, reachable: Bool = false, role: String = "", term: UInt64 = 0, leaderID: UInt64 = 0,
                 commitIndex: UInt64 = 0, appliedIndex: UInt64 = 0, address: String = "", error: String = "",
@@ -126,6 +133,10 @@ public struct KvResponse: Hashable, Sendable {
     /// The term in which `leaderHint`'s node leads (on an OK reply from a kvd: the term in which
     /// the answering node led); 0 if unknown.
     public var leaderTerm: UInt64
+    /// `.member` answers: the configuration in force at the leader, and the log index of the
+    /// change made (or of the configuration listed).
+    public var members: [MemberInfo] = []
+    public var configurationIndex: UInt64 = 0
 
     public init(requestID: UInt64 = 0, status: Status = .ok, value: [UInt8] = [], leaderHint: String = "", message: String = "",
                 nodes: [NodeStatus] = [], leaderTerm: UInt64 = 0) {

@@ -12,6 +12,7 @@ extension KvRequest: WireMessage {
         m.pointee.key = arena.bytes(key)
         m.pointee.value = arena.bytes(value)
         m.pointee.watch_leadership = watchLeadership ? 1 : 0
+        m.pointee.member = member?.makeC(in: arena)
         appendPacked(m, size: kvraft__kv_request__get_packed_size, pack: kvraft__kv_request__pack, framed: framed, to: &out)
     }
 
@@ -21,7 +22,8 @@ extension KvRequest: WireMessage {
             KvRequest(requestID: m.pointee.request_id, clientID: m.pointee.client_id, seq: m.pointee.seq,
                       op: Op(rawValue: Int32(truncatingIfNeeded: m.pointee.op.rawValue)),
                       key: CValue.bytes(m.pointee.key), value: CValue.bytes(m.pointee.value),
-                      watchLeadership: m.pointee.watch_leadership != 0)
+                      watchLeadership: m.pointee.watch_leadership != 0,
+                      member: m.pointee.member.map { MemberCommand(c: $0) })
         }
     }
 }
@@ -43,10 +45,12 @@ extension NodeStatus: WireMessage {
         m.pointee.last_index = lastIndex
         m.pointee.snapshot_index = snapshotIndex
         if !readMode.isEmpty { m.pointee.read_mode = arena.string(readMode) }
+        (m.pointee.n_members, m.pointee.members) = MemberInfo.makeCList(members, in: arena)
         return m
     }
 
     init(c m: UnsafeMutablePointer<Kvraft__NodeStatus>) {
+        defer { members = MemberInfo.fromCList(m.pointee.n_members, m.pointee.members) }
         self.init(nodeID: m.pointee.node_id, reachable: m.pointee.reachable != 0, role: CValue.string(m.pointee.role),
                   term: m.pointee.term, leaderID: m.pointee.leader_id, commitIndex: m.pointee.commit_index,
                   appliedIndex: m.pointee.applied_index, address: CValue.string(m.pointee.address),
@@ -82,6 +86,8 @@ extension KvResponse: WireMessage {
             m.pointee.nodes = list
         }
         m.pointee.leader_term = leaderTerm
+        (m.pointee.n_members, m.pointee.members) = MemberInfo.makeCList(members, in: arena)
+        m.pointee.configuration_index = configurationIndex
         appendPacked(m, size: kvraft__kv_response__get_packed_size, pack: kvraft__kv_response__pack, framed: framed, to: &out)
     }
 
@@ -92,10 +98,13 @@ extension KvResponse: WireMessage {
             for i in 0..<m.pointee.n_nodes {
                 if let node = m.pointee.nodes[i] { nodes.append(NodeStatus(c: node)) }
             }
-            return KvResponse(requestID: m.pointee.request_id,
+            var response = KvResponse(requestID: m.pointee.request_id,
                               status: Status(rawValue: Int32(truncatingIfNeeded: m.pointee.status.rawValue)),
                               value: CValue.bytes(m.pointee.value), leaderHint: CValue.string(m.pointee.leader_hint),
                               message: CValue.string(m.pointee.message), nodes: nodes, leaderTerm: m.pointee.leader_term)
+            response.members = MemberInfo.fromCList(m.pointee.n_members, m.pointee.members)
+            response.configurationIndex = m.pointee.configuration_index
+            return response
         }
     }
 }

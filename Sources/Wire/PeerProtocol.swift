@@ -6,9 +6,12 @@ public struct LogEntry: Hashable, Sendable {
     public var index: UInt64
     /// A leader's no-op at the start of its term rather than a command.
     public var isNoop: Bool
+    /// A membership change (`ENTRY_CONFIG`): `data` is the encoded configuration.
+    public var isConfig: Bool
     public var data: [UInt8]
 
-    public init(term: UInt64, index: UInt64, isNoop: Bool = false, data: [UInt8] = []) {
+    public init(term: UInt64, index: UInt64, isNoop: Bool = false, isConfig: Bool = false, data: [UInt8] = []) {
+        self.isConfig = isConfig
         self.term = term
         self.index = index
         self.isNoop = isNoop
@@ -20,14 +23,16 @@ public struct LogEntry: Hashable, Sendable {
         kvraft__raft__entry__init(m)
         m.pointee.term = term
         m.pointee.index = index
-        m.pointee.type = isNoop ? KVRAFT__RAFT__ENTRY_TYPE__ENTRY_NOOP : KVRAFT__RAFT__ENTRY_TYPE__ENTRY_NORMAL
+        m.pointee.type = isNoop ? KVRAFT__RAFT__ENTRY_TYPE__ENTRY_NOOP
+            : isConfig ? KVRAFT__RAFT__ENTRY_TYPE__ENTRY_CONFIG : KVRAFT__RAFT__ENTRY_TYPE__ENTRY_NORMAL
         m.pointee.data = arena.bytes(data)
         return m
     }
 
     init(c m: UnsafeMutablePointer<Kvraft__Raft__Entry>) {
         self.init(term: m.pointee.term, index: m.pointee.index,
-                  isNoop: m.pointee.type == KVRAFT__RAFT__ENTRY_TYPE__ENTRY_NOOP, data: CValue.bytes(m.pointee.data))
+                  isNoop: m.pointee.type == KVRAFT__RAFT__ENTRY_TYPE__ENTRY_NOOP,
+                  isConfig: m.pointee.type == KVRAFT__RAFT__ENTRY_TYPE__ENTRY_CONFIG, data: CValue.bytes(m.pointee.data))
     }
 
     static func makeCList(_ entries: [LogEntry], in arena: CArena) -> (Int, UnsafeMutablePointer<UnsafeMutablePointer<Kvraft__Raft__Entry>?>?) {
@@ -95,6 +100,10 @@ public struct PeerMessage: Hashable, Sendable {
     public var knownDataDirs: [UInt64: UInt64]
     /// On heartbeats and their responses: the leader's read round.
     public var readRound: UInt64
+    /// On snapshot chunks: the configuration at the snapshot's index (Raft's `Configuration.encoded`).
+    public var snapshotConfiguration: [UInt8] = []
+    /// On a leader's traffic: its raft address as the configuration records it ("" if none).
+    public var senderAddress: String = ""
 
     public init(clusterID: UInt64 = 0, from: UInt64 = 0, to: UInt64 = 0, type: PeerMessageType = .none, term: UInt64 = 0,
                 logTerm: UInt64 = 0, index: UInt64 = 0, commit: UInt64 = 0, entries: [LogEntry] = [],
@@ -149,13 +158,15 @@ extension PeerMessage: WireMessage {
         m.pointee.n_known_data_dirs = pairs.count
         m.pointee.known_data_dirs = arena.array(pairs)
         m.pointee.read_round = readRound
+        m.pointee.snapshot_configuration = arena.bytes(snapshotConfiguration)
+        if !senderAddress.isEmpty { m.pointee.sender_address = arena.string(senderAddress) }
         appendPacked(m, size: kvraft__raft__peer_message__get_packed_size, pack: kvraft__raft__peer_message__pack, framed: framed, to: &out)
     }
 
     public init(serialized body: ArraySlice<UInt8>) throws(WireError) {
         self = try withUnpacked(body, name: "PeerMessage", unpack: { kvraft__raft__peer_message__unpack(nil, $0, $1) },
                                 free: { kvraft__raft__peer_message__free_unpacked($0, nil) }) { m throws(WireError) in
-            PeerMessage(clusterID: m.pointee.cluster_id, from: m.pointee.from, to: m.pointee.to,
+            var message = PeerMessage(clusterID: m.pointee.cluster_id, from: m.pointee.from, to: m.pointee.to,
                         type: PeerMessageType(rawValue: numericCast(m.pointee.type.rawValue)), term: m.pointee.term,
                         logTerm: m.pointee.log_term, index: m.pointee.index, commit: m.pointee.commit,
                         entries: try LogEntry.fromCList(m.pointee.n_entries, m.pointee.entries),
@@ -165,6 +176,9 @@ extension PeerMessage: WireMessage {
                         senderDataDirID: m.pointee.sender_data_dir_id, recipientDataDirID: m.pointee.recipient_data_dir_id,
                         knownDataDirs: try PeerMessage.decodeKnownDataDirs(m.pointee.n_known_data_dirs, m.pointee.known_data_dirs),
                         readRound: m.pointee.read_round)
+            message.snapshotConfiguration = CValue.bytes(m.pointee.snapshot_configuration)
+            message.senderAddress = CValue.string(m.pointee.sender_address)
+            return message
         }
     }
 

@@ -217,7 +217,7 @@ final class RaftBenchDriver {
             // The bench's state machine holds nothing: an empty snapshot at what it has seen
             // lets raftd compact its log as it would under a real kvd.
             send(.snapshot(SnapshotChunk(index: link.streamedIndex, term: 0, offset: 0, totalSize: 0, data: [])), on: link)
-        case .readResults:
+        case .readResults, .memberAnswer:
             break  // the raft bench proposes only
         }
     }

@@ -182,7 +182,7 @@ struct Kvctl: ParsableCommand {
         attempt whose reply was lost before its session expired (applied once; do not rerun it); \
         64 usage error.
         """,
-        subcommands: [Get.self, Put.self, Append.self, Delete.self, StatusCommand.self, HealthCommand.self])
+        subcommands: [Get.self, Put.self, Append.self, Delete.self, StatusCommand.self, HealthCommand.self, MemberCommandGroup.self])
 
     @OptionGroup var options: GatewayOptions
 }

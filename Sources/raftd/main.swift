@@ -23,8 +23,14 @@ struct Raftd: ParsableCommand {
     @Option(help: "HOST:PORT to accept peer connections on (e.g. 0.0.0.0:7001).")
     var listen: String
 
-    @Option(help: "Every node's peer address, this node included: ID=HOST:PORT,ID=HOST:PORT,… Other nodes are dialed at exactly these addresses.")
-    var peers: NodeAddresses
+    @Option(help: "Every node's peer address, this node included: ID=HOST:PORT,ID=HOST:PORT,… Seeds a brand-new cluster (all voters); afterwards the configuration in the log decides, and these only override where a listed node is dialed. Optional with --join.")
+    var peers: NodeAddresses?
+
+    @Flag(help: "Join an existing cluster: start with no configuration and wait for its leader to contact this node after `kvctl member add ID --raft HOST:PORT --kvd HOST:PORT`.")
+    var join = false
+
+    @Option(help: "Seed only: each node's kvd address (ID=HOST:PORT,…), recorded in the configuration so gateways learn them.")
+    var kvdPeers: NodeAddresses?
 
     @Option(help: "Path of the Unix socket this node's kvd connects to.")
     var applySocket: String
@@ -70,9 +76,12 @@ struct Raftd: ParsableCommand {
 
     func validate() throws {
         guard id > 0 else { throw ValidationError("--id must be positive") }
-        guard peers.byID[id] != nil else { throw ValidationError("--peers must include this node (\(id))") }
+        if !join {
+            guard let peers else { throw ValidationError("--peers is required (or --join, to join an existing cluster)") }
+            guard peers.byID[id] != nil else { throw ValidationError("--peers must include this node (\(id))") }
+        }
         guard Endpoint.parseHostPort(listen) != nil else { throw ValidationError("--listen '\(listen)' is not HOST:PORT") }
-        for (peer, address) in peers.byID where Endpoint.parseHostPort(address) == nil {
+        for (peer, address) in peers?.byID ?? [:] where Endpoint.parseHostPort(address) == nil {
             throw ValidationError("--peers: node \(peer) address '\(address)' is not HOST:PORT")
         }
         guard heartbeatMs >= 1 else { throw ValidationError("--heartbeat-ms must be at least 1") }
@@ -87,7 +96,7 @@ struct Raftd: ParsableCommand {
     /// The flags as raftd's configuration (addresses already validated).
     var serverConfig: RaftServerConfig {
         var endpoints: [UInt64: Endpoint] = [:]
-        for (peer, address) in peers.byID { endpoints[peer] = Endpoint.parseHostPort(address)! }
+        for (peer, address) in peers?.byID ?? [:] { endpoints[peer] = Endpoint.parseHostPort(address)! }
         var config = RaftServerConfig(
             nodeID: id, clusterID: ClusterID.hash(clusterID), listen: Endpoint.parseHostPort(listen)!, peers: endpoints,
             applySocketPath: applySocket, dataDir: dataDir, heartbeatMs: heartbeatMs, electionMs: electionMs)
@@ -96,6 +105,8 @@ struct Raftd: ParsableCommand {
         config.readMode = readMode
         config.leaseDriftBound = leaseDriftBound
         config.tls = tls.files
+        config.join = join
+        config.kvdPeers = kvdPeers?.byID ?? [:]
         return config
     }
 

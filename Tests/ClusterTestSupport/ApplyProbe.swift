@@ -59,7 +59,7 @@ public final class ApplyProbe {
                     results[r.proposalID] = r
                     appliedWhenResultArrived[r.proposalID] = lastApplied
                 }
-            case .status: break
+            case .status, .memberAnswer: break
             case let .snapshot(chunk):
                 if chunk.offset == 0 { snapshotStarts.append(EventLoop.monotonicNanos()) }
                 if refusesSnapshots {

@@ -11,7 +11,7 @@ public final class ClusterProcess {
     public let number: Int
     let executable: URL
     let arguments: [String]
-    let logURL: URL
+    public let logURL: URL
     private var process: Process?
 
     init(kind: Kind, number: Int, executable: URL, arguments: [String], logURL: URL) {

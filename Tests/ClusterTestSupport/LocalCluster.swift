@@ -7,6 +7,10 @@ import Synchronization
 /// Shape and timing of a test cluster.
 public struct ClusterOptions: Sendable {
     public var nodes = 3
+    /// Nodes beyond `nodes` (ids nodes+1…) whose raftd starts with `--join` (no configuration)
+    /// and waits to be added with `kvctl member add`; not started by `start()`. Gateways are
+    /// not told about them: they learn their kvd addresses from the configuration.
+    public var spareNodes = 0
     public var gateways = 1
     public var heartbeatMs = 30.0
     public var electionMs = 200.0
@@ -65,7 +69,8 @@ public final class LocalCluster {
         directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("kvraft-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
 
-        let n = options.nodes
+        let seeds = options.nodes
+        let n = options.nodes + options.spareNodes
         let reservation = try PortReservation(count: 2 * n + options.gateways)
         defer { reservation.release() }
         let raftPorts = Array(reservation.ports[0..<n])
@@ -81,13 +86,15 @@ public final class LocalCluster {
             peerProxies[i] = proxies
         }
         for i in 1...n {
-            let peers = (1...n).map { j in
+            let peers = (1...seeds).map { j in
                 j == i ? "\(j)=127.0.0.1:\(raftPorts[j - 1])" : "\(j)=127.0.0.1:\(peerProxies[i]![j]!.port)"
             }.joined(separator: ",")
             let socket = directory.appendingPathComponent("apply-\(i).sock").path
             raftds.append(ClusterProcess(
                 kind: .raftd, number: i, executable: binaries.appendingPathComponent("raftd"),
-                arguments: ["--id", "\(i)", "--listen", "127.0.0.1:\(raftPorts[i - 1])", "--peers", peers,
+                // A spare joins with no --peers at all: it learns everything from the leader.
+                arguments: ["--id", "\(i)", "--listen", "127.0.0.1:\(raftPorts[i - 1])"]
+                            + (i > seeds ? ["--join"] : ["--peers", peers]) + [
                             "--apply-socket", socket, "--data-dir", directory.appendingPathComponent("data-\(i)").path,
                             "--heartbeat-ms", "\(options.heartbeatMs)", "--election-ms", "\(options.electionMs)",
                             "--snapshot-log-bytes", "\(options.snapshotLogBytes)",
@@ -107,7 +114,8 @@ public final class LocalCluster {
             var proxies: [Int: FaultProxy] = [:]
             for j in 1...n { proxies[j] = try FaultProxy(target: .tcp(host: "127.0.0.1", port: kvPorts[j - 1])) }
             gatewayProxies[g + 1] = proxies
-            let nodes = (1...n).map { "\($0)=127.0.0.1:\(proxies[$0]!.port)" }.joined(separator: ",")
+            // Seeded with the seed nodes only: spares are learned from the cluster's configuration.
+            let nodes = (1...seeds).map { "\($0)=127.0.0.1:\(proxies[$0]!.port)" }.joined(separator: ",")
             gateways.append(ClusterProcess(
                 kind: .gateway, number: g + 1, executable: binaries.appendingPathComponent("kvgateway"),
                 arguments: ["--listen", "127.0.0.1:\(gatewayPorts[g])", "--nodes", nodes,
@@ -126,8 +134,12 @@ public final class LocalCluster {
 
     /// Starts every process (or only the raftds, for tests of raftd alone).
     public func start(raftdsOnly: Bool = false) throws {
-        for process in raftdsOnly ? raftds : raftds + kvds + gateways { try process.start() }
+        let seeds = Array(raftds.prefix(options.nodes)) + (raftdsOnly ? [] : Array(kvds.prefix(options.nodes)) + gateways)
+        for process in seeds { try process.start() }
     }
+
+    /// Ids of every node, spares included.
+    public var allNodeIDs: ClosedRange<Int> { 1...(options.nodes + options.spareNodes) }
 
     /// raftd `id`'s apply socket.
     public func applySocket(_ id: Int) -> String { directory.appendingPathComponent("apply-\(id).sock").path }
@@ -228,7 +240,7 @@ public final class LocalCluster {
     /// Each reachable kvd's view of its node (role, term, leader, commit, applied).
     public func nodeStatuses(timeoutMs: Double = 500) -> [Int: NodeStatus] {
         var statuses: [Int: NodeStatus] = [:]
-        for id in 1...options.nodes where kvd(id).isRunning {
+        for id in allNodeIDs where kvd(id).isRunning {
             let connection = KVConnection(endpoint: .tcp(host: "127.0.0.1", port: kvdPorts[id]!))
             if let response = try? connection.call(KvRequest(op: .status), timeoutMs: timeoutMs), let node = response.nodes.first {
                 statuses[id] = node

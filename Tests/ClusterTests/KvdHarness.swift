@@ -81,7 +81,7 @@ final class KvdHarness {
                     if let complete = try? snapshotIn.add(chunk) { snapshots[complete.index] = complete.data }
                 case let .propose(list): proposals.append(contentsOf: list)
                 case let .snapshotRejected(index, reason, lastApplied): rejections.append((index, reason, lastApplied))
-                case .statusQuery: break
+                case .statusQuery, .memberCommand: break
                 case let .read(ids):
                     readRequests.append(contentsOf: ids)
                     if answersReadsWithLog {

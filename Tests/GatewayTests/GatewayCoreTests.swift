@@ -165,3 +165,28 @@ struct GatewayCoreTests {
         #expect(heap.isEmpty && heap.earliest == nil)
     }
 }
+
+/// `--nodes` only seeds: a kvd the cluster's configuration names is dialed and then used.
+struct GatewayMembershipTests {
+    @Test func membersNamedByAStatusAnswerBecomeUpstreams() {
+        let helper = GatewayCoreTests()
+        var core = helper.connected(leader: 1, term: 2, at: 0)
+        var status = NodeStatus(nodeID: 2, reachable: true, role: "follower", term: 2, leaderID: 1)
+        status.members = [MemberInfo(id: 1, kvdAddress: "127.0.0.1:9001"), MemberInfo(id: 4, kvdAddress: "127.0.0.1:9004"),
+                          MemberInfo(id: 5)]
+        let watch = helper.sends(core.tick(now: 200 * GatewayCoreTests.ms)).first { $0.node == 2 && $0.request.op == .status }!
+        let actions = core.upstreamResponse(node: 2, KvResponse(requestID: watch.request.requestID, status: .ok, nodes: [status]),
+                                            now: 201 * GatewayCoreTests.ms)
+        #expect(actions.contains(.addUpstream(node: 4, address: "127.0.0.1:9004")))
+        #expect(!actions.contains { if case .addUpstream(5, _) = $0 { true } else { false } }, "no kvd address: nothing to dial")
+        #expect(core.config.nodeIDs == [1, 2, 3, 4])
+        // Once connected and leading, node 4 gets the requests.
+        let watch4 = helper.sends(core.upstreamConnected(node: 4, now: 202 * GatewayCoreTests.ms)).first!.request
+        _ = core.upstreamResponse(node: 4, KvResponse(requestID: watch4.requestID, status: .ok, leaderHint: "4", leaderTerm: 3),
+                                  now: 203 * GatewayCoreTests.ms)
+        let sent = helper.sends(core.clientRequest(client: 1, KvRequest(requestID: 1, clientID: 9, seq: 1, op: .put, key: [1]),
+                                                   now: 204 * GatewayCoreTests.ms))
+        #expect(sent.map(\.node) == [4])
+        #expect(core.invariantViolation(now: 204 * GatewayCoreTests.ms) == nil)
+    }
+}

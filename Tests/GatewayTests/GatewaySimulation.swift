@@ -177,8 +177,8 @@ final class GatewaySimulation {
                 sendToNode(node, request)
             case let .reply(connection, response):
                 clientReceives(connection, response)
-            case .closeClient:
-                break
+            case .closeClient, .addUpstream:
+                break  // the simulated nodes report no configuration
             case let .suspectChanged(node, suspect):
                 note("gateway: node \(node) \(suspect ? "suspect" : "answers again")")
             case let .armTimer(at):

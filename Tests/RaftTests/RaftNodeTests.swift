@@ -185,10 +185,11 @@ import Testing
         #expect(pump.nodes[2]!.status.commitIndex == 11, "the rest follows as acknowledgements free the window: \(leader.status)\n\(pump.transcript)")
     }
 
-    @Test func messagesFromStrangersStaleTermsOrOtherAddresseesAreIgnored() {
+    @Test func messagesWithoutSenderStaleTermsOrOtherAddresseesAreIgnored() {
         let node = RaftNode(config: RaftConfig(id: 1, peers: [1, 2, 3]), hardState: HardState(term: 5), entries: [])
         let before = node.status
-        node.step(Message(type: .append, from: 9, to: 1, term: 7))  // unknown sender
+        node.step(Message(type: .append, from: 0, to: 1, term: 7))  // no sender
+        node.step(Message(type: .append, from: 1, to: 1, term: 7))  // from ourselves
         node.step(Message(type: .heartbeat, from: 2, to: 3, term: 7))  // not for us
         node.step(Message(type: .vote, from: 2, to: 1, term: 4, logTerm: 9, index: 9))  // stale term
         node.step(Message(type: .appendResponse, from: 2, to: 1, term: 5, index: 3))  // not a leader

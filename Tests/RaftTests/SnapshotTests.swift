@@ -36,7 +36,7 @@ import Testing
         #expect(leader.status.appliedIndex == 21, "no-op plus 20 commands")
         #expect(leader.compact(through: 0, data: [], retaining: 0) == nil)
         let made = leader.compact(through: 12, data: [1, 2], retaining: 100)
-        #expect(made == Snapshot(index: 12, term: 1, data: [1, 2]))
+        #expect(made == Snapshot(index: 12, term: 1, data: [1, 2], configuration: Configuration(voters: [1, 2, 3])))
         #expect(leader.snapshot == made && leader.firstIndex == 1, "retaining more than exists keeps the whole log")
         #expect(leader.compact(through: 12, data: [9], retaining: 0) == nil, "not past the latest snapshot")
         #expect(leader.compact(through: 11, data: [9], retaining: 0) == nil)
@@ -55,7 +55,7 @@ import Testing
         let (pump, nodes) = Self.leaderWithLaggingFollower(commands: 20)
         let leader = nodes[0]
         leader.compact(through: 21, data: [], retaining: 0)
-        #expect(leader.snapshot == Snapshot(index: 21, term: 1, data: []))
+        #expect(leader.snapshot == Snapshot(index: 21, term: 1, data: [], configuration: Configuration(voters: [1, 2, 3])))
         #expect(leader.firstIndex == 22 && leader.status.snapshotIndex == 21)
         pump.drop = { $0.type == .snapshot }  // kept aside to look at
         for _ in 0..<10 {
@@ -63,7 +63,7 @@ import Testing
             pump.run()
         }
         let snapshots = pump.dropped.filter { $0.to == 3 && $0.type == .snapshot }
-        #expect(snapshots.first?.snapshot == Snapshot(index: 21, term: 1, data: []), "\(snapshots.map(\.description))")
+        #expect(snapshots.first?.snapshot == Snapshot(index: 21, term: 1, data: [], configuration: Configuration(voters: [1, 2, 3])), "\(snapshots.map(\.description))")
     }
 
     @Test func leaderSendsItsSnapshotToAFollowerBehindTheCompactedPrefix() {

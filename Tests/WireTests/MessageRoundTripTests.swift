@@ -175,15 +175,31 @@ struct MessageRoundTripTests {
         #expect(try KvResponse(serialized: try #require(body)) == response)
     }
 
-    static let allOps: [Op] = [.get, .put, .append, .delete, .status, Op(rawValue: 5), Op(rawValue: 99), Op(rawValue: Int32.max),
+    static let allOps: [Op] = [.get, .put, .append, .delete, .status, .member, Op(rawValue: 6), Op(rawValue: 99), Op(rawValue: Int32.max),
                                Op(rawValue: -1), Op(rawValue: Int32.min)]
+
+    @Test func memberCommandsAndAnswersRoundTrip() throws {
+        let command = MemberCommand(action: .add, id: 4, raftAddress: "10.0.0.4:7004", kvdAddress: "10.0.0.4:9004", learnerOnly: true, force: true)
+        #expect(try roundTrip(KvRequest(requestID: 3, op: .member, member: command)).member == command)
+        var response = KvResponse(requestID: 3, status: .ok)
+        response.members = [MemberInfo(id: 1, raftAddress: "a:1", kvdAddress: "b:2", voter: true, matchIndex: 9, reachable: true),
+                            MemberInfo(id: 4, voter: false, autoPromote: true)]
+        response.configurationIndex = 12
+        #expect(try roundTrip(response) == response)
+        #expect(try roundTrip(KvdToRaft.memberCommand(queryID: 7, command)) == .memberCommand(queryID: 7, command))
+        let answer = MemberAnswer(ok: false, error: "no", members: response.members, configurationIndex: 12)
+        #expect(try roundTrip(RaftToKvd.memberAnswer(queryID: 7, answer)) == .memberAnswer(queryID: 7, answer))
+        var peer = PeerMessage(clusterID: 1, from: 1, to: 2, type: .snapshot, entries: [LogEntry(term: 1, index: 2, isConfig: true, data: [1, 2])])
+        peer.snapshotConfiguration = [9, 8, 7]
+        #expect(try roundTrip(peer) == peer)
+    }
 
     @Test("every op value, known or not, survives encode and decode", arguments: allOps)
     func opValues(op: Op) throws {
         let request = KvRequest(requestID: 1, op: op, key: [1])
         let decoded = try roundTrip(request)
         #expect(decoded.op == op)
-        #expect(decoded.op.isKnown == (0...4).contains(op.rawValue))
+        #expect(decoded.op.isKnown == (0...5).contains(op.rawValue))
 
         let batch = CommandBatch(timestampMs: 1, commands: [Command(clientID: 1, seq: 1, op: op, key: [1])])
         #expect(try roundTrip(batch).commands.first?.op == op)

@@ -178,10 +178,14 @@ struct  Kvraft__Apply__StatusQuery
 {
   ProtobufCMessage base;
   uint64_t query_id;
+  /*
+   * set: a membership command (kvd's OP_MEMBER) rather than a status query
+   */
+  Kvraft__MemberCommand *member;
 };
 #define KVRAFT__APPLY__STATUS_QUERY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__apply__status_query__descriptor) \
-    , 0 }
+    , 0, NULL }
 
 
 /*
@@ -248,10 +252,27 @@ struct  Kvraft__Apply__RaftStatus
   ProtobufCMessage base;
   uint64_t query_id;
   Kvraft__NodeStatus *status;
+  /*
+   * the configuration in force here (match/reachable filled in by a leader)
+   */
+  size_t n_members;
+  Kvraft__Member **members;
+  /*
+   * Answer to a StatusQuery carrying a member command:
+   */
+  /*
+   * done (or, for MEMBER_LIST, listed) at this node as leader
+   */
+  protobuf_c_boolean member_ok;
+  /*
+   * why not ("" when member_ok)
+   */
+  char *member_error;
+  uint64_t configuration_index;
 };
 #define KVRAFT__APPLY__RAFT_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__apply__raft_status__descriptor) \
-    , 0, NULL }
+    , 0, NULL, 0,NULL, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 typedef enum {

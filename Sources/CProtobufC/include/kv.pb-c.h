@@ -16,6 +16,8 @@ PROTOBUF_C__BEGIN_DECLS
 
 
 typedef struct Kvraft__KvRequest Kvraft__KvRequest;
+typedef struct Kvraft__MemberCommand Kvraft__MemberCommand;
+typedef struct Kvraft__Member Kvraft__Member;
 typedef struct Kvraft__NodeStatus Kvraft__NodeStatus;
 typedef struct Kvraft__KvResponse Kvraft__KvResponse;
 
@@ -31,9 +33,23 @@ typedef enum _Kvraft__Op {
    * Cluster status (kvctl status): answered by a gateway with one NodeStatus per node,
    * by a kvd with its own. Not linearizable, never goes through the log.
    */
-  KVRAFT__OP__OP_STATUS = 4
+  KVRAFT__OP__OP_STATUS = 4,
+  /*
+   * membership: list, add, promote, remove (KvRequest.member); answered by the leader
+   */
+  KVRAFT__OP__OP_MEMBER = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(KVRAFT__OP)
 } Kvraft__Op;
+typedef enum _Kvraft__MemberAction {
+  KVRAFT__MEMBER_ACTION__MEMBER_LIST = 0,
+  /*
+   * as a learner; promoted automatically once caught up unless learner_only
+   */
+  KVRAFT__MEMBER_ACTION__MEMBER_ADD = 1,
+  KVRAFT__MEMBER_ACTION__MEMBER_PROMOTE = 2,
+  KVRAFT__MEMBER_ACTION__MEMBER_REMOVE = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(KVRAFT__MEMBER_ACTION)
+} Kvraft__MemberAction;
 typedef enum _Kvraft__Status {
   KVRAFT__STATUS__STATUS_OK = 0,
   KVRAFT__STATUS__STATUS_NO_KEY = 1,
@@ -70,10 +86,57 @@ struct  Kvraft__KvRequest
    * waiting for a failed request.
    */
   protobuf_c_boolean watch_leadership;
+  /*
+   * OP_MEMBER
+   */
+  Kvraft__MemberCommand *member;
 };
 #define KVRAFT__KV_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__kv_request__descriptor) \
-    , 0, 0, 0, KVRAFT__OP__OP_GET, {0,NULL}, {0,NULL}, 0 }
+    , 0, 0, 0, KVRAFT__OP__OP_GET, {0,NULL}, {0,NULL}, 0, NULL }
+
+
+struct  Kvraft__MemberCommand
+{
+  ProtobufCMessage base;
+  Kvraft__MemberAction action;
+  uint64_t id;
+  char *raft_address;
+  char *kvd_address;
+  /*
+   * MEMBER_ADD: stay a learner until promoted by hand
+   */
+  protobuf_c_boolean learner_only;
+  /*
+   * MEMBER_REMOVE: even if fewer reachable voters than a majority would remain
+   */
+  protobuf_c_boolean force;
+};
+#define KVRAFT__MEMBER_COMMAND__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&kvraft__member_command__descriptor) \
+    , KVRAFT__MEMBER_ACTION__MEMBER_LIST, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0 }
+
+
+struct  Kvraft__Member
+{
+  ProtobufCMessage base;
+  uint64_t id;
+  char *raft_address;
+  char *kvd_address;
+  protobuf_c_boolean voter;
+  protobuf_c_boolean auto_promote;
+  /*
+   * as the leader knows it (its own last index for itself)
+   */
+  uint64_t match_index;
+  /*
+   * answered the leader within the election timeout
+   */
+  protobuf_c_boolean reachable;
+};
+#define KVRAFT__MEMBER__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&kvraft__member__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
 
 
 struct  Kvraft__NodeStatus
@@ -110,10 +173,15 @@ struct  Kvraft__NodeStatus
    * raftd's --read-mode: "index", "lease" or "log"; "" if unknown
    */
   char *read_mode;
+  /*
+   * the configuration in force at this node (gateways learn kvd addresses from it)
+   */
+  size_t n_members;
+  Kvraft__Member **members;
 };
 #define KVRAFT__NODE_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__node_status__descriptor) \
-    , 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string }
+    , 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL }
 
 
 struct  Kvraft__KvResponse
@@ -134,10 +202,19 @@ struct  Kvraft__KvResponse
    * which the answering node led); 0 if unknown. Trust a hint only over one of a lower term.
    */
   uint64_t leader_term;
+  /*
+   * OP_MEMBER, and OP_STATUS: the configuration in force at the answering node
+   */
+  size_t n_members;
+  Kvraft__Member **members;
+  /*
+   * OP_MEMBER: log index of the change made (or of the configuration listed)
+   */
+  uint64_t configuration_index;
 };
 #define KVRAFT__KV_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__kv_response__descriptor) \
-    , 0, KVRAFT__STATUS__STATUS_OK, {0,NULL}, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0 }
+    , 0, KVRAFT__STATUS__STATUS_OK, {0,NULL}, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0,NULL, 0 }
 
 
 /* Kvraft__KvRequest methods */
@@ -158,6 +235,44 @@ Kvraft__KvRequest *
                       const uint8_t       *data);
 void   kvraft__kv_request__free_unpacked
                      (Kvraft__KvRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Kvraft__MemberCommand methods */
+void   kvraft__member_command__init
+                     (Kvraft__MemberCommand         *message);
+size_t kvraft__member_command__get_packed_size
+                     (const Kvraft__MemberCommand   *message);
+size_t kvraft__member_command__pack
+                     (const Kvraft__MemberCommand   *message,
+                      uint8_t             *out);
+size_t kvraft__member_command__pack_to_buffer
+                     (const Kvraft__MemberCommand   *message,
+                      ProtobufCBuffer     *buffer);
+Kvraft__MemberCommand *
+       kvraft__member_command__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   kvraft__member_command__free_unpacked
+                     (Kvraft__MemberCommand *message,
+                      ProtobufCAllocator *allocator);
+/* Kvraft__Member methods */
+void   kvraft__member__init
+                     (Kvraft__Member         *message);
+size_t kvraft__member__get_packed_size
+                     (const Kvraft__Member   *message);
+size_t kvraft__member__pack
+                     (const Kvraft__Member   *message,
+                      uint8_t             *out);
+size_t kvraft__member__pack_to_buffer
+                     (const Kvraft__Member   *message,
+                      ProtobufCBuffer     *buffer);
+Kvraft__Member *
+       kvraft__member__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   kvraft__member__free_unpacked
+                     (Kvraft__Member *message,
                       ProtobufCAllocator *allocator);
 /* Kvraft__NodeStatus methods */
 void   kvraft__node_status__init
@@ -202,6 +317,12 @@ void   kvraft__kv_response__free_unpacked
 typedef void (*Kvraft__KvRequest_Closure)
                  (const Kvraft__KvRequest *message,
                   void *closure_data);
+typedef void (*Kvraft__MemberCommand_Closure)
+                 (const Kvraft__MemberCommand *message,
+                  void *closure_data);
+typedef void (*Kvraft__Member_Closure)
+                 (const Kvraft__Member *message,
+                  void *closure_data);
 typedef void (*Kvraft__NodeStatus_Closure)
                  (const Kvraft__NodeStatus *message,
                   void *closure_data);
@@ -215,8 +336,11 @@ typedef void (*Kvraft__KvResponse_Closure)
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    kvraft__op__descriptor;
+extern const ProtobufCEnumDescriptor    kvraft__member_action__descriptor;
 extern const ProtobufCEnumDescriptor    kvraft__status__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__kv_request__descriptor;
+extern const ProtobufCMessageDescriptor kvraft__member_command__descriptor;
+extern const ProtobufCMessageDescriptor kvraft__member__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__node_status__descriptor;
 extern const ProtobufCMessageDescriptor kvraft__kv_response__descriptor;
 

@@ -27,7 +27,11 @@ typedef enum _Kvraft__Raft__EntryType {
   /*
    * appended by a new leader at the start of its term
    */
-  KVRAFT__RAFT__ENTRY_TYPE__ENTRY_NOOP = 1
+  KVRAFT__RAFT__ENTRY_TYPE__ENTRY_NOOP = 1,
+  /*
+   * a membership change: data is the whole new configuration (Raft's Configuration.encoded)
+   */
+  KVRAFT__RAFT__ENTRY_TYPE__ENTRY_CONFIG = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(KVRAFT__RAFT__ENTRY_TYPE)
 } Kvraft__Raft__EntryType;
 typedef enum _Kvraft__Raft__MessageType {
@@ -126,10 +130,21 @@ struct  Kvraft__Raft__PeerMessage
    * heartbeat: the leader's read round (ReadIndex); heartbeat response: the round it answers
    */
   uint64_t read_round;
+  /*
+   * append/heartbeat/snapshot: the sender's raft address as the configuration records it,
+   */
+  char *sender_address;
+  /*
+   * so a joining node (no configuration, no --peers) can answer a leader it does not know yet
+   */
+  /*
+   * MSG_SNAPSHOT: the configuration at the snapshot's index (Configuration.encoded), on every chunk
+   */
+  ProtobufCBinaryData snapshot_configuration;
 };
 #define KVRAFT__RAFT__PEER_MESSAGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kvraft__raft__peer_message__descriptor) \
-    , 0, 0, 0, KVRAFT__RAFT__MESSAGE_TYPE__MSG_NONE, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, NULL, 0, 0, 0, 0,NULL, 0 }
+    , 0, 0, 0, KVRAFT__RAFT__MESSAGE_TYPE__MSG_NONE, 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, NULL, 0, 0, 0, 0,NULL, 0, (char *)protobuf_c_empty_string, {0,NULL} }
 
 
 /*

@@ -19,6 +19,11 @@ struct ChaosRun {
     let seed: UInt64
     let nodeCount: Int
     let chaosTicks: Int
+    /// Membership changes among the faults: the leader adds spare nodes as learners (most
+    /// promoted automatically), promotes and removes members, itself included.
+    var membership = false
+    /// Spare nodes (with `membership`), started with no configuration like `raftd --join`.
+    var spareCount = 2
     /// After healing, a leader must be elected and a proposal applied everywhere within this bound.
     static let livenessTicks = 80
 
@@ -37,6 +42,8 @@ struct ChaosRun {
         var restartsFromSnapshot = 0
     }
     private(set) var snapshotStats = SnapshotStats()
+    /// Membership changes a finished run made.
+    private(set) var configChangesAccepted = 0
 
     /// Runs the schedule; returns nil on success or a failure report.
     mutating func run() -> String? {
@@ -47,7 +54,8 @@ struct ChaosRun {
         let maxAppendBytes = random.element(of: [1, 100, 1 << 20])
         let maxInflight = random.element(of: [1, 4, 64])
         let cluster = SimulatedCluster(seed: seed, nodeCount: nodeCount,
-                                       maxInflightAppends: maxInflight, maxAppendBytes: maxAppendBytes)
+                                       maxInflightAppends: maxInflight, maxAppendBytes: maxAppendBytes,
+                                       spareCount: membership ? spareCount : 0)
         // Half the runs fsync asynchronously: nodes step messages between ready() and advance().
         let asyncFsync = random.chance(0.5)
         if asyncFsync { cluster.fsyncDelay = 1...4 }
@@ -60,6 +68,7 @@ struct ChaosRun {
         cluster.note("resetsOnCrash=\(cluster.resetsOnCrash)")
         cluster.note("profile \(profile) maxAppendBytes=\(maxAppendBytes) maxInflight=\(maxInflight) asyncFsync=\(asyncFsync) compactRate=\(cluster.compactRate) maxRetaining=\(cluster.maxRetaining)")
         var schedule = FaultState(profile: profile, ids: cluster.ids)
+        schedule.membership = membership
         var proposalCounter = 0
 
         for _ in 0..<chaosTicks where !cluster.failed {
@@ -93,15 +102,28 @@ struct ChaosRun {
         // 2 * electionTicks) pass before campaigning.
         let deferTicks = cluster.stateMachineDetached.isEmpty ? 0 : RaftNode.maxDeferredElections * 2 * 10
         let bound = Self.livenessTicks + catchUpTicks + deferTicks
-        if cluster.one(marker, expectedNodes: nodeCount, maxTicks: bound) == nil {
+        if membership {
+            // Every member of the final configuration must apply it; removed nodes need not.
+            var members: [UInt64] = []
+            let applied = cluster.one(marker, expectedNodes: 1, maxTicks: bound) != nil && cluster.run(upTo: bound) {
+                guard let leader = cluster.leader, let node = cluster.node(leader) else { return false }
+                members = node.configuration.ids
+                return members.allSatisfy { cluster.stateMachine($0)?.commands.contains(marker) ?? false }
+            }
+            if !applied {
+                return cluster.report("liveness: no proposal applied on every member \(members) within \(bound) ticks after healing (profile \(profile))")
+            }
+        } else if cluster.one(marker, expectedNodes: nodeCount, maxTicks: bound) == nil {
             return cluster.report("liveness: no proposal applied on all \(nodeCount) nodes within \(bound) ticks after healing (profile \(profile))")
         }
         if cluster.failed { return cluster.report("safety violation after healing (profile \(profile))") }
+        configChangesAccepted = cluster.configChangesAccepted
         snapshotStats = SnapshotStats(made: cluster.snapshotsMade, sent: cluster.network.sentCountByType[.snapshot] ?? 0,
                                       installed: cluster.snapshotsInstalled.values.reduce(0, +),
                                       restartsFromSnapshot: cluster.restartsFromSnapshot)
         summary = "seed=\(seed) nodes=\(nodeCount) profile=\(profile) maxAppendBytes=\(maxAppendBytes) maxInflight=\(maxInflight) asyncFsync=\(asyncFsync) ticks=\(cluster.tick) committed=\(cluster.checker.committed.count) "
             + "terms-with-leader=\(cluster.checker.leaderOfTerm.count) messages=\(cluster.network.sentCount) "
+            + "config changes: accepted=\(cluster.configChangesAccepted) refused=\(cluster.configChangesRefused) "
             + "snapshots: made=\(snapshotStats.made) sent=\(snapshotStats.sent) installed=\(snapshotStats.installed) restarts-from-snapshot=\(snapshotStats.restartsFromSnapshot)"
         return nil
     }
@@ -116,6 +138,7 @@ private struct FaultState {
     var swizzleCuts: [(UInt64, UInt64)] = []
     var swizzleHeals: [(UInt64, UInt64)] = []
     var nextSwizzleTick = 0
+    var membership = false
 
     init(profile: ChaosRun.Profile, ids: [UInt64]) {
         self.profile = profile
@@ -145,6 +168,7 @@ private struct FaultState {
             transferStep(cluster, &random)
             detachStep(cluster, &random)
         }
+        if membership { membershipStep(cluster, &random) }
         if cluster.resetsOnCrash, random.chance(0.02) {
             // A spurious reset: a follower sees its live leader's link reset.
             let follower = random.element(of: ids)
@@ -164,6 +188,27 @@ private struct FaultState {
             let victim = random.chance(0.5) ? (cluster.leader ?? random.element(of: ids)) : random.element(of: ids)
             cluster.setStateMachineAttached(victim, false)
         }
+    }
+
+    /// Now and then the leader is asked for a membership change: add an outsider as a learner
+    /// (mostly to be promoted automatically), promote a learner, or remove a member (the leader
+    /// too); refusals (one change at a time, own term not committed) are part of the test.
+    private func membershipStep(_ cluster: SimulatedCluster, _ random: inout SeededGenerator) {
+        guard random.chance(0.08), let leader = cluster.leader, let node = cluster.node(leader) else { return }
+        let configuration = node.configuration
+        var changes: [ConfigChange] = []
+        let outsiders = ids.filter { configuration.member($0) == nil }
+        if !outsiders.isEmpty {
+            changes.append(.addLearner(Member(id: random.element(of: outsiders), role: .learner, autoPromote: random.chance(0.7))))
+        }
+        if !configuration.learners.isEmpty { changes.append(.promote(random.element(of: configuration.learners))) }
+        let removable = configuration.members.filter { !$0.isVoter || configuration.voters.count > 2 }.map(\.id)
+        if !removable.isEmpty {
+            let victim = random.chance(0.3) ? leader : random.element(of: removable)
+            changes.append(.remove(victim))
+        }
+        guard !changes.isEmpty else { return }
+        cluster.proposeConfigChange(random.element(of: changes), at: leader)
     }
 
     /// Now and then the leader hands leadership to a random node (maybe unreachable, maybe

@@ -34,6 +34,11 @@ struct SafetyChecker {
         violations.append(text)
     }
 
+    /// A violation found by the simulation itself (e.g. a commit quorum of learners).
+    mutating func report(_ text: String) {
+        violation(text)
+    }
+
     /// A node reported itself leader of `term`: one leader per term, and it holds every entry
     /// committed in an earlier term (leader completeness), in its log or in its snapshot.
     mutating func observeLeader(_ node: RaftNode) {

@@ -24,7 +24,11 @@ final class SimulatedCluster {
     static let stepsPerTick = 5
 
     let seed: UInt64
+    /// Every node that may ever run: the seed voters, then the spares (which start with no
+    /// configuration, as `raftd --join`, and take part once a leader adds them).
     let ids: [UInt64]
+    /// The voters a brand-new cluster is seeded with.
+    let seedVoters: [UInt64]
     var random: SeededGenerator
     var network = SimulatedNetwork()
     private(set) var checker = SafetyChecker()
@@ -60,9 +64,10 @@ final class SimulatedCluster {
 
     init(seed: UInt64, nodeCount: Int, electionTicks: Int = 10, preVote: Bool = true, checkQuorum: Bool = true,
          maxInflightAppends: Int = 64, maxAppendBytes: Int = 1 << 20, disks: [UInt64: Disk] = [:],
-         readLease: ReadLease? = nil) {
+         readLease: ReadLease? = nil, spareCount: Int = 0) {
         self.seed = seed
-        ids = (1...UInt64(nodeCount)).map { $0 }
+        seedVoters = (1...UInt64(nodeCount)).map { $0 }
+        ids = (1...UInt64(nodeCount + spareCount)).map { $0 }
         random = SeededGenerator(seed: seed)
         self.electionTicks = electionTicks
         self.preVote = preVote
@@ -213,10 +218,14 @@ final class SimulatedCluster {
                 checker.observeSettled(node, stateMachines[id]!)
             }
         }
+        // Every input that moved a leader's commit index is checked against the configuration
+        // it was computed with, even while a Ready is out (an async fsync).
+        if let node = nodes[id] { checkLeaderCommitQuorum(node) }
         while let node = nodes[id], node.hasReady, pendingFsync[id] == nil {
             rounds += 1
             precondition(rounds < 100, "seed=\(seed): node \(id) keeps producing Ready without input")
             checker.observeCommit(node)
+            checkLeaderCommitQuorum(node)
             let ready = node.ready()
             if !ready.readStates.isEmpty { onReadStates?(id, ready.readStates) }
             if let soft = ready.softState {
@@ -297,6 +306,65 @@ final class SimulatedCluster {
         disks[id] = disk
     }
 
+    // MARK: Membership
+
+    /// Per node, the (term, commit index) last checked while it led.
+    private var leaderCommitChecked: [UInt64: (term: UInt64, commit: UInt64)] = [:]
+    /// Membership changes accepted by a leader, and refused ones by reason.
+    private(set) var configChangesAccepted = 0
+    private(set) var configChangesRefused: [String: Int] = [:]
+
+    /// Proposes a membership change at `id` if it is up; records the outcome in the transcript.
+    @discardableResult
+    func proposeConfigChange(_ change: ConfigChange, at id: UInt64) -> Result<(index: UInt64, term: UInt64), ConfigChangeError>? {
+        guard let node = nodes[id], !frozen.contains(id) else { return nil }
+        let outcome = node.proposeConfigChange(change)
+        switch outcome {
+        case .success(let at):
+            configChangesAccepted += 1
+            transcript.record(step, .note("\(id) proposes \(change) at \(at.index) t\(at.term) → \(node.configuration)"))
+        case .failure(let error):
+            let key = "\(error)".split(separator: " ").prefix(2).joined(separator: " ")
+            configChangesRefused[key, default: 0] += 1
+            transcript.record(step, .note("\(id) refuses \(change): \(error)"))
+        }
+        drainReady(id)
+        return outcome
+    }
+
+    /// Learners never count: whenever a leader's commit index moves, a majority of the voters
+    /// of its configuration (the latest in its log) must hold the entry there durably, and a
+    /// leader must be a voter of its own configuration when elected.
+    private func checkLeaderCommitQuorum(_ node: RaftNode) {
+        let status = node.status
+        guard status.role == .leader else {
+            leaderCommitChecked[status.id] = nil
+            return
+        }
+        let configuration = node.configuration
+        guard let previous = leaderCommitChecked[status.id], previous.term == status.term else {
+            // Only a voter leads, or a node the latest (uncommitted) change removed (`canCampaign`).
+            if !configuration.isVoter(status.id) && node.configurationIndex <= status.commitIndex {
+                checker.report("node \(status.id) leads term \(status.term) but is no voter of its configuration \(configuration)")
+            }
+            leaderCommitChecked[status.id] = (status.term, status.commitIndex)
+            return
+        }
+        guard status.commitIndex > previous.commit else { return }
+        leaderCommitChecked[status.id] = (status.term, status.commitIndex)
+        let index = status.commitIndex
+        guard let entry = node.entry(at: index) else { return }
+        let holders = configuration.voters.filter { voter in
+            guard let disk = disks[voter] else { return false }
+            if disk.offset >= index { return true }
+            guard index <= disk.lastIndex else { return false }
+            return disk.entries[Int(index - disk.offset - 1)].term == entry.term
+        }
+        if holders.count < configuration.quorum {
+            checker.report("leader \(status.id) of term \(status.term) committed \(index) held durably only by voters \(holders) of \(configuration)")
+        }
+    }
+
     // MARK: Faults
 
     /// Loses the node's memory: whatever was not persisted is gone.
@@ -351,10 +419,10 @@ final class SimulatedCluster {
     /// Starts a node from its disk; its state machine is restored from the durable snapshot.
     private func start(_ id: UInt64) {
         let disk = disks[id]!
-        let config = RaftConfig(id: id, peers: ids, electionTicks: electionTicks,
+        let config = RaftConfig(id: id, peers: seedVoters.contains(id) ? seedVoters : [], electionTicks: electionTicks,
                                 maxInflightAppends: maxInflightAppends, maxAppendBytes: maxAppendBytes,
                                 preVote: preVote, checkQuorum: checkQuorum, randomSeed: random.next(),
-                                readLease: readLease)
+                                readLease: readLease, autoPromoteLag: 10)
         checker.observeRestart(id, from: disk.snapshot)
         var machine = SimulatedStateMachine()
         if let snapshot = disk.snapshot {

@@ -1,0 +1,98 @@
+import EventLoop
+import Logging
+import Raft
+import Wire
+
+/// raftd's side of membership changes: the configuration in force drives whom the transport
+/// dials, members' commands from kvd (`kvctl member …`) become core proposals, and a node
+/// learns when it was removed.
+extension RaftServer {
+    /// Raft addresses of the configuration's members that carry one.
+    func raftAddresses(_ configuration: Configuration) -> [UInt64: Endpoint] {
+        var addresses: [UInt64: Endpoint] = [:]
+        for member in configuration.members where !member.raftAddress.isEmpty {
+            if let endpoint = Endpoint.parseHostPort(member.raftAddress) { addresses[member.id] = endpoint }
+        }
+        return addresses
+    }
+
+    /// The configuration in force changed (a change appended, truncated or installed).
+    func configurationChanged(_ configuration: Configuration) {
+        logger.notice("configuration now \(configuration)", metadata: ["index": "\(node.configurationIndex)"])
+        transport.updateAddresses(raftAddresses(configuration))
+        // Ids no longer members may come back later on a fresh data dir under the same id.
+        let departed = storage.peerIdentities.known.keys.filter { configuration.member($0) == nil && $0 != config.nodeID }
+        if !departed.isEmpty, !configuration.ids.isEmpty {
+            do { try storage.peerIdentities.forget(Array(departed)) } catch {
+                logger.error("cannot forget removed nodes' data-dir ids: \(error)")
+            }
+        }
+        let removed = !configuration.ids.isEmpty && configuration.member(config.nodeID) == nil
+        if removed && !removedFromCluster {
+            logger.warning("this node (\(config.nodeID)) was removed from the cluster: it no longer votes or campaigns; stop it, or add it again (kvctl member add) with a fresh data dir")
+        }
+        removedFromCluster = removed
+    }
+
+    /// The configuration as `kvctl member list` shows it: with match and reachability as this
+    /// node knows them (a leader knows every member's; others only their own).
+    func memberList() -> [MemberInfo] {
+        let progress = Dictionary(node.memberProgress.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let status = node.status
+        return node.configuration.members.map { member in
+            let known = progress[member.id]
+            let isSelf = member.id == config.nodeID
+            return MemberInfo(id: member.id, raftAddress: member.raftAddress, kvdAddress: member.kvdAddress,
+                              voter: member.isVoter, autoPromote: member.autoPromote,
+                              matchIndex: isSelf ? status.lastIndex : known?.match ?? 0,
+                              reachable: isSelf || (known?.recentlyActive ?? false))
+        }
+    }
+
+    /// Runs a member command; only the leader changes anything (others name the leader).
+    func memberCommand(_ command: MemberCommand) -> MemberAnswer {
+        let status = node.status
+        guard status.role == .leader else {
+            return MemberAnswer(ok: false, error: ConfigChangeError.notLeader(leader: status.leader).description,
+                                members: memberList(), configurationIndex: node.configurationIndex, leaderID: status.leader)
+        }
+        let change: ConfigChange
+        switch command.action {
+        case .list:
+            return MemberAnswer(ok: true, members: memberList(), configurationIndex: node.configurationIndex, leaderID: config.nodeID)
+        case .add:
+            guard command.id != 0, Endpoint.parseHostPort(command.raftAddress) != nil else {
+                return MemberAnswer(ok: false, error: "member add needs a non-zero id and --raft HOST:PORT", members: memberList())
+            }
+            change = .addLearner(Member(id: command.id, role: .learner, autoPromote: !command.learnerOnly,
+                                        raftAddress: command.raftAddress, kvdAddress: command.kvdAddress))
+        case .promote:
+            change = .promote(command.id)
+        case .remove:
+            if !command.force, let problem = removalProblem(command.id) {
+                return MemberAnswer(ok: false, error: problem, members: memberList(), configurationIndex: node.configurationIndex)
+            }
+            change = .remove(command.id)
+        }
+        switch node.proposeConfigChange(change) {
+        case .success(let at):
+            logger.notice("proposed membership change \(command.action) of node \(command.id)", metadata: ["index": "\(at.index)"])
+            return MemberAnswer(ok: true, members: memberList(), configurationIndex: at.index, leaderID: config.nodeID)
+        case .failure(let error):
+            return MemberAnswer(ok: false, error: error.description, members: memberList(),
+                                configurationIndex: node.configurationIndex, leaderID: config.nodeID)
+        }
+    }
+
+    /// Why removing `id` would leave fewer reachable voters than a majority of the new voters.
+    private func removalProblem(_ id: UInt64) -> String? {
+        let configuration = node.configuration
+        guard configuration.isVoter(id) else { return nil }
+        let reachable = Set(memberList().filter { $0.voter && $0.reachable }.map(\.id))
+        let remaining = configuration.voters.filter { $0 != id }
+        let needed = remaining.count / 2 + 1
+        let live = remaining.filter { reachable.contains($0) }.count
+        guard live < needed else { return nil }
+        return "removing node \(id) would leave \(live) reachable voter(s) of \(remaining.count), fewer than the \(needed) a majority needs; bring nodes back first, or use --force"
+    }
+}
