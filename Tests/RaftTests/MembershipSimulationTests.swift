@@ -9,7 +9,8 @@ import Testing
 /// every commit a leader makes is held durably by a majority of the voters of its
 /// configuration (learners never count) and that only voters lead.
 ///
-/// `RAFT_MEMBERSHIP_SEEDS=N` runs a longer sweep; `RAFT_MEMBERSHIP_SEED=S` replays one seed.
+/// `RAFT_MEMBERSHIP_SEEDS=N` runs a longer sweep; `RAFT_MEMBERSHIP_SEED=S` replays one seed;
+/// `KVRAFT_SIM_SEED_BASE=B` starts the sweep at seed B (`scripts/test --soak`).
 @Suite struct MembershipSimulationTests {
     static let defaultSeedCount = 600
     static let chunkCount = 4
@@ -29,8 +30,9 @@ import Testing
         var failures: [String] = []
         var runs = 0
         var changes = 0
-        var seed = UInt64(chunk)
-        while seed < total {
+        let base = Self.environment["KVRAFT_SIM_SEED_BASE"].flatMap(UInt64.init) ?? 0
+        var seed = base + UInt64(chunk)
+        while seed < base + total {
             let (failure, run) = Self.run(seed: seed)
             if let failure {
                 failures.append(failure)
