@@ -173,8 +173,11 @@ final class PeerTransport {
                     return reject(connection, "message for cluster \(message.clusterID), this is cluster \(config.clusterID)")
                 }
                 // Members (and `--peers`) send anything; a node we do not know yet only a
-                // leader's traffic (a joining node hears from a leader it does not know).
+                // leader's traffic (a joining node hears from a leader it does not know, and a
+                // leader that just removed itself hands over with TimeoutNow: refusing that cost
+                // a whole election timeout, bench --membership).
                 let leaderTraffic = message.type == .append || message.type == .heartbeat || message.type == .snapshot
+                    || message.type == .timeoutNow
                 guard message.from != config.nodeID, message.from != 0,
                       addresses[message.from] != nil || leaderTraffic else {
                     return reject(connection, "message from unknown node \(message.from)")

@@ -28,7 +28,9 @@ extension RaftServer {
             }
         }
         let removed = !configuration.ids.isEmpty && configuration.member(config.nodeID) == nil
-        if removed && !removedFromCluster {
+        // A joining node first sees configurations from before its addition: not a removal.
+        if !removed && !configuration.ids.isEmpty { hasBeenMember = true }
+        if removed && !removedFromCluster && hasBeenMember {
             logger.warning("this node (\(config.nodeID)) was removed from the cluster: it no longer votes or campaigns; stop it, or add it again (kvctl member add) with a fresh data dir")
         }
         removedFromCluster = removed

@@ -61,6 +61,8 @@ public final class RaftServer {
     let membershipFile: MembershipFile
     /// Whether the configuration in force excludes this node (logged once per change).
     var removedFromCluster = false
+    /// Set once a configuration in force named this node (so a joiner is not "removed").
+    var hasBeenMember = false
 
     public init(loop: EventLoop, config: RaftServerConfig, logger: Logger) throws {
         self.loop = loop
@@ -115,6 +117,8 @@ public final class RaftServer {
     }
 
     public func start() throws {
+        // A node restarting as a member was one before (the log line on a later removal).
+        hasBeenMember = node.configuration.member(config.nodeID) != nil
         try transport.start()
         applyListener = try Listener(loop: loop, endpoint: .unix(path: config.applySocketPath), unixMode: 0o600) { [weak self] connection in
             self?.attachKvd(connection)
