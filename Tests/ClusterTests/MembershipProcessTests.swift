@@ -26,6 +26,21 @@ import Wire
     }
 
     /// The configuration as the gateway's leader lists it.
+    /// At least 50 more operations complete within 10 s.
+    private func expectProgress(_ workload: Workload, _ cluster: LocalCluster, _ what: String,
+                                sourceLocation: SourceLocation = #_sourceLocation) {
+        let before = workload.completed
+        #expect(waitUntil(seconds: 10) { workload.completed > before + 50 }, "\(what)\n\(cluster.logs())",
+                sourceLocation: sourceLocation)
+    }
+
+    /// Stops the clients and checks their history for linearizability.
+    private func stopAndVerify(_ workload: Workload, _ cluster: LocalCluster, sourceLocation: SourceLocation = #_sourceLocation) {
+        workload.stop()
+        let problems = workload.verify()
+        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())", sourceLocation: sourceLocation)
+    }
+
     private func members(_ cluster: LocalCluster) -> [MemberInfo] {
         let clerk = Clerk(endpoints: cluster.gatewayEndpoints, attemptTimeoutMs: 1000, operationTimeoutMs: 3000)
         defer { clerk.closeConnections() }
@@ -83,8 +98,7 @@ import Wire
         // reaches node 4 if it leads).
         cluster.kill9(cluster.raftd(1))
         cluster.kill9(cluster.kvd(1))
-        let afterStop = workload.completed
-        #expect(waitUntil(seconds: 10) { workload.completed > afterStop + 50 }, "no progress without node 1\n\(cluster.logs())")
+        expectProgress(workload, cluster, "no progress without node 1")
         // Every raftd restarts (kill -9) after the log was compacted past the changes: the
         // configuration comes back from snapshots and the membership file, not from --peers.
         #expect(waitUntil(seconds: 10) {
@@ -92,11 +106,8 @@ import Wire
         }, "no snapshots past the changes: \(cluster.nodeStatuses())")
         for id in [2, 3, 4] { try cluster.restart(cluster.raftd(id)) }
         #expect(waitUntil(seconds: 20) { members(cluster).map(\.id) == [2, 3, 4] }, "after restarts: \(members(cluster))\n\(cluster.logs())")
-        let afterRestart = workload.completed
-        #expect(waitUntil(seconds: 10) { workload.completed > afterRestart + 50 }, "no progress after restarts\n\(cluster.logs())")
-        workload.stop()
-        let problems = workload.verify()
-        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
+        expectProgress(workload, cluster, "no progress after restarts")
+        stopAndVerify(workload, cluster)
     }
 
     /// A node whose data dir is wiped comes back refusing to serve (it forgot its votes);
@@ -134,11 +145,8 @@ import Wire
                 "members \(members(cluster))")
         cluster.kill9(cluster.raftd(victim))
         cluster.kill9(cluster.kvd(victim))
-        let before = workload.completed
-        #expect(waitUntil(seconds: 10) { workload.completed > before + 50 }, "no progress after the replacement\n\(cluster.logs())")
-        workload.stop()
-        let problems = workload.verify()
-        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
+        expectProgress(workload, cluster, "no progress after the replacement")
+        stopAndVerify(workload, cluster)
     }
 
     /// Grow 3 → 5 (two joins, each promoted automatically), then shrink back to 3 by removing
@@ -186,11 +194,8 @@ import Wire
             cluster.kill9(cluster.raftd(id))
             cluster.kill9(cluster.kvd(id))
         }
-        let before = workload.completed
-        #expect(waitUntil(seconds: 10) { workload.completed > before + 50 }, "no progress on the three remaining\n\(cluster.logs())")
-        workload.stop()
-        let problems = workload.verify()
-        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))\n\(cluster.logs())")
+        expectProgress(workload, cluster, "no progress on the three remaining")
+        stopAndVerify(workload, cluster)
     }
 
     /// A removal that would leave fewer reachable voters than a majority is refused with the

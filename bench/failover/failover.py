@@ -163,26 +163,11 @@ class Cluster:
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=4).stdout
         except subprocess.TimeoutExpired:
             return {}
-        lines = out.splitlines()
-        if not lines or not lines[0].startswith("NODE"):
-            return {}
-        starts = [m.start() for m in re.finditer(r"\S+", lines[0])]
-        names = lines[0].split()
-        nodes = {}
-        for line in lines[1:]:
-            cells = [line[a:b].strip() for a, b in zip(starts, starts[1:] + [len(line)])]
-            row = dict(zip(names, cells))
-            try:
-                nodes[int(row["NODE"])] = {"state": row["STATE"], "role": row["ROLE"], "term": int(row["TERM"]),
-                                           "leader": row["LEADER"]}
-            except (KeyError, ValueError):
-                continue
-        return nodes
+        return parse_status(out)
 
     def leader(self, gateways):
         nodes = self.status(gateways)
-        leaders = [(v["term"], n) for n, v in nodes.items() if v["role"] == "leader" and v["state"] == "up"]
-        return (max(leaders)[1] if leaders else None), nodes
+        return leader_of(nodes), nodes
 
     def accepts(self, g):
         try:
@@ -190,6 +175,31 @@ class Cluster:
                 return True
         except OSError:
             return False
+
+
+def parse_status(out):
+    """`kvctl status` output as {node: {state, role, term, leader}} ({} if it is not a table)."""
+    lines = out.splitlines()
+    if not lines or not lines[0].startswith("NODE"):
+        return {}
+    starts = [m.start() for m in re.finditer(r"\S+", lines[0])]
+    names = lines[0].split()
+    nodes = {}
+    for line in lines[1:]:
+        cells = [line[a:b].strip() for a, b in zip(starts, starts[1:] + [len(line)])]
+        row = dict(zip(names, cells))
+        try:
+            nodes[int(row["NODE"])] = {"state": row["STATE"], "role": row["ROLE"], "term": int(row["TERM"]),
+                                       "leader": row["LEADER"]}
+        except (KeyError, ValueError):
+            continue
+    return nodes
+
+
+def leader_of(nodes):
+    """The node that is up and leads the highest term, or None."""
+    leaders = [(v["term"], n) for n, v in nodes.items() if v["role"] == "leader" and v["state"] == "up"]
+    return max(leaders)[1] if leaders else None
 
 
 def rate(ticks, lo, hi):

@@ -29,7 +29,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "bench", "failover"))
-from failover import Timeline, free_ports, rate  # noqa: E402
+from failover import Timeline, free_ports, leader_of, parse_status, rate  # noqa: E402
 
 REMOVAL_WINDOW_S = 3.0
 ADD_TIMEOUT_S = 300.0
@@ -126,21 +126,7 @@ class Cluster:
 
     def leader(self):
         status, out = self.kvctl("status", timeout_ms=1000)
-        lines = out.splitlines()
-        if status != 0 or not lines or not lines[0].startswith("NODE"):
-            return None
-        names = lines[0].split()
-        best = None
-        for line in lines[1:]:
-            row = dict(zip(names, line.split()))
-            try:
-                if row.get("ROLE") == "leader" and row.get("STATE") == "up":
-                    term = int(row["TERM"])
-                    if best is None or term > best[0]:
-                        best = (term, int(row["NODE"]))
-            except (KeyError, ValueError):
-                continue
-        return best[1] if best else None
+        return leader_of(parse_status(out)) if status == 0 else None
 
 
 def wait_for(timeout, check, interval=0.05):
