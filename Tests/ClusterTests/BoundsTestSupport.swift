@@ -79,11 +79,40 @@ final class LoneProcess {
         return user + system
     }
 
-    /// Sockets the process holds open.
-    var openSockets: Int {
+    /// Socket inodes the process holds open (from the `socket:[INODE]` links in /proc/PID/fd).
+    private var socketInodes: Set<Substring> {
         let fdDir = "/proc/\(pid)/fd"
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: fdDir) else { return 0 }
-        return entries.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(fdDir)/\($0)"))?.hasPrefix("socket:") ?? false }.count
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: fdDir) else { return [] }
+        var inodes = Set<Substring>()
+        for entry in entries {
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(fdDir)/\(entry)"),
+                  target.hasPrefix("socket:[") else { continue }
+            inodes.insert(Substring(target.dropFirst("socket:[".count).dropLast()))
+        }
+        return inodes
+    }
+
+    /// Established TCP connections on its listening port that the process has accepted. Counted
+    /// exactly, not as a difference of all sockets: a lone kvd's apply-socket reconnects come and
+    /// go, so a baseline of "all sockets" taken at one instant can be off by one.
+    var acceptedConnections: Int {
+        let inodes = socketInodes
+        let portHex = String(format: "%04X", port)
+        var count = 0
+        for table in ["/proc/\(pid)/net/tcp", "/proc/\(pid)/net/tcp6"] {
+            // Read to the end: /proc files report size 0, and a sized read stops at one page.
+            guard let handle = FileHandle(forReadingAtPath: table) else { continue }
+            let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+            try? handle.close()
+            for line in text.split(separator: "\n").dropFirst() {
+                // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                guard fields.count > 9, fields[1].hasSuffix(":\(portHex)"), fields[3] == "01",
+                      inodes.contains(fields[9]) else { continue }
+                count += 1
+            }
+        }
+        return count
     }
 }
 
