@@ -33,8 +33,11 @@ let package = Package(
         .target(name: "Wire", dependencies: ["CProtobufC"]),
         .target(name: "EventLoop", dependencies: ["CLibevent", .product(name: "Logging", package: "swift-log")]),
 
+        // Seeded randomness for every deterministic decision-maker and simulation.
+        .target(name: "SeededRandom"),
+
         // Consensus: the pure state machine, and its durable log.
-        .target(name: "Raft"),
+        .target(name: "Raft", dependencies: ["SeededRandom"]),
         .target(name: "RaftStorage", dependencies: ["Raft", .product(name: "Logging", package: "swift-log")]),
 
         // Processes' logic, in libraries so tests can reach it.
@@ -84,20 +87,20 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "kvbench", dependencies: [
-            "Wire", "EventLoop", "Raft", "ServiceSupport",
+            "Wire", "EventLoop", "SeededRandom", "ServiceSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
 
         // Tests.
-        .target(name: "ClusterTestSupport", dependencies: ["KVClient", "Wire", "EventLoop", "Raft"], path: "Tests/ClusterTestSupport"),
-        .testTarget(name: "WireTests", dependencies: ["Wire", "Raft"]),
-        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "Wire", "ClusterTestSupport", "Raft"]),
-        .testTarget(name: "RaftTests", dependencies: ["Raft"]),
-        .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "Raft"]),
-        .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "Wire", "Raft"]),
+        .target(name: "ClusterTestSupport", dependencies: ["KVClient", "Wire", "EventLoop", "SeededRandom"], path: "Tests/ClusterTestSupport"),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "Raft", "SeededRandom"]),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "Wire", "ClusterTestSupport", "Raft", "SeededRandom"]),
+        .testTarget(name: "RaftTests", dependencies: ["Raft", "SeededRandom"]),
+        .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "Raft", "SeededRandom"]),
+        .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "Wire", "Raft", "SeededRandom"]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Wire"]),
-        .testTarget(name: "ClusterTests", dependencies: ["ClusterTestSupport", "KVClient", "Wire", "EventLoop", "ServiceSupport", "Raft"]),
+        .testTarget(name: "ClusterTests", dependencies: ["ClusterTestSupport", "KVClient", "Wire", "EventLoop", "ServiceSupport", "Raft", "SeededRandom"]),
         .testTarget(name: "DeploymentTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]

@@ -1,3 +1,5 @@
+import SeededRandom
+
 /// Result of a proposal.
 public enum ProposeOutcome: Sendable, Hashable {
     /// Appended to the leader's log at `firstIndex...` in `term`; not yet committed. The entry is

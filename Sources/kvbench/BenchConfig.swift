@@ -1,6 +1,6 @@
 import EventLoop
 import Wire
-import Raft
+import SeededRandom
 
 /// Which operations a run issues.
 enum WorkloadOp: String, Sendable, CaseIterable {

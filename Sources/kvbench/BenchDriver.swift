@@ -1,7 +1,7 @@
 import EventLoop
 import Histogram
 import Wire
-import Raft
+import SeededRandom
 
 /// One simulated client: its own session (client_id, seq from 1) and at most one operation
 /// outstanding, retried with the same seq until a definite answer — exactly-once on.

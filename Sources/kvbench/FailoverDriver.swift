@@ -1,6 +1,6 @@
 import EventLoop
-import Raft
 import Wire
+import SeededRandom
 
 /// Everything a failover load run needs, parsed from flags.
 struct FailoverConfig: Sendable {

@@ -1,7 +1,7 @@
 import EventLoop
 import Histogram
 import Wire
-import Raft
+import SeededRandom
 
 struct RaftBenchConfig {
     var nodes: [(id: UInt64, path: String)]

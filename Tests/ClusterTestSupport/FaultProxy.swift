@@ -4,6 +4,7 @@ import Foundation
 // name; a scoped import makes `Timer` mean the loop's.
 import class EventLoop.Timer
 import Raft
+import SeededRandom
 
 /// A TCP proxy that injects network faults between cluster processes in tests.
 ///

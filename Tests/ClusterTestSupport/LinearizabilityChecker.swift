@@ -1,4 +1,5 @@
 import Raft
+import SeededRandom
 // LinearizabilityChecker: decides whether a concurrent key/value history is linearizable.
 //
 // The history is split by key (operations on different keys commute, and linearizability is

@@ -4,6 +4,7 @@ import Foundation
 import Synchronization
 import Wire
 import Raft
+import SeededRandom
 
 /// Many session clients multiplexed over a few connections to one gateway, as an application
 /// server with a connection pool would: each connection runs on its own thread and loop and

@@ -4,6 +4,7 @@ import KVClient
 import Synchronization
 import Wire
 import Raft
+import SeededRandom
 
 /// Clients hammering a cluster while a test injects faults, 6.824-style: each client
 /// appends unique elements ("x CLIENT N y") and reads, recording every operation into a

@@ -2,6 +2,7 @@ import ClusterTestSupport
 import Dispatch
 import Testing
 import Raft
+import SeededRandom
 
 // Shorthands: String keys/values, times in nanoseconds.
 private func get(_ c: Int, _ k: String, _ v: String?, _ t0: UInt64, _ t1: UInt64) -> Operation {

@@ -5,6 +5,7 @@ import KVClient
 import Testing
 import Wire
 import Raft
+import SeededRandom
 
 /// What one fault-injection scenario does to a cluster while clients run.
 struct Scenario {

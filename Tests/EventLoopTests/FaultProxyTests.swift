@@ -2,6 +2,7 @@ import ClusterTestSupport
 import EventLoop
 import Testing
 import Raft
+import SeededRandom
 
 /// A byte echo server on this test's loop, behind a FaultProxy running on its own thread.
 private final class EchoBehindProxy {

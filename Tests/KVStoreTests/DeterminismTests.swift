@@ -2,6 +2,7 @@ import Testing
 @testable import KVStore
 import Wire
 import Raft
+import SeededRandom
 
 /// A log entry as raftd would deliver it: a command batch or a leader's no-op.
 enum Entry {

@@ -2,6 +2,7 @@ import Testing
 @testable import KVStore
 import Wire
 import Raft
+import SeededRandom
 
 /// Restoring from a snapshot as its chunks arrive (`IncomingSnapshot`), refusing a bad one.
 @Suite struct IncomingSnapshotTests {

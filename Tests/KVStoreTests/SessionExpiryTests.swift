@@ -2,6 +2,7 @@ import Testing
 @testable import KVStore
 import Wire
 import Raft
+import SeededRandom
 
 @Suite struct SessionExpiryTests {
     @Test func idleSessionExpiresByLogTimeAndLeavesItsLastSeqBehind() {

@@ -2,6 +2,7 @@ import Testing
 @testable import KVStore
 import Wire
 import Raft
+import SeededRandom
 
 /// Small limits, so that a random log of 40 clients expires, evicts and forgets sessions.
 private let limits = (sessionTimeoutMs: UInt64(2_000), maxSessions: 16, tombstoneTimeoutMs: UInt64(5_000), maxTombstones: 20)

@@ -3,6 +3,7 @@ import Testing
 import Wire
 
 @testable import KVStore
+import SeededRandom
 
 /// Values kept in pieces: appends give the same bytes as one growing array, split into full
 /// pieces; a copy taken before appends (a snapshot's) keeps its bytes; encoding hands the

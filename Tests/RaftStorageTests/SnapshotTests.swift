@@ -2,6 +2,7 @@ import Foundation
 import Raft
 import Testing
 @testable import RaftStorage
+import SeededRandom
 
 /// `saveSnapshot` and `installSnapshot`: what the log holds afterwards, what is left on disk,
 /// and what reopening finds.

@@ -1,5 +1,6 @@
 import Raft
 import Testing
+import SeededRandom
 
 /// MIT 6.824 Raft lab 2A (leader election), replayed in the deterministic simulation.
 @Suite struct LabElectionTests {

@@ -1,5 +1,6 @@
 import Raft
 import Testing
+import SeededRandom
 
 /// MIT 6.824 Raft lab 2C (persistence, Figure 8, unreliable networks, churn), replayed in the
 /// deterministic simulation. A crash loses everything a node had not fsynced.

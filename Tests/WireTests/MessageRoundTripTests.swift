@@ -1,6 +1,7 @@
 import Testing
 import Wire
 import Raft
+import SeededRandom
 
 /// Random message builders, all driven by a seeded generator.
 extension RandomNumberGenerator {

@@ -1,6 +1,7 @@
 import Testing
 @testable import Wire
 import Raft
+import SeededRandom
 
 /// The snapshot the fields describe (scalars and limits: the last occurrence counts).
 private func assemble(_ fields: [StateSnapshotReader.Field]) -> StateSnapshot {

@@ -1,6 +1,7 @@
 import Testing
 @testable import Wire
 import Raft
+import SeededRandom
 
 extension RandomNumberGenerator {
     mutating func stateSnapshot(maxCount: Int = 6) -> StateSnapshot {

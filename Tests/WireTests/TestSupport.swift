@@ -1,6 +1,7 @@
 import Foundation
 import Wire
 import Raft
+import SeededRandom
 
 enum TestSeed {
     /// The base seed for this run: `WIRE_TEST_SEED` if set, else a fixed default.

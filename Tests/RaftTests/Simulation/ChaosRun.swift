@@ -1,4 +1,5 @@
 import Raft
+import SeededRandom
 
 /// One seeded run of random faults followed by a liveness check: the building block of the seed
 /// sweep. Everything (fault kinds, timing, node seeds, message fates) comes from the seed.

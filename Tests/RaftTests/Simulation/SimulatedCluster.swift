@@ -1,4 +1,5 @@
 import Raft
+import SeededRandom
 
 /// N Raft nodes on a simulated clock, network and disk, all driven by one seeded generator, with
 /// the safety checker run after every step. Given a seed, a run replays bit for bit.

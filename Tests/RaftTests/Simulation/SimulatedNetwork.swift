@@ -1,4 +1,5 @@
 import Raft
+import SeededRandom
 
 /// A lossy, reordering, duplicating network with per-link cuts, driven by the simulation's
 /// generator. Time is counted in simulation steps; `SimulatedCluster.stepsPerTick` steps make a tick.

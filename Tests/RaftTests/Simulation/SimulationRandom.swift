@@ -1,4 +1,5 @@
 import Raft
+import SeededRandom
 
 /// Convenience draws on the seeded generator that drives a whole simulation.
 extension SeededGenerator {

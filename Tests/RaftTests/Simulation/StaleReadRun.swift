@@ -1,4 +1,5 @@
 import Raft
+import SeededRandom
 
 /// One seeded run of reads and writes under partitions, pauses (a frozen leader, as SIGSTOP),
 /// crashes, an unreliable network and (lease mode) clock-rate skew, with the stale-read check:
