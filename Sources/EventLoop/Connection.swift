@@ -86,8 +86,21 @@ public final class Connection {
 
     /// The loop this connection belongs to (its process's limits and output budget live there).
     public var eventLoop: EventLoop { loop }
-    /// A TLS link (an OpenSSL bufferevent): libevent encrypts and writes, never `flushNow`.
+    /// A TLS link: `bev` is libevent's OpenSSL filter (plaintext) over `socketBev` (ciphertext).
     public let isTLS: Bool
+    /// TLS: the socket bufferevent under the filter. The filter reads every record the socket
+    /// delivered in one pass and writes records into this buffer in memory; this connection
+    /// then writes it to the socket itself at the end of the pass, like a plain link (a
+    /// socket-mode OpenSSL bufferevent read each record with two read(2)s, one record per
+    /// readiness event, and wrote through an epoll write event: twice the syscalls per request).
+    private var socketBev: OpaquePointer?
+    /// TLS: our callback on `socketBev`'s output, which sees bytes the filter queues on its own
+    /// (handshake, alerts) and bytes libevent's write event sends.
+    private var socketOutputCallback: OpaquePointer?
+    /// TLS: inside our own flush, when `socketBev`'s output changes are ours.
+    private var flushingSocket = false
+    /// TLS: a flush left more than `limits.lowWater` queued; `onWritable` is owed once it drains.
+    private var owesWritable = false
     /// The peer's certificate, once a TLS handshake completed.
     public private(set) var peerCertificate: PeerCertificate?
     /// Why the TLS handshake failed, when it did (the reason also closes the connection).
@@ -97,14 +110,15 @@ public final class Connection {
     /// per frame without this.)
     private var tlsPending: OpaquePointer?
 
-    init(loop: EventLoop, bev: OpaquePointer, peer: String, connected: Bool, limits: Limits, tls: Bool = false) {
+    init(loop: EventLoop, bev: OpaquePointer, peer: String, connected: Bool, limits: Limits, tlsOver socketBev: OpaquePointer? = nil) {
         self.loop = loop
         self.bev = bev
         self.peer = peer
         self.limits = limits
         self.isConnected = connected
-        self.isTLS = tls
-        if tls { tlsPending = evbuffer_new() }
+        self.isTLS = socketBev != nil
+        self.socketBev = socketBev
+        if socketBev != nil { tlsPending = evbuffer_new() }
         let ctx = Unmanaged.passUnretained(self).toOpaque()
         bufferevent_setcb(bev, { _, ctx in
             Unmanaged<Connection>.fromOpaque(ctx!).takeUnretainedValue().handleRead()
@@ -119,7 +133,45 @@ public final class Connection {
         bufferevent_set_max_single_read(bev, min(limits.readChunk, 1 << 20))
         bufferevent_set_max_single_write(bev, 1 << 20)
         bufferevent_enable(bev, Int16(EV_READ | EV_WRITE))
+        if let socketBev {
+            bufferevent_set_max_single_read(socketBev, min(limits.readChunk, 1 << 20))
+            bufferevent_set_max_single_write(socketBev, 1 << 20)
+            socketOutputCallback = evbuffer_add_cb(bufferevent_get_output(socketBev), { _, info, ctx in
+                guard let info, let ctx else { return }
+                Unmanaged<Connection>.fromOpaque(ctx).takeUnretainedValue().socketOutputChanged(info.pointee)
+            }, ctx)
+        }
         if connected { Connection.tuneSocket(bufferevent_getfd(bev)) }
+    }
+
+    /// A TLS link's bufferevents: libevent's OpenSSL filter over a socket bufferevent on `fd`
+    /// (-1: not connected yet). Freeing the filter frees the socket bufferevent and closes `fd`.
+    /// Takes `ssl` and `fd` in every case: on failure both are freed.
+    static func makeTLSBufferevents(loop: EventLoop, fd: Int32, ssl: OpaquePointer,
+                                    state: bufferevent_ssl_state) throws -> (filter: OpaquePointer, socket: OpaquePointer) {
+        let options = Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)
+        guard let socket = bufferevent_socket_new(loop.base, fd, options) else {
+            SSL_free(ssl)
+            if fd >= 0 { Glibc.close(fd) }
+            throw EventLoopError("bufferevent_socket_new failed")
+        }
+        guard let filter = bufferevent_openssl_filter_new(loop.base, socket, ssl, state, options) else {
+            // The filter frees the session when it fails.
+            bufferevent_free(socket)
+            throw EventLoopError("bufferevent_openssl_filter_new failed")
+        }
+        return (filter, socket)
+    }
+
+    /// TLS: bytes reached or left the socket's output without our flush (the handshake and
+    /// alerts the filter writes; libevent's write event sending what a flush left): flush and
+    /// look at the backlog at the end of this pass, never from inside libevent's callback.
+    private func socketOutputChanged(_ info: evbuffer_cb_info) {
+        guard !flushingSocket, !isClosed, info.n_added > 0 || info.n_deleted > 0 else { return }
+        if !awaitingFlush {
+            awaitingFlush = true
+            loop.needsFlush(self)
+        }
     }
 
     deinit {
@@ -133,8 +185,12 @@ public final class Connection {
             self.tlsPending = nil
         }
         guard let bev else { return }
+        if let socketBev, let socketOutputCallback {
+            evbuffer_remove_cb_entry(bufferevent_get_output(socketBev), socketOutputCallback)
+            self.socketOutputCallback = nil
+        }
         if let budget {
-            if let budgetCallback { evbuffer_remove_cb_entry(bufferevent_get_output(bev), budgetCallback) }
+            if let budgetCallback { evbuffer_remove_cb_entry(bufferevent_get_output(socketBev ?? bev), budgetCallback) }
             budget.unregister(ObjectIdentifier(self), queuedBytes: chargedBytes)
             self.budget = nil
             budgetCallback = nil
@@ -142,6 +198,7 @@ public final class Connection {
         }
         bufferevent_free(bev)
         self.bev = nil
+        socketBev = nil
         let released = onRelease
         onRelease = nil
         released?()
@@ -153,7 +210,8 @@ public final class Connection {
         guard let bev, self.budget == nil else { return }
         self.budget = budget
         budget.register(self)
-        let output = bufferevent_get_output(bev)
+        // TLS: the ciphertext waiting for the socket (plaintext only passes through the filter).
+        let output = bufferevent_get_output(socketBev ?? bev)
         chargedBytes = evbuffer_get_length(output)
         budget.account(added: chargedBytes, drained: 0, connectionQueued: chargedBytes)
         let ctx = Unmanaged.passUnretained(self).toOpaque()
@@ -182,14 +240,12 @@ public final class Connection {
     public static func connect(loop: EventLoop, to endpoint: Endpoint, limits: Limits = Limits(), tls: TLSDial? = nil) throws -> Connection {
         let address = try SocketAddress.resolve(endpoint)
         let bev: OpaquePointer
+        var socketBev: OpaquePointer?
         if let tls {
             let ssl = try tls.context.makeSession(expectedName: tls.expectedName)
-            guard let made = bufferevent_openssl_socket_new(loop.base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                            Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
-                SSL_free(ssl)
-                throw EventLoopError("bufferevent_openssl_socket_new failed")
-            }
-            bev = made
+            let made = try makeTLSBufferevents(loop: loop, fd: -1, ssl: ssl, state: BUFFEREVENT_SSL_CONNECTING)
+            bev = made.filter
+            socketBev = made.socket
             TLSHandshake.prepare(bev, milliseconds: loop.limits.tlsHandshakeTimeoutMs)
         } else {
             guard let made = bufferevent_socket_new(loop.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
@@ -197,13 +253,14 @@ public final class Connection {
             }
             bev = made
         }
-        let status = address.withSockaddr { bufferevent_socket_connect(bev, $0, Int32($1)) }
+        // TLS: the socket under the filter connects; the filter starts the handshake then.
+        let status = address.withSockaddr { bufferevent_socket_connect(socketBev ?? bev, $0, Int32($1)) }
         if status != 0 {
             let code = errno
             bufferevent_free(bev)
             throw EventLoopError.errno("connect to \(endpoint)", code: code)
         }
-        return Connection(loop: loop, bev: bev, peer: endpoint.description, connected: false, limits: limits, tls: tls != nil)
+        return Connection(loop: loop, bev: bev, peer: endpoint.description, connected: false, limits: limits, tlsOver: socketBev)
     }
 
     /// Lower latency for small frames; keep dead TCP peers from hanging forever.
@@ -226,6 +283,7 @@ public final class Connection {
     public var outputBufferedBytes: Int {
         guard let bev else { return 0 }
         return evbuffer_get_length(bufferevent_get_output(bev)) + (tlsPending.map { evbuffer_get_length($0) } ?? 0)
+            + (socketBev.map { evbuffer_get_length(bufferevent_get_output($0)) } ?? 0)
     }
 
     /// Bytes received but not yet read by the owner.
@@ -268,12 +326,7 @@ public final class Connection {
     /// before a blocking fsync). Whatever the socket does not take stays queued, and
     /// libevent's write event sends it when the socket drains.
     public func flushNow() {
-        if let tlsPending, let bev, !isClosed {
-            // TLS: the OpenSSL bufferevent encrypts and writes what reaches its output at once
-            // (and the rest on its own write event). Before the handshake it waits there.
-            if evbuffer_get_length(tlsPending) > 0 { bufferevent_write_buffer(bev, tlsPending) }
-            return
-        }
+        if isTLS { return flushTLS() }
         guard let bev, !isClosed, isConnected else { return }
         let output = bufferevent_get_output(bev)
         let before = evbuffer_get_length(output)
@@ -301,6 +354,47 @@ public final class Connection {
         // waiting for `onWritable` would wait forever.
         if before > limits.lowWater, after <= limits.lowWater {
             handleWritable()
+        }
+    }
+
+    /// TLS: this pass's output goes through the filter (records into `socketBev`'s output, in
+    /// memory), then to the socket in one write; libevent's write event takes what the socket
+    /// does not. Before the handshake is done, the filter holds it and libevent drives the socket.
+    private func flushTLS() {
+        guard let bev, let socketBev, let tlsPending, !isClosed else { return }
+        flushingSocket = true
+        defer { flushingSocket = false }
+        // A producer stopped by `isWritable` counted this pass's writes as queued too.
+        if outputBufferedBytes > limits.lowWater { owesWritable = true }
+        if evbuffer_get_length(tlsPending) > 0 { bufferevent_write_buffer(bev, tlsPending) }
+        guard isConnected else { return }
+        let output = bufferevent_get_output(socketBev)
+        if evbuffer_get_length(output) > 0 {
+            evbuffer_unfreeze(output, 1)
+            _ = evbuffer_write(output, bufferevent_getfd(socketBev))
+            evbuffer_freeze(output, 1)
+        }
+        if evbuffer_get_length(output) == 0 {
+            if writeEventEnabled {
+                bufferevent_disable(socketBev, Int16(EV_WRITE))
+                writeEventEnabled = false
+            }
+        } else if !writeEventEnabled {
+            bufferevent_enable(socketBev, Int16(EV_WRITE))
+            writeEventEnabled = true
+        }
+        let queued = outputBufferedBytes
+        if closingAfterFlush {
+            if queued == 0 { shutdown(reason: .closedLocally) }
+            return
+        }
+        // The filter's own write callback only says its plaintext moved on: whether the
+        // producer may go on depends on what still waits for the socket.
+        if queued > limits.lowWater {
+            owesWritable = true
+        } else if owesWritable {
+            owesWritable = false
+            onWritable?(self)
         }
     }
 
@@ -358,7 +452,8 @@ public final class Connection {
         closingAfterFlush = true
         bufferevent_disable(bev, Int16(EV_READ))
         bufferevent_setwatermark(bev, Int16(EV_WRITE), 0, 0)
-        if isTLS { flushNow() }
+        // TLS: the flush closes once the socket took everything (see `flushTLS`).
+        if isTLS { return flushNow() }
         if outputBufferedBytes == 0 { return shutdown(reason: .closedLocally) }
         if !writeEventEnabled {
             bufferevent_enable(bev, Int16(EV_WRITE))
@@ -383,6 +478,8 @@ public final class Connection {
 
     private func handleWritable() {
         guard !isClosed else { return }
+        // TLS: writability is judged at the flush, on what waits for the socket.
+        if isTLS { return }
         if closingAfterFlush {
             if outputBufferedBytes == 0 { shutdown(reason: .closedLocally) }
             return
@@ -399,9 +496,18 @@ public final class Connection {
                 if isTLS {
                     TLSHandshake.finished(bev)
                     peerCertificate = bufferevent_openssl_get_ssl(bev).flatMap(TLSContext.peerCertificate(of:))
+                    // From here on our flush writes the socket (what it queued so far included).
+                    if !awaitingFlush {
+                        awaitingFlush = true
+                        loop.needsFlush(self)
+                    }
                 }
             }
             onConnected?(self)
+            // TLS: the filter reads the records that came with the handshake's last message
+            // before it reports the handshake done, when no one listened yet; the socket may
+            // never be readable again for them (a client waiting for its first answer).
+            if isTLS, !isClosed, inputBufferedBytes > 0 { handleRead() }
             return
         }
         if events & BEV_EVENT_EOF != 0 {

@@ -162,15 +162,12 @@ public final class Listener {
             Glibc.close(fd)
             return
         }
-        guard let bev = bufferevent_openssl_socket_new(loop.base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                       Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
-            SSL_free(ssl)
-            Glibc.close(fd)
-            return
-        }
+        // On failure the socket is closed and the session freed.
+        guard let made = try? Connection.makeTLSBufferevents(loop: loop, fd: fd, ssl: ssl, state: BUFFEREVENT_SSL_ACCEPTING) else { return }
+        let bev = made.filter
         TLSHandshake.prepare(bev, milliseconds: loop.limits.tlsHandshakeTimeoutMs)
         Connection.tuneSocket(fd)
-        let connection = Connection(loop: loop, bev: bev, peer: peer, connected: false, limits: limits, tls: true)
+        let connection = Connection(loop: loop, bev: bev, peer: peer, connected: false, limits: limits, tlsOver: made.socket)
         count(connection)
         let key = ObjectIdentifier(connection)
         handshaking[key] = connection

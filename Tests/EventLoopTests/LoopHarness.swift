@@ -101,8 +101,9 @@ final class EchoServer {
     var maxOutputBufferedBytes = 0
     var accepted = 0
 
-    init(loop: EventLoop, endpoint: Endpoint = .tcp(host: "127.0.0.1", port: 0), limits: Connection.Limits = Connection.Limits()) throws {
-        listener = try Listener(loop: loop, endpoint: endpoint, limits: limits) { [unowned self] connection in
+    init(loop: EventLoop, endpoint: Endpoint = .tcp(host: "127.0.0.1", port: 0), limits: Connection.Limits = Connection.Limits(),
+         tls: TLSAccept? = nil) throws {
+        listener = try Listener(loop: loop, endpoint: endpoint, limits: limits, tls: tls) { [unowned self] connection in
             self.accept(connection)
         }
     }

@@ -65,6 +65,70 @@ import Testing
         withExtendedLifetime(accepted) {}
     }
 
+    /// A short request sent the moment the client's handshake is done travels with its last
+    /// handshake message; the server reads both at once, before its owner listens. Each of 20
+    /// links must still be answered (a lost first request used to wait forever).
+    @Test func firstRequestRidingOnTheHandshakeIsAnswered() throws {
+        let link = try TestTLS()
+        defer { link.remove() }
+        let loop = EventLoop()
+        var accepted: [Connection] = []
+        let listener = try Listener(loop: loop, endpoint: .tcp(host: "127.0.0.1", port: 0), tls: link.accept) { connection in
+            accepted.append(connection)
+            connection.onRead = { conn in
+                var bytes: [UInt8] = []
+                conn.readAvailable(appendingTo: &bytes)
+                conn.write(bytes)
+            }
+        }
+        var answered = 0
+        var clients: [Connection] = []
+        for _ in 0..<20 {
+            let client = try Connection.connect(loop: loop, to: .tcp(host: "127.0.0.1", port: listener.port), tls: link.dial)
+            client.onConnected = { $0.write(Array("ping".utf8)) }
+            client.onRead = { conn in
+                var bytes: [UInt8] = []
+                conn.readAvailable(appendingTo: &bytes)
+                answered += 1
+                if answered == 20 { loop.stop() }
+            }
+            clients.append(client)
+        }
+        runLoop(loop, seconds: 10, keeping: listener)
+        #expect(answered == 20)
+        withExtendedLifetime((accepted, clients)) {}
+    }
+
+    /// A server queues 4 MiB and closes after the flush: over TLS the close waits until the
+    /// socket took every record, and the client reads all of it, then the end of the stream.
+    @Test func closeAfterFlushSendsEverythingFirst() throws {
+        let link = try TestTLS()
+        defer { link.remove() }
+        let loop = EventLoop()
+        let payload = (0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        var serverClosed: Connection.CloseReason?
+        var accepted: [Connection] = []
+        let listener = try Listener(loop: loop, endpoint: .tcp(host: "127.0.0.1", port: 0), tls: link.accept) { connection in
+            accepted.append(connection)
+            connection.onClose = { _, reason in serverClosed = reason }
+            connection.write(payload)
+            connection.closeAfterFlush()
+        }
+        var received: [UInt8] = []
+        var clientClosed: Connection.CloseReason?
+        let client = try Connection.connect(loop: loop, to: .tcp(host: "127.0.0.1", port: listener.port), tls: link.dial)
+        client.onRead = { $0.readAvailable(appendingTo: &received) }
+        client.onClose = { _, reason in
+            clientClosed = reason
+            loop.stop()
+        }
+        runLoop(loop, seconds: 10, keeping: listener, client)
+        #expect(received.count == payload.count && received == payload)
+        #expect(clientClosed == .eof)
+        #expect(serverClosed == .closedLocally)
+        withExtendedLifetime(accepted) {}
+    }
+
     /// A dialer expecting node-2 meets node-1's certificate: the handshake fails with the
     /// reason, and the listener goes on admitting the right peers.
     @Test func wrongPeerNameIsRefusedAndListenerKeepsServing() throws {
@@ -125,4 +189,19 @@ import Testing
         for _ in 0..<100 where !condition() { loop.runOnce() ; usleep(10_000) }
         return condition()
     }
+}
+
+/// Certificates for one TLS link in a test (node-1 serves, node-2 dials it), removed by `remove()`.
+struct TestTLS {
+    let directory: URL
+    let accept: TLSAccept
+    let dial: TLSDial
+
+    init() throws {
+        directory = try TLSConnectionTests.makeCertificates()
+        accept = TLSAccept(context: try TLSContext(files: TLSConnectionTests.files(directory, "node-1")))
+        dial = TLSDial(context: try TLSContext(files: TLSConnectionTests.files(directory, "node-2")), expectedName: "node-1")
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: directory) }
 }
