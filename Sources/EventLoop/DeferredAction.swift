@@ -5,12 +5,13 @@ import CLibevent
 /// in one loop pass schedules the same flush, which then handles all of it at once.
 public final class DeferredAction {
     private var event: OpaquePointer?
-    private let action: () -> Void
+    /// What runs. Settable, so an owner can hold its action in a `let` (see `Timer.action`).
+    public var action: () -> Void
     public private(set) var isScheduled = false
     /// Keeps the event base alive as long as this event exists.
     private let loop: EventLoop
 
-    public init(loop: EventLoop, action: @escaping () -> Void) {
+    public init(loop: EventLoop, action: @escaping () -> Void = {}) {
         self.action = action
         self.loop = loop
         let ctx = Unmanaged.passUnretained(self).toOpaque()

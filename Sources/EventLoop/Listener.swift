@@ -30,7 +30,7 @@ public final class Listener {
     /// Times accepting paused after accept(2) failed.
     public private(set) var acceptPauses = 0
     private var acceptBackoffMs: Double
-    private var resumeTimer: Timer!
+    private let resumeTimer: Timer
     /// With TLS, accepted connections are handed over only once their handshake is done and
     /// `tls.admit` accepted the peer's certificate; refusals are logged, one line each.
     private let tls: TLSAccept?
@@ -47,6 +47,7 @@ public final class Listener {
         self.limits = limits
         self.endpoint = endpoint
         self.loop = loop
+        resumeTimer = Timer(loop: loop)
         self.maxConnections = maxConnections ?? loop.limits.maxConnectionsPerListener
         precondition(self.maxConnections >= 1, "a listener must allow at least one connection")
         acceptBackoffMs = loop.limits.acceptBackoffMinMs
@@ -82,7 +83,7 @@ public final class Listener {
         if case .tcp = endpoint {
             port = Listener.boundPort(evconnlistener_get_fd(created))
         }
-        resumeTimer = Timer(loop: loop) { [weak self] in self?.resumeAccepting() }
+        resumeTimer.action = { [weak self] in self?.resumeAccepting() }
     }
 
     /// accept(2) failed with something other than "nothing to accept": most likely no

@@ -12,11 +12,12 @@ public final class LoopMailbox<Value: Sendable>: @unchecked Sendable {
     // write(2); `receive` and the wakeup's event are used only on the loop's thread.
     private let pending = Mutex<[Value]>([])
     private let receive: (Value) -> Void
-    private var wakeup: PipeWakeup!
+    private let wakeup: PipeWakeup
 
     public init(loop: EventLoop, receive: @escaping (Value) -> Void) {
         self.receive = receive
-        wakeup = PipeWakeup(loop: loop) { [unowned self] in self.deliver() }
+        wakeup = PipeWakeup(loop: loop)
+        wakeup.onWake = { [unowned self] in self.deliver() }
     }
 
     /// Queues `value` for `receive` on the loop's thread. Callable from any thread.
@@ -40,13 +41,13 @@ final class PipeWakeup {
     private let readFD: Int32
     private let writeFD: Int32
     private var event: OpaquePointer?
-    private let onWake: () -> Void
+    /// Runs on the loop's thread after a wakeup (set by the owner once it exists).
+    var onWake: () -> Void = {}
     /// Keeps the event base alive as long as this event exists.
     private let loop: EventLoop
 
-    init(loop: EventLoop, onWake: @escaping () -> Void) {
+    init(loop: EventLoop) {
         self.loop = loop
-        self.onWake = onWake
         var fds: [Int32] = [-1, -1]
         precondition(pipe(&fds) == 0, "pipe failed: errno \(errno)")
         for fd in fds {

@@ -19,7 +19,7 @@ public final class OutputBudget {
     public var chargedConnections: Int { members.count }
 
     private var members: [ObjectIdentifier: WeakConnection] = [:]
-    private var checkTimer: Timer!
+    private let checkTimer: Timer
     /// Numbers the checks, so a connection's drain sample is compared only with the previous check's.
     private var round: UInt64 = 0
     private let log: RateLimitedLog
@@ -33,7 +33,8 @@ public final class OutputBudget {
         maxBytesPerConnection = limits.maxOutputBytesPerClient
         stallMs = limits.outputStallMs
         log = loop.connectionLog
-        checkTimer = Timer(loop: loop) { [weak self] in self?.check() }
+        checkTimer = Timer(loop: loop)
+        checkTimer.action = { [weak self] in self?.check() }
     }
 
     var isExceeded: Bool { bufferedBytes > limitBytes }

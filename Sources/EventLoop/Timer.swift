@@ -3,11 +3,13 @@ import CLibevent
 /// A one-shot or repeating timer on a loop. Scheduling an already scheduled timer moves it.
 public final class Timer {
     private var event: OpaquePointer?
-    private let action: () -> Void
+    /// What runs when the timer fires. Settable, so an owner can make its timer a `let` in its
+    /// initializer and point it at a method of itself once `self` exists.
+    public var action: () -> Void
     /// Keeps the event base alive as long as this event exists.
     private let loop: EventLoop
 
-    public init(loop: EventLoop, repeating: Bool = false, action: @escaping () -> Void) {
+    public init(loop: EventLoop, repeating: Bool = false, action: @escaping () -> Void = {}) {
         self.action = action
         self.loop = loop
         let ctx = Unmanaged.passUnretained(self).toOpaque()
@@ -25,6 +27,12 @@ public final class Timer {
     /// Fires once after `milliseconds` (or every `milliseconds` for a repeating timer).
     public func schedule(milliseconds: Double) {
         schedule(micros: Int64(milliseconds * 1000))
+    }
+
+    /// Fires once after `delay` (or every `delay` for a repeating timer).
+    public func schedule(after delay: Duration) {
+        let (seconds, attoseconds) = delay.components
+        schedule(micros: seconds * 1_000_000 + attoseconds / 1_000_000_000_000)
     }
 
     public func schedule(micros: Int64) {

@@ -11,7 +11,7 @@ import EventLoop
 /// expires the link after four quiet quarters.
 public final class IdleWatch {
     public let timeoutMs: Double
-    private var timer: Timer!
+    private let timer: Timer
     /// False once expired or cancelled: the link is closing.
     public private(set) var isWatching = true
     private let onExpired: () -> Void
@@ -28,7 +28,8 @@ public final class IdleWatch {
         self.timeoutMs = timeoutMs
         self.progress = progress
         self.onExpired = onExpired
-        timer = Timer(loop: loop, repeating: true) { [weak self] in self?.fired() }
+        timer = Timer(loop: loop, repeating: true)
+        timer.action = { [weak self] in self?.fired() }
         timer.schedule(milliseconds: timeoutMs / 4)
     }
 

@@ -11,7 +11,7 @@ import EventLoop
 /// progress or expires the link.
 public final class PartialFrameWatch {
     public let timeoutMs: Double
-    private var timer: Timer!
+    private let timer: Timer
     private let onExpired: () -> Void
     private var holdsPartialFrame = false
     private var framesCompleted: UInt64 = 0
@@ -21,7 +21,8 @@ public final class PartialFrameWatch {
         precondition(timeoutMs > 0, "a partial-frame timeout must be positive")
         self.timeoutMs = timeoutMs
         self.onExpired = onExpired
-        timer = Timer(loop: loop) { [weak self] in self?.fired() }
+        timer = Timer(loop: loop)
+        timer.action = { [weak self] in self?.fired() }
     }
 
     /// After handling what one read brought: `holdsPartialFrame` when bytes of an unfinished
