@@ -31,7 +31,8 @@ let package = Package(
 
         // Thin Swift wrappers: the only modules that touch C pointers.
         .target(name: "Wire", dependencies: ["CProtobufC"]),
-        .target(name: "EventLoop", dependencies: ["CLibevent", .product(name: "Logging", package: "swift-log")]),
+        // EventLoop knows Wire only to read a connection into a `FrameReader`.
+        .target(name: "EventLoop", dependencies: ["CLibevent", "Wire", .product(name: "Logging", package: "swift-log")]),
 
         // Seeded randomness for every deterministic decision-maker and simulation.
         .target(name: "SeededRandom"),

@@ -109,11 +109,10 @@ public final class Gateway {
     }
 
     private func receive(from upstream: Upstream, _ connection: Connection) {
-        upstream.decoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
         do {
-            while let frame = try upstream.decoder.nextFrame() {
-                let response = try KvResponse(serialized: frame)
+            try upstream.reader.readMessages(from: connection) { response in
                 run(core.upstreamResponse(node: upstream.nodeID, response, now: EventLoop.monotonicNanos()))
+                return .more
             }
         } catch {
             logger.warning("bad frame from kvd \(upstream.nodeID): \(error); reconnecting")
@@ -157,7 +156,7 @@ public final class Gateway {
         upstreams[id] = upstream
         upstream.dialer.onConnected = { [weak self, weak upstream] connection in
             guard let self, let upstream else { return }
-            upstream.decoder = FrameDecoder(frameLimit: self.config.frameLimit)
+            upstream.reader = FrameReader(frameLimit: self.config.frameLimit)
             connection.onRead = { [weak self] conn in self?.receive(from: upstream, conn) }
             self.logger.debug("connected to kvd \(id)")
             self.run(self.core.upstreamConnected(node: id, now: EventLoop.monotonicNanos()))

@@ -6,13 +6,13 @@ import Wire
 final class Upstream {
     let nodeID: UInt64
     let dialer: Dialer
-    var decoder: FrameDecoder
+    var reader: FrameReader<KvResponse>
     private var scratch: [UInt8] = []
 
     init(nodeID: UInt64, dialer: Dialer, frameLimit: Int) {
         self.nodeID = nodeID
         self.dialer = dialer
-        decoder = FrameDecoder(frameLimit: frameLimit)
+        reader = FrameReader(frameLimit: frameLimit)
     }
 
     /// Queues the frame; a connection that cannot take it closes, and the dialer reports that.

@@ -24,7 +24,7 @@ public final class KVConnection {
     public let endpoint: Endpoint
     private let loop = EventLoop()
     private var connection: Connection?
-    private var decoder = FrameDecoder()
+    private var reader = FrameReader<KvResponse>()
     private var responses: [UInt64: KvResponse] = [:]
     private var failure: KVCallError?
     private var nextRequestID: UInt64 = 1
@@ -79,7 +79,7 @@ public final class KVConnection {
     private func connectIfNeeded(deadline: UInt64) throws(KVCallError) {
         if let connection, !connection.isClosed { return }
         failure = nil
-        decoder = FrameDecoder()
+        reader = FrameReader()
         let fresh: Connection
         do {
             fresh = try Connection.connect(loop: loop, to: endpoint, tls: tls.map { TLSDial(context: $0, expectedName: nil) })
@@ -124,11 +124,10 @@ public final class KVConnection {
     }
 
     private func receive(_ connection: Connection) {
-        decoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
         do {
-            while let frame = try decoder.nextFrame() {
-                let response = try KvResponse(serialized: frame)
+            try reader.readMessages(from: connection) { response in
                 responses[response.requestID] = response
+                return .more
             }
         } catch {
             connection.close()

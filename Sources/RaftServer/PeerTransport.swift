@@ -164,61 +164,70 @@ final class PeerTransport {
 
     private func receive(on connection: Connection) {
         guard let peer = incoming[ObjectIdentifier(connection)] else { return }
-        peer.decoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
         do {
-            while let frame = try peer.decoder.nextFrame() {
-                peer.framesCompleted &+= 1
-                let message = try PeerMessage(serialized: frame)
-                guard message.clusterID == config.clusterID else {
-                    return reject(connection, "message for cluster \(message.clusterID), this is cluster \(config.clusterID)")
-                }
-                // Members (and `--peers`) send anything; a node we do not know yet only a
-                // leader's traffic (a joining node hears from a leader it does not know, and a
-                // leader that just removed itself hands over with TimeoutNow: refusing that cost
-                // a whole election timeout, bench --membership).
-                let leaderTraffic = message.type == .append || message.type == .heartbeat || message.type == .snapshot
-                    || message.type == .timeoutNow
-                guard message.from != config.nodeID, message.from != 0,
-                      addresses[message.from] != nil || leaderTraffic else {
-                    return reject(connection, "message from unknown node \(message.from)")
-                }
-                if addresses[message.from] == nil, let endpoint = Endpoint.parseHostPort(message.senderAddress) {
-                    // A leader we do not know yet (we are joining): answer it where it says it is.
-                    logger.info("learned node \(message.from)'s address \(endpoint) from its messages")
-                    addresses[message.from] = endpoint
-                    dial(message.from)
-                }
-                guard message.to == config.nodeID else {
-                    return reject(connection, "message for node \(message.to) arrived at node \(config.nodeID)")
-                }
-                // (Checked once per link and claimed id, not per frame.)
-                if peer.nodeID != message.from, let refusal = PeerCertificatePolicy.claimRefusal(connection.peerCertificate, claimedNode: message.from) {
-                    loop.connectionLog.log(.warning, key: "tls-claim \(message.from)", "refused peer connection from \(connection.peer): \(refusal)")
-                    dropIncoming(connection)
-                    return connection.close()
-                }
-                peer.nodeID = message.from
-                guard admit(message) else { continue }
-                if message.type == .snapshot {
-                    guard let chunk = message.snapshot else {
-                        return reject(connection, "snapshot message from node \(message.from) without a chunk")
-                    }
-                    guard let file = try peer.snapshot.add(chunk, fileTerm: chunk.term) else { continue }
-                    logger.info("received snapshot (\(file.index), t\(file.term), \(file.dataSize) bytes) from node \(message.from)")
-                    onSnapshotFile(file)
-                    // The bytes are in the file: the core needs only index and term.
-                    let snapshot = Snapshot(index: file.index, term: file.term, data: [],
-                                            configuration: Configuration(encoded: message.snapshotConfiguration))
-                    if let raftMessage = message.raftMessage(snapshot: snapshot) { onMessage(raftMessage) }
-                    continue
-                }
-                guard let raftMessage = message.raftMessage() else { continue }
-                onMessage(raftMessage)
+            let next = try peer.reader.readMessages(from: connection) { message in
+                try receive(message, from: peer, on: connection)
             }
-            peer.partialFrameWatch?.observe(holdsPartialFrame: peer.decoder.bufferedBytes > 0, framesCompleted: peer.framesCompleted)
+            guard next == .more else { return }
+            peer.partialFrameWatch?.observe(holdsPartialFrame: peer.reader.bufferedBytes > 0, framesCompleted: peer.reader.framesCompleted)
         } catch {
             reject(connection, "\(error)")
         }
+    }
+
+    /// One message from an incoming link; `.stop` once the link is closed for it.
+    private func receive(_ message: PeerMessage, from peer: IncomingPeer, on connection: Connection) throws -> FrameReader<PeerMessage>.Next {
+        guard message.clusterID == config.clusterID else {
+            reject(connection, "message for cluster \(message.clusterID), this is cluster \(config.clusterID)")
+            return .stop
+        }
+        // Members (and `--peers`) send anything; a node we do not know yet only a
+        // leader's traffic (a joining node hears from a leader it does not know, and a
+        // leader that just removed itself hands over with TimeoutNow: refusing that cost
+        // a whole election timeout, bench --membership).
+        let leaderTraffic = message.type == .append || message.type == .heartbeat || message.type == .snapshot
+            || message.type == .timeoutNow
+        guard message.from != config.nodeID, message.from != 0,
+              addresses[message.from] != nil || leaderTraffic else {
+            reject(connection, "message from unknown node \(message.from)")
+            return .stop
+        }
+        if addresses[message.from] == nil, let endpoint = Endpoint.parseHostPort(message.senderAddress) {
+            // A leader we do not know yet (we are joining): answer it where it says it is.
+            logger.info("learned node \(message.from)'s address \(endpoint) from its messages")
+            addresses[message.from] = endpoint
+            dial(message.from)
+        }
+        guard message.to == config.nodeID else {
+            reject(connection, "message for node \(message.to) arrived at node \(config.nodeID)")
+            return .stop
+        }
+        // (Checked once per link and claimed id, not per frame.)
+        if peer.nodeID != message.from, let refusal = PeerCertificatePolicy.claimRefusal(connection.peerCertificate, claimedNode: message.from) {
+            loop.connectionLog.log(.warning, key: "tls-claim \(message.from)", "refused peer connection from \(connection.peer): \(refusal)")
+            dropIncoming(connection)
+            connection.close()
+            return .stop
+        }
+        peer.nodeID = message.from
+        guard admit(message) else { return .more }
+        if message.type == .snapshot {
+            guard let chunk = message.snapshot else {
+                reject(connection, "snapshot message from node \(message.from) without a chunk")
+                return .stop
+            }
+            guard let file = try peer.snapshot.add(chunk, fileTerm: chunk.term) else { return .more }
+            logger.info("received snapshot (\(file.index), t\(file.term), \(file.dataSize) bytes) from node \(message.from)")
+            onSnapshotFile(file)
+            // The bytes are in the file: the core needs only index and term.
+            let snapshot = Snapshot(index: file.index, term: file.term, data: [],
+                                    configuration: Configuration(encoded: message.snapshotConfiguration))
+            if let raftMessage = message.raftMessage(snapshot: snapshot) { onMessage(raftMessage) }
+            return .more
+        }
+        guard let raftMessage = message.raftMessage() else { return .more }
+        onMessage(raftMessage)
+        return .more
     }
 
     /// Whether `message` may reach the core, by the data-dir ids it carries (see `PeerIdentityGuard`).
@@ -395,10 +404,9 @@ private final class OutgoingPeer {
 /// A link a peer dialed to us.
 private final class IncomingPeer {
     let connection: Connection
-    var decoder = FrameDecoder(frameLimit: PeerTransport.frameLimit)
+    let reader = FrameReader<PeerMessage>(frameLimit: PeerTransport.frameLimit)
     var snapshot: SnapshotFileReceiver
     var nodeID: UInt64 = 0
-    var framesCompleted: UInt64 = 0
     var partialFrameWatch: PartialFrameWatch?
 
     init(connection: Connection, snapshot: SnapshotFileReceiver) {

@@ -16,11 +16,10 @@ import Wire
 /// - a link quiet for the idle timeout is closed.
 public final class ClientLink {
     public let connection: Connection
-    private var decoder: FrameDecoder
+    private let reader: FrameReader<KvRequest>
     private var scratch: [UInt8] = []
     private let onRequest: (KvRequest, ClientLink) -> Void
     private let onClose: (ClientLink) -> Void
-    private var framesCompleted: UInt64 = 0
     private var partialFrameWatch: PartialFrameWatch!
     private var idleWatch: IdleWatch!
     private let log: RateLimitedLog
@@ -34,7 +33,7 @@ public final class ClientLink {
         self.connection = connection
         self.onRequest = onRequest
         self.onClose = onClose
-        decoder = FrameDecoder(frameLimit: frameLimit)
+        reader = FrameReader(frameLimit: frameLimit)
         let loop = connection.eventLoop
         log = loop.connectionLog
         connection.chargeOutput(to: loop.clientOutput)
@@ -49,13 +48,13 @@ public final class ClientLink {
         connection.onRead = { [weak self] conn in
             guard let self else { return conn.close() }
             self.idleWatch.activity &+= 1
-            self.decoder.withAppendableBuffer { _ = conn.readAvailable(appendingTo: &$0) }
+            self.reader.fill(from: conn)
             self.processFrames()
         }
         connection.onWritable = { [weak self] conn in
             guard let self, conn.isReadingPaused else { return }
             conn.resumeReading()
-            // Requests that arrived before the pause are still waiting in the decoder.
+            // Requests that arrived before the pause are still waiting in the reader.
             self.processFrames()
         }
         // (A disconnect by the output budget is logged there, with the numbers.)
@@ -82,9 +81,11 @@ public final class ClientLink {
 
     private func processFrames() {
         do {
-            while !connection.isReadingPaused, !connection.isClosed, let frame = try decoder.nextFrame() {
-                framesCompleted &+= 1
-                onRequest(try KvRequest(serialized: frame), self)
+            if !connection.isReadingPaused, !connection.isClosed {
+                try reader.deliver { request in
+                    onRequest(request, self)
+                    return connection.isReadingPaused || connection.isClosed ? .stop : .more
+                }
             }
         } catch {
             reply(KvResponse(requestID: 0, status: .badRequest, message: "\(error); closing connection"))
@@ -92,10 +93,10 @@ public final class ClientLink {
             return
         }
         // Not paused: every whole frame was taken, so what is left is the start of one.
-        partialFrameWatch.observe(holdsPartialFrame: !connection.isReadingPaused && decoder.bufferedBytes > 0,
-                                  framesCompleted: framesCompleted)
+        partialFrameWatch.observe(holdsPartialFrame: !connection.isReadingPaused && reader.bufferedBytes > 0,
+                                  framesCompleted: reader.framesCompleted)
         // Whole frames waiting behind a pause count too: they are held memory all the same.
-        inputBudget.hold(self, bytes: decoder.bufferedBytes) { [weak self] in
+        inputBudget.hold(self, bytes: reader.bufferedBytes) { [weak self] in
             self?.expire("was cut to keep unfinished frames within the input budget")
         }
     }

@@ -33,7 +33,7 @@ final class BenchLink {
     let index: Int
     let target: Int
     let dialer: Dialer
-    var decoder = FrameDecoder()
+    var reader = FrameReader<KvResponse>()
     var out: [UInt8] = []
     var dirty = false
     var connected = false
@@ -143,7 +143,7 @@ final class BenchDriver {
 
     private func connected(_ link: BenchLink, _ connection: Connection) {
         link.connected = true
-        link.decoder = FrameDecoder()
+        link.reader = FrameReader()
         link.out.removeAll(keepingCapacity: true)
         connection.onRead = { [unowned self, unowned link] conn in self.receive(link, conn) }
         if phase == .connecting {
@@ -320,11 +320,10 @@ final class BenchDriver {
     }
 
     private func receive(_ link: BenchLink, _ connection: Connection) {
-        link.decoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
         do {
-            while let frame = try link.decoder.nextFrame() {
-                handle(try KvResponse(serialized: frame), on: link)
-                if phase == .done { return }
+            try link.reader.readMessages(from: connection) { response in
+                handle(response, on: link)
+                return phase == .done ? .stop : .more
             }
         } catch {
             log("kvbench: bad frame from \(config.targets[link.target].endpoint): \(error); reconnecting")

@@ -162,7 +162,7 @@ final class FailoverDriver {
 
     private func connected(_ link: BenchLink, _ connection: Connection) {
         link.connected = true
-        link.decoder = FrameDecoder()
+        link.reader = FrameReader()
         link.out.removeAll(keepingCapacity: true)
         connection.onRead = { [unowned self, unowned link] conn in self.receive(link, conn) }
         if !running {
@@ -243,11 +243,10 @@ final class FailoverDriver {
     }
 
     private func receive(_ link: BenchLink, _ connection: Connection) {
-        link.decoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
         do {
-            while let frame = try link.decoder.nextFrame() {
-                handle(try KvResponse(serialized: frame), on: link)
-                if stopped { return }
+            try link.reader.readMessages(from: connection) { response in
+                handle(response, on: link)
+                return stopped ? .stop : .more
             }
         } catch {
             log("kvbench failover: bad frame from \(config.targets[link.target].endpoint): \(error); reconnecting")

@@ -21,7 +21,7 @@ final class RaftNodeLink {
     let id: UInt64
     let path: String
     let dialer: Dialer
-    var decoder = FrameDecoder(frameLimit: Limits.standard.internalFrameBytes)
+    var reader = FrameReader<RaftToKvd>(frameLimit: Limits.standard.internalFrameBytes)
     var connected = false
     /// Set once raftd answered the first status query and hello went out.
     var attached = false
@@ -136,7 +136,7 @@ final class RaftBenchDriver {
         guard phase != .done else { return }
         if phase != .connecting { log("kvbench raft: apply socket of raftd \(link.id) reconnected; attaching again") }
         link.connected = true
-        link.decoder = FrameDecoder(frameLimit: Limits.standard.internalFrameBytes)
+        link.reader = FrameReader(frameLimit: Limits.standard.internalFrameBytes)
         connection.onRead = { [unowned self, unowned link] conn in self.receive(link, conn) }
         // Ask first where the log ends, then say hello from there: only entries committed
         // after that are streamed (an existing log is not replayed).
@@ -164,11 +164,10 @@ final class RaftBenchDriver {
     }
 
     private func receive(_ link: RaftNodeLink, _ connection: Connection) {
-        link.decoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
         do {
-            while let frame = try link.decoder.nextFrame() {
-                handle(try RaftToKvd(serialized: frame), from: link)
-                if phase == .done { return }
+            try link.reader.readMessages(from: connection) { message in
+                handle(message, from: link)
+                return phase == .done ? .stop : .more
             }
         } catch {
             fail("bad frame from raftd \(link.id): \(error)")

@@ -23,7 +23,7 @@ import Wire
             responseFrameSize = max(responseFrameSize, KvResponse(requestID: UInt64(id), status: .ok, value: value).framed().count)
         }
 
-        var reader = ResponseReader()
+        let reader = ResponseReader()
         var received = 0
         var outOfOrder = 0
         var closeReason: Connection.CloseReason?
@@ -185,7 +185,7 @@ import Wire
         var badCloses: [Connection.CloseReason?] = Array(repeating: nil, count: garbage.count)
         var badClients: [Connection] = []
         var goodReplies: [UInt64] = []
-        var goodReader = ResponseReader()
+        let goodReader = ResponseReader()
 
         let good = try Connection.connect(loop: loop, to: endpoint)
         func sendGood(_ id: UInt64) {
@@ -198,7 +198,7 @@ import Wire
         }
         func startGarbageClients() throws {
             for (index, bytes) in garbage.enumerated() {
-                var reader = ResponseReader()
+                let reader = ResponseReader()
                 let bad = try Connection.connect(loop: loop, to: endpoint)
                 bad.onConnected = { $0.write(bytes) }
                 bad.onRead = { connection in

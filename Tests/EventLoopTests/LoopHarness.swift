@@ -39,13 +39,13 @@ func temporarySocketPath() -> String {
 
 /// Reads framed KvResponses off a connection, in order.
 struct ResponseReader {
-    var decoder = FrameDecoder()
+    let reader = FrameReader<KvResponse>()
 
-    mutating func read(from connection: Connection) throws -> [KvResponse] {
-        decoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
+    func read(from connection: Connection) throws -> [KvResponse] {
         var responses: [KvResponse] = []
-        while let body = try decoder.nextFrame() {
-            responses.append(try KvResponse(serialized: body))
+        try reader.readMessages(from: connection) { response in
+            responses.append(response)
+            return .more
         }
         return responses
     }
