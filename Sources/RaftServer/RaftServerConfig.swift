@@ -73,6 +73,17 @@ public struct RaftServerConfig: Sendable {
         readLease?.problem(electionTicks: electionTicks, checkQuorum: true)
     }
 
+    /// What the driver decides by.
+    public var driverConfig: RaftDriverConfig {
+        var driver = RaftDriverConfig(nodeID: nodeID, tick: .microseconds(Int64((tickMs * 1_000).rounded())))
+        driver.readMode = readMode
+        driver.applyChunkBytes = applyChunkBytes
+        driver.snapshotLogBytes = snapshotLogBytes
+        driver.snapshotCatchUpBytes = snapshotCatchUpBytes
+        driver.listenAddress = "\(listen)"
+        return driver
+    }
+
     var heartbeatTicks: Int { max(1, Int((heartbeatMs / tickMs).rounded())) }
     var electionTicks: Int { max(heartbeatTicks * 2 + 1, Int((electionMs / tickMs).rounded())) }
 }

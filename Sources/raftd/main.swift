@@ -141,10 +141,17 @@ struct Raftd: ParsableCommand {
             }
             signalled = true
             logger.info("signal \(signal): shutting down")
-            server.shutdown(handoverMs: electionMs * 2) { loop.stop() }
+            server.shutdown(handover: .microseconds(Int64(electionMs * 2_000))) { loop.stop() }
+        }
+        var failed = false
+        server.onFatalError = { reason in
+            logger.critical("\(reason); stopping")
+            failed = true
+            loop.stop()
         }
         loop.run()
         withExtendedLifetime((signals, operatorEndpoint)) {}
+        if failed { throw ExitCode(1) }
     }
 }
 
