@@ -32,6 +32,8 @@ public final class RaftDriver {
     /// Term and vote as last written to the log (they must be synced before use).
     var syncedTerm: UInt64
     var syncedVote: UInt64
+    /// The commit index last written to the log (synced or not).
+    var savedCommit: UInt64
     /// Entry bytes logged since the last snapshot: past `snapshotLogBytes`, and past the last
     /// snapshot's own size, we ask kvd for one. The second bound keeps a large state from being
     /// rewritten more often than the log it replaces grows (at most 2x write amplification).
@@ -75,6 +77,7 @@ public final class RaftDriver {
         committedIndex = durableCommit
         syncedTerm = hardState.term
         syncedVote = hardState.vote
+        savedCommit = hardState.commit
         logBytesSinceSnapshot = Self.bytes(of: node, after: node.firstIndex - 1)
         self.lastSnapshotBytes = lastSnapshotBytes
         hasBeenMember = node.configuration.member(config.nodeID) != nil
@@ -240,6 +243,13 @@ public final class RaftDriver {
         if let first = ready.entries.first, first.index <= log.lastIndex {
             logger.notice("replacing log entries from index \(first.index) (last was \(log.lastIndex)) with the leader's")
         }
+        if let hardState = ready.hardState, !ready.entries.isEmpty, hardState.term != syncedTerm || hardState.vote != syncedVote {
+            // A new term or vote goes to the log before entries of that term: a write torn by a
+            // crash may keep a prefix of what one sync writes, and entries past the hard
+            // state's term would make the log unusable at restart (the simulation found this).
+            // The commit index stays as saved until the entries it may cover are written.
+            try log.save(hardState: HardState(term: hardState.term, vote: hardState.vote, commit: savedCommit))
+        }
         if !ready.entries.isEmpty {
             try log.append(ready.entries)
             logBytesSinceSnapshot += ready.entries.reduce(0) { $0 + $1.byteSize }
@@ -247,6 +257,7 @@ public final class RaftDriver {
         var mustSync = !ready.entries.isEmpty
         if let hardState = ready.hardState {
             try log.save(hardState: hardState)
+            savedCommit = hardState.commit
             // A new commit index alone need not be durable (it is relearned from the leader
             // after a restart); a new term or vote must be, before anyone hears of it.
             mustSync = mustSync || hardState.term != syncedTerm || hardState.vote != syncedVote
