@@ -25,6 +25,8 @@ final class RaftDisk: RaftLogStore, SnapshotStore {
     private var fromKvd: SnapshotFileReceiver
     private var pending: [UInt64: SnapshotFileWriter] = [:]
     private var nextPendingID: UInt64 = 1
+    /// Times the fsyncs when the process serves metrics.
+    var metrics: RaftMetrics?
 
     init(loop: EventLoop, directory: String, clusterID: UInt64, nodeID: UInt64, logger: Logger) throws {
         self.directory = directory
@@ -63,7 +65,7 @@ final class RaftDisk: RaftLogStore, SnapshotStore {
 
     func save(hardState: HardState) throws { try storage.save(hardState: hardState) }
 
-    func sync() throws { try storage.sync() }
+    func sync() throws { try RaftMetrics.timeFsync(metrics) { try storage.sync() } }
 
     func installReceivedSnapshot(index: UInt64, term: UInt64, configuration: Configuration?) throws -> Int {
         guard let position = receivedSnapshots.firstIndex(where: { $0.index == index && $0.term == term }) else {

@@ -60,6 +60,8 @@ public final class RaftDriver {
     var refusalReminderAt: UInt64?
     /// Set while a leader hands over before stopping: the time it gives up.
     var shutdownDeadline: UInt64?
+    /// How long that handover was given (for the log).
+    var handoverLimit: Duration = .zero
 
     /// `node` must have been built from what `log` holds (`hardState` is the durable one);
     /// `durableCommit` is the index known committed and durable at start (the persisted commit
@@ -170,8 +172,6 @@ public final class RaftDriver {
         return true
     }
 
-    var handoverLimit: Duration = .zero
-
     func finishShutdown(handedOver: Bool) {
         guard shutdownDeadline != nil else { return }
         shutdownDeadline = nil
@@ -264,7 +264,7 @@ public final class RaftDriver {
             syncedTerm = hardState.term
             syncedVote = hardState.vote
         }
-        if mustSync { try RaftMetrics.timeFsync(metrics) { try log.sync() } }
+        if mustSync { try log.sync() }
     }
 
     private func announce(_ soft: SoftState) {

@@ -100,7 +100,7 @@ public final class RaftServer {
         rearm(now: LeaseClock.nanos())
         logger.info("raftd \(config.nodeID) serving", metadata: [
             "peers": "\(config.listen)", "apply": "\(config.applySocketPath)", "data": "\(config.dataDir)",
-            "electionMs": "\(config.electionMs)", "heartbeatMs": "\(config.heartbeatMs)",
+            "election": "\(config.election)", "heartbeat": "\(config.heartbeat)",
             "readMode": "\(config.readMode.rawValue)",
             "leaseMs": "\(config.readLease.map { String(Double($0.durationNanos) / 1e6) } ?? "-")",
         ])
@@ -151,7 +151,9 @@ public final class RaftServer {
 
     /// Turns on metrics (after `OperatorEndpoint.bootstrapMetrics`).
     public func enableMetrics() {
-        driver.metrics = RaftMetrics(peers: config.peers.keys.filter { $0 != config.nodeID }.sorted())
+        let metrics = RaftMetrics(peers: config.peers.keys.filter { $0 != config.nodeID }.sorted())
+        driver.metrics = metrics
+        disk.metrics = metrics
     }
 
     var metrics: RaftMetrics? { driver.metrics }
