@@ -33,6 +33,16 @@ struct RaftdSimulationTests {
         }
     }
 
+    /// A seed replays exactly: the same events, the same outcome.
+    @Test func aSeedReplaysExactly() {
+        var first = RaftdSimulation(seed: 11, options: Self.options(seed: 11))
+        var second = RaftdSimulation(seed: 11, options: Self.options(seed: 11))
+        #expect(first.run() == second.run())
+        #expect(first.report == second.report)
+        #expect(first.committed == second.committed)
+        #expect(first.crashes > 0 || first.maxApplied > 0)
+    }
+
     /// 3, 4 or 5 nodes, by seed.
     static func options(seed: UInt64) -> RaftdSimulation.Options {
         var options = RaftdSimulation.Options()

@@ -13,8 +13,8 @@ public struct RaftdSimulation {
     public struct Options: Sendable {
         public var nodeCount = 3
         /// Simulated milliseconds of chaos, then of calm.
-        public var chaosSteps = 1_500
-        public var calmSteps = 1_200
+        public var chaosSteps = 1_200
+        public var calmSteps = 800
         public var crashRate = 0.002
         /// Per node and step: the process dies in its next fdatasync, keeping a random (torn)
         /// prefix of what that sync was writing.
@@ -227,7 +227,9 @@ public struct RaftdSimulation {
 
     /// What to print when the run failed: the seed, the violations, the last events.
     public var report: String {
-        var text = "seed=\(seed) nodes=\(options.nodeCount) crashes=\(crashes) maxApplied=\(maxApplied)\n"
+        var text = "seed=\(seed) nodes=\(options.nodeCount) crashes=\(crashes) maxApplied=\(maxApplied)"
+        text += " compactions=\(nodes.map(\.disk.compactions).reduce(0, +)) installs=\(nodes.map(\.disk.installs).reduce(0, +))"
+        text += " kvdRestores=\(nodes.map(\.kvd.snapshotsRestored).reduce(0, +))\n"
         text += violations.prefix(5).map { "  violation: \($0)" }.joined(separator: "\n") + "\n"
         for node in nodes {
             let status = node.driver.map { "\($0.status.role.name) term=\($0.status.term) commit=\($0.status.commitIndex) first=\($0.node.firstIndex) last=\($0.status.lastIndex)" } ?? "down"

@@ -51,6 +51,9 @@ public final class SimulatedDisk: RaftLogStore, SnapshotStore {
     public private(set) var current = Image()
     private var unsynced: [Write] = []
     public private(set) var syncCount: UInt64 = 0
+    /// Leaders' snapshots installed, and compactions to kvd's snapshots (for reports).
+    public private(set) var installs = 0
+    public private(set) var compactions = 0
     /// The snapshot "file" (kvd's encoded state), durable once committed or installed.
     public private(set) var snapshotFile: (snapshot: Snapshot, data: [UInt8])?
     /// Leaders' snapshots that arrived whole, by (index, term).
@@ -107,6 +110,7 @@ public final class SimulatedDisk: RaftLogStore, SnapshotStore {
             throw SnapshotFileMismatch(description: "no snapshot (\(index), t\(term)) arrived")
         }
         var (snapshot, data) = received.remove(at: position)
+        installs += 1
         snapshot.configuration = configuration
         try sync()
         snapshotFile = (snapshot, data)
@@ -126,6 +130,7 @@ public final class SimulatedDisk: RaftLogStore, SnapshotStore {
         precondition(current.entry(at: index)?.term == term, "compacting to (\(index), t\(term)), which the log does not hold")
         current.compact(to: file.snapshot)
         durable = current
+        compactions += 1
     }
 
     // MARK: SnapshotStore
