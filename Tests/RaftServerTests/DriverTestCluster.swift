@@ -11,6 +11,8 @@ final class DriverTestCluster {
     var now: UInt64 = 1_000_000_000
     /// Links that drop everything (both ways).
     var cut: Set<[UInt64]> = []
+    /// Drops exactly the messages it returns true for.
+    var dropFilter: ((Message) -> Bool)?
     private var random = SeededGenerator(seed: 7)
 
     init(count: Int, configure: (inout RaftDriverConfig) -> Void = { _ in }) {
@@ -44,7 +46,7 @@ final class DriverTestCluster {
             for node in nodes {
                 let messages = node.outbox
                 node.outbox.removeAll()
-                for message in messages where !cut.contains([message.from, message.to]) {
+                for message in messages where !cut.contains([message.from, message.to]) && dropFilter?(message) != true {
                     let target = self.node(message.to)
                     guard let driver = target.driver else { continue }
                     if message.type == .snapshot, let snapshot = message.snapshot {

@@ -162,6 +162,30 @@ struct RaftDriverTests {
         #expect(driver.logBytesSinceSnapshot < 400)
     }
 
+    @Test func compactionKeepsWhatALiveFollowerStillNeeds() {
+        let cluster = DriverTestCluster(count: 3) {
+            $0.snapshotLogBytes = 400
+            $0.snapshotCatchUpBytes = 0
+        }
+        let leader = cluster.electLeader()
+        cluster.advance(ms: 20)
+        let slow = cluster.nodes.first { $0.id != leader.id }!
+        let slowMatch = slow.driver!.status.lastIndex
+        // The slow follower hears heartbeats (so it is live) but no appends: it falls behind.
+        cluster.dropFilter = { $0.to == slow.id && $0.type == .append }
+        cluster.propose(at: leader.id, count: 30)
+        cluster.advance(ms: 50)
+        let driver = leader.driver!
+        let snapshot = try! #require(driver.node.snapshot)
+        #expect(snapshot.index > slowMatch)
+        #expect(driver.node.firstIndex <= slowMatch + 1, "compacted to \(driver.node.firstIndex), the slow follower has \(slowMatch)")
+        // With the appends flowing again it catches up without a snapshot.
+        cluster.dropFilter = nil
+        cluster.advance(ms: 50)
+        #expect(slow.disk.installs == 0)
+        #expect(slow.kvd.lastApplied == leader.kvd.lastApplied)
+    }
+
     @Test func aRefusedSnapshotIsResentOnlyAfterABackoff() {
         let cluster = DriverTestCluster(count: 3) {
             $0.snapshotLogBytes = 400
@@ -197,6 +221,19 @@ struct RaftDriverTests {
             driver.processReady(now: cluster.now)
         }
         #expect(leader.toKvd.contains { if case .snapshot = $0 { true } else { false } }, "resent after the 1 s back-off")
+        // Refused again: now held back for 2 s.
+        leader.clearKvdQueue()
+        driver.kvdReceived(.snapshotRejected(index: snapshot.index, reason: "test", lastApplied: 0), now: cluster.now)
+        driver.processReady(now: cluster.now)
+        var resentAfter: UInt64?
+        for step in 1...2_100 {
+            cluster.now += 1_000_000
+            if driver.nextDeadline <= cluster.now { driver.wake(now: cluster.now) }
+            driver.processReady(now: cluster.now)
+            if resentAfter == nil, leader.toKvd.contains(where: { if case .snapshot = $0 { true } else { false } }) { resentAfter = UInt64(step) }
+            leader.clearKvdQueue()
+        }
+        #expect(resentAfter.map { $0 >= 2_000 } == true, "resent after \(resentAfter.map { "\($0) ms" } ?? "never") instead of 2 s")
     }
 
     @Test func aReconnectingKvdIsStreamedFromItsLastApplied() {
