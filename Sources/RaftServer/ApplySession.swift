@@ -6,7 +6,7 @@ import Wire
 /// driver's (`KvdLink`).
 final class ApplySession {
     let connection: Connection
-    var decoder = FrameDecoder(frameLimit: PeerTransport.frameLimit)
+    let reader = FrameReader<KvdToRaft>(frameLimit: PeerTransport.frameLimit)
 
     init(connection: Connection) {
         self.connection = connection

@@ -229,12 +229,12 @@ public final class RaftServer {
 
     private func receiveFromKvd(_ connection: Connection) {
         guard let session = links.kvd, session.connection === connection else { return connection.close() }
-        session.decoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
         let now = LeaseClock.nanos()
         do {
-            // The driver may close the link (a protocol violation): then the rest is dropped.
-            while links.kvd === session, let frame = try session.decoder.nextFrame() {
-                driver.kvdReceived(try KvdToRaft(serialized: frame), now: now)
+            try session.reader.readMessages(from: connection) { message in
+                driver.kvdReceived(message, now: now)
+                // The driver may close the link (a protocol violation): then the rest is dropped.
+                return links.kvd === session ? .more : .stop
             }
         } catch {
             logger.warning("closing kvd connection: \(error)")
