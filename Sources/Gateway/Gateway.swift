@@ -23,7 +23,7 @@ public final class Gateway {
     private var tlsContext: TLSContext?
     private var clients: [UInt64: ClientLink] = [:]
     private var nextClientID: UInt64 = 1
-    private var timer: Timer!
+    private let timer: Timer
     /// Actions not executed yet: executing one can raise another event (a write that closes a
     /// connection), whose actions then queue behind.
     private var queue: [GatewayAction] = []
@@ -43,7 +43,8 @@ public final class Gateway {
         coreConfig.maxInFlight = config.maxInFlight
         coreConfig.maxIdleSessions = config.maxIdleSessions
         core = GatewayCore(config: coreConfig)
-        timer = Timer(loop: loop) { [weak self] in self?.tick() }
+        timer = Timer(loop: loop)
+        timer.action = { [weak self] in self?.tick() }
     }
 
     public func start() throws {

@@ -20,8 +20,8 @@ public final class ClientLink {
     private var scratch: [UInt8] = []
     private let onRequest: (KvRequest, ClientLink) -> Void
     private let onClose: (ClientLink) -> Void
-    private var partialFrameWatch: PartialFrameWatch!
-    private var idleWatch: IdleWatch!
+    private let partialFrameWatch: PartialFrameWatch
+    private let idleWatch: IdleWatch
     private let log: RateLimitedLog
     /// Held strongly: the loop keeps only a weak reference to the budget.
     private let inputBudget: InputBudget
@@ -38,11 +38,13 @@ public final class ClientLink {
         log = loop.connectionLog
         connection.chargeOutput(to: loop.clientOutput)
         inputBudget = loop.clientInput
-        partialFrameWatch = PartialFrameWatch(loop: loop, timeoutMs: loop.limits.partialFrameTimeoutMs) { [weak self] in
+        partialFrameWatch = PartialFrameWatch(loop: loop, timeoutMs: loop.limits.partialFrameTimeoutMs)
+        idleWatch = IdleWatch(loop: loop, timeoutMs: loop.limits.idleTimeoutMs,
+                              progress: { [weak connection] in connection?.outputDrainedBytes ?? 0 })
+        partialFrameWatch.onExpired = { [weak self] in
             self?.expire("sent part of a frame and did not finish it within \(Int(loop.limits.partialFrameTimeoutMs)) ms")
         }
-        idleWatch = IdleWatch(loop: loop, timeoutMs: loop.limits.idleTimeoutMs,
-                              progress: { [weak connection] in connection?.outputDrainedBytes ?? 0 }) { [weak self] in
+        idleWatch.onExpired = { [weak self] in
             self?.expire("was idle for \(Int(loop.limits.idleTimeoutMs / 1000)) s", level: .info)
         }
         connection.onRead = { [weak self] conn in

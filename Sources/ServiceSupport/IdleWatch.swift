@@ -14,16 +14,18 @@ public final class IdleWatch {
     private let timer: Timer
     /// False once expired or cancelled: the link is closing.
     public private(set) var isWatching = true
-    private let onExpired: () -> Void
+    /// Runs once when the link expired (settable, so an owner can hold the watch in a `let`).
+    public var onExpired: () -> Void
     /// Bumped by the owner on every read and every send.
     public var activity: UInt64 = 0
     private var activitySeen: UInt64 = 0
     private var quietQuarters = 0
     private let progress: () -> Int
+    private var progressSeen = 0
 
     /// `progress` returns a number that changes whenever the link's output moves (bytes the
     /// socket took).
-    public init(loop: EventLoop, timeoutMs: Double, progress: @escaping () -> Int, onExpired: @escaping () -> Void) {
+    public init(loop: EventLoop, timeoutMs: Double, progress: @escaping () -> Int, onExpired: @escaping () -> Void = {}) {
         precondition(timeoutMs > 0, "an idle timeout must be positive: it is the way out of pauses")
         self.timeoutMs = timeoutMs
         self.progress = progress
@@ -32,8 +34,6 @@ public final class IdleWatch {
         timer.action = { [weak self] in self?.fired() }
         timer.schedule(milliseconds: timeoutMs / 4)
     }
-
-    private var progressSeen = 0
 
     public func cancel() {
         isWatching = false

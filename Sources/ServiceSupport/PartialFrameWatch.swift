@@ -12,12 +12,13 @@ import EventLoop
 public final class PartialFrameWatch {
     public let timeoutMs: Double
     private let timer: Timer
-    private let onExpired: () -> Void
+    /// Runs once when the link expired (settable, so an owner can hold the watch in a `let`).
+    public var onExpired: () -> Void
     private var holdsPartialFrame = false
     private var framesCompleted: UInt64 = 0
     private var framesCompletedAtArm: UInt64 = 0
 
-    public init(loop: EventLoop, timeoutMs: Double, onExpired: @escaping () -> Void) {
+    public init(loop: EventLoop, timeoutMs: Double, onExpired: @escaping () -> Void = {}) {
         precondition(timeoutMs > 0, "a partial-frame timeout must be positive")
         self.timeoutMs = timeoutMs
         self.onExpired = onExpired

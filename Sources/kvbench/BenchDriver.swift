@@ -66,10 +66,10 @@ final class BenchDriver {
     static let preloadClients = 64
 
     private(set) var phase: Phase = .connecting
-    private var flush: DeferredAction!
-    private var retryTimer: Timer!
-    private var secondTimer: Timer!
-    private var phaseTimer: Timer!
+    private let flush: DeferredAction
+    private let retryTimer: Timer
+    private let secondTimer: Timer
+    private let phaseTimer: Timer
     private var retryQueue: [(due: UInt64, client: Int)] = []
 
     private var preloadNext = 0
@@ -90,6 +90,10 @@ final class BenchDriver {
     init(config: BenchConfig, loop: EventLoop, accounting: ProcessAccounting, log: @escaping (String) -> Void) {
         self.config = config
         self.loop = loop
+        flush = DeferredAction(loop: loop)
+        retryTimer = Timer(loop: loop, repeating: true)
+        secondTimer = Timer(loop: loop, repeating: true)
+        phaseTimer = Timer(loop: loop)
         self.accounting = accounting
         self.log = log
         rng = SeededGenerator(seed: config.seed)
@@ -101,10 +105,10 @@ final class BenchDriver {
 
     /// Runs the whole benchmark; returns the result, or throws what went wrong.
     func run() throws -> BenchResult {
-        flush = DeferredAction(loop: loop) { [unowned self] in self.flushLinks() }
-        retryTimer = Timer(loop: loop, repeating: true) { [unowned self] in self.runRetries() }
-        secondTimer = Timer(loop: loop, repeating: true) { [unowned self] in self.everySecond() }
-        phaseTimer = Timer(loop: loop) { [unowned self] in self.phaseTimerFired() }
+        flush.action = { [unowned self] in self.flushLinks() }
+        retryTimer.action = { [unowned self] in self.runRetries() }
+        secondTimer.action = { [unowned self] in self.everySecond() }
+        phaseTimer.action = { [unowned self] in self.phaseTimerFired() }
 
         linksByTarget = Array(repeating: [], count: config.targets.count)
         let tls = try config.tls.map { TLSDial(context: try TLSContext(files: $0), expectedName: nil) }

@@ -73,11 +73,11 @@ final class FailoverDriver {
     private var failure: String?
     private let log: (String) -> Void
 
-    private var flush: DeferredAction!
-    private var retryTimer: Timer!
-    private var tickTimer: Timer!
-    private var stopTimer: Timer!
-    private var signals: SignalWatcher!
+    private let flush: DeferredAction
+    private let retryTimer: Timer
+    private let tickTimer: Timer
+    private let stopTimer: Timer
+    private var signals: SignalWatcher?
 
     static let connectTimeoutNanos: UInt64 = 10_000_000_000
 
@@ -85,6 +85,10 @@ final class FailoverDriver {
         precondition(config.clients >= 1 && config.conns >= config.targets.count && !config.targets.isEmpty)
         self.config = config
         self.loop = loop
+        stopTimer = Timer(loop: loop)
+        flush = DeferredAction(loop: loop)
+        retryTimer = Timer(loop: loop, repeating: true)
+        tickTimer = Timer(loop: loop, repeating: true)
         self.timeline = timeline
         self.log = log
         rng = SeededGenerator(seed: config.seed)
@@ -94,10 +98,10 @@ final class FailoverDriver {
     /// Runs until SIGTERM/SIGINT or `maxDurationSeconds`; throws when the targets cannot be
     /// reached at the start.
     func run() throws -> FailoverLoadResult {
-        flush = DeferredAction(loop: loop) { [unowned self] in self.flushLinks() }
-        retryTimer = Timer(loop: loop, repeating: true) { [unowned self] in self.runRetries() }
-        tickTimer = Timer(loop: loop, repeating: true) { [unowned self] in self.tick() }
-        stopTimer = Timer(loop: loop) { [unowned self] in self.stop() }
+        flush.action = { [unowned self] in self.flushLinks() }
+        retryTimer.action = { [unowned self] in self.runRetries() }
+        tickTimer.action = { [unowned self] in self.tick() }
+        stopTimer.action = { [unowned self] in self.stop() }
         signals = SignalWatcher(loop: loop) { [unowned self] _ in self.stop() }
 
         linksByTarget = Array(repeating: [], count: config.targets.count)

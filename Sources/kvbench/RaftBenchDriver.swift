@@ -62,10 +62,10 @@ final class RaftBenchDriver {
     private var payloads: [[UInt8]] = []
 
     private(set) var phase: Phase = .connecting
-    private var flush: DeferredAction!
-    private var secondTimer: Timer!
-    private var phaseTimer: Timer!
-    private var retryTimer: Timer!
+    private let flush: DeferredAction
+    private let secondTimer: Timer
+    private let phaseTimer: Timer
+    private let retryTimer: Timer
 
     /// The link proposals go to; nil while no leader is known.
     private var leader: Int?
@@ -99,6 +99,10 @@ final class RaftBenchDriver {
     init(config: RaftBenchConfig, loop: EventLoop, accounting: ProcessAccounting, log: @escaping (String) -> Void) {
         self.config = config
         self.loop = loop
+        flush = DeferredAction(loop: loop)
+        secondTimer = Timer(loop: loop, repeating: true)
+        phaseTimer = Timer(loop: loop)
+        retryTimer = Timer(loop: loop)
         self.accounting = accounting
         self.log = log
         var rng = SeededGenerator(seed: 0x5EED_5EED)
@@ -109,10 +113,10 @@ final class RaftBenchDriver {
     }
 
     func run() throws -> RaftBenchResult {
-        flush = DeferredAction(loop: loop) { [unowned self] in self.flushOutgoing() }
-        secondTimer = Timer(loop: loop, repeating: true) { [unowned self] in self.everySecond() }
-        phaseTimer = Timer(loop: loop) { [unowned self] in self.phaseTimerFired() }
-        retryTimer = Timer(loop: loop) { [unowned self] in self.refill() }
+        flush.action = { [unowned self] in self.flushOutgoing() }
+        secondTimer.action = { [unowned self] in self.everySecond() }
+        phaseTimer.action = { [unowned self] in self.phaseTimerFired() }
+        retryTimer.action = { [unowned self] in self.refill() }
         for node in config.nodes {
             let dialer = Dialer(loop: loop, endpoint: .unix(path: node.path), limits: Connection.Limits(),
                                 minBackoffMs: 20, maxBackoffMs: 500)
