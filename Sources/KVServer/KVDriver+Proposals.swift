@@ -70,11 +70,12 @@ extension KVDriver {
             }
             return
         }
+        // Refused: the waiters go to the leader raftd names. Our view of leadership stays
+        // raftd's last report: a leader refuses during a handover that may yet be abandoned
+        // (and then no leadership news follows), and taking the refusal for a step-down left
+        // this kvd redirecting to a follower that redirected back, for the rest of the term.
         let refused = pending.finish(proposal.id)!
-        if result.leaderID != 0 && !result.accepted {
-            leadership = Leadership(term: leadership.term, leaderID: result.leaderID, isLeader: false)
-        }
-        answer(refused.waiters, status: .wrongLeader, message: "not the leader")
+        answer(refused.waiters, status: .wrongLeader, message: "not the leader", naming: result.accepted ? 0 : result.leaderID)
         proposeIfRoom()
     }
 

@@ -21,10 +21,8 @@ extension KVDriver {
             reads.indexKnown(result.readID, index: index, term: term)
             answerAppliedReads()
         case let .notLeader(leaderID):
-            if leaderID != 0 && leaderID != config.nodeID {
-                leadership = Leadership(term: leadership.term, leaderID: leaderID, isLeader: false)
-            }
-            answer(reads: reads.finish(result.readID)!.waiters, status: .wrongLeader, message: "not the leader")
+            // As for a refused proposal: the hint for these Gets, not a change of leadership.
+            answer(reads: reads.finish(result.readID)!.waiters, status: .wrongLeader, message: "not the leader", naming: leaderID)
         case .useLog:
             // raftd runs --read-mode log: these Gets, and every later one, go through the log.
             if !readsThroughLog { log(.info, "raftd serves reads through the log (--read-mode log)") }

@@ -284,8 +284,12 @@ public struct KVDriver {
         actions.append(.log(level, message))
     }
 
-    /// The hint a failed request carries: the leader we know, unless it is us or unknown.
-    private var hint: String { leadership.leaderID == 0 || leadership.isLeader ? "" : String(leadership.leaderID) }
+    /// The hint a failed request carries: `named` (a leader raftd named in a refusal), else the
+    /// leader we know, unless it is us or unknown.
+    private func hint(naming named: UInt64 = 0) -> String {
+        if named != 0 && named != config.nodeID { return String(named) }
+        return leadership.leaderID == 0 || leadership.isLeader ? "" : String(leadership.leaderID)
+    }
 
     mutating func failAll(status: Status, message: String) {
         answer(pending.takeAll(), status: status, message: message)
@@ -294,16 +298,16 @@ public struct KVDriver {
         groupCommitDeadline = nil
     }
 
-    mutating func answer(_ waiters: [Waiter], status: Status, message: String) {
-        let hint = hint
+    mutating func answer(_ waiters: [Waiter], status: Status, message: String, naming named: UInt64 = 0) {
+        let hint = hint(naming: named)
         for waiter in waiters {
             reply(waiter.client, KvResponse(requestID: waiter.requestID, status: status, leaderHint: hint, message: message,
                                             leaderTerm: hint.isEmpty ? 0 : leadership.term), op: waiter.op)
         }
     }
 
-    mutating func answer(reads waiters: [ReadWaiter], status: Status, message: String) {
-        let hint = hint
+    mutating func answer(reads waiters: [ReadWaiter], status: Status, message: String, naming named: UInt64 = 0) {
+        let hint = hint(naming: named)
         for waiter in waiters {
             reply(waiter.client, KvResponse(requestID: waiter.request.requestID, status: status, leaderHint: hint, message: message,
                                             leaderTerm: hint.isEmpty ? 0 : leadership.term), op: .get)
