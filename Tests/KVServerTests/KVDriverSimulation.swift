@@ -33,6 +33,8 @@ final class KVDriverSimulation {
         case encodingPart(node: Int, incarnation: Int, id: UInt64, [UInt8])
         case encodingFinished(node: Int, incarnation: Int, id: UInt64)
         case clientWake(client: Int, token: UInt64)
+        /// A status query sent at `sent` to `node` must have been answered by now.
+        case statusCheck(requestID: UInt64, node: Int, incarnation: Int)
         case commit
         case fault
     }
@@ -76,6 +78,12 @@ final class KVDriverSimulation {
     private let faultsUntil: UInt64
     private let config: KVDriverConfig
     private var violation: String?
+    /// The connection id of the status prober (clients are 1…clientCount).
+    static let prober = 100
+    /// kvd answers a status query by its deadline (100 ms) plus the trip back.
+    static let statusCheckAfter: UInt64 = 150 * KVDriverSimulation.ms
+    private var statusWaiting: Set<UInt64> = []
+    private var nextStatusID: UInt64 = 1
     private(set) var steps = 0
     /// What happened, for the sweep's summary.
     private(set) var stats: [String: Int] = [:]
@@ -184,7 +192,14 @@ final class KVDriverSimulation {
             note("client \(client) → kvd\(node + 1): \(request.op) seq \(request.seq) rid \(request.requestID)")
             step(node) { $0.clientRequest(client: UInt64(client), request, at: $1) }
         case let .reply(client, response):
+            if client == Self.prober { return proberReceives(response) }
             clientReceives(client, response)
+        case let .statusCheck(requestID, node, incarnation):
+            // A kvd that crashed meanwhile took the query with it (the connection closed).
+            if statusWaiting.contains(requestID), nodes[node].incarnation == incarnation {
+                fail("status query \(requestID) to kvd \(node + 1) unanswered after \(Self.statusCheckAfter / Self.ms) ms")
+            }
+            statusWaiting.remove(requestID)
         case let .timer(node, incarnation, at):
             guard nodes[node].incarnation == incarnation, nodes[node].timerAt == at else { return }
             nodes[node].timerAt = nil
@@ -457,6 +472,8 @@ final class KVDriverSimulation {
             note("raftds compact through \(through)")
         case 70..<85:
             if nodes[node].attached { toKvd(node, .snapshotRequest(appliedAtLeast: 0)) }
+        case 85..<95:
+            sendStatusQuery(to: node)
         default:
             break
         }
@@ -500,6 +517,26 @@ final class KVDriverSimulation {
         queue.schedule(.request(node: node, incarnation: nodes[node].incarnation, client: index, request), at: arrival)
         client.token += 1
         queue.schedule(.clientWake(client: index, token: client.token), at: now + 400 * Self.ms)
+    }
+
+    /// OP_STATUS to a kvd (sometimes subscribing to leadership news): answered by raftd, or by
+    /// kvd itself when raftd is away or silent, always within the deadline.
+    private func sendStatusQuery(to node: Int) {
+        let id = nextStatusID
+        nextStatusID += 1
+        statusWaiting.insert(id)
+        let request = KvRequest(requestID: id, op: .status, watchLeadership: Int.random(in: 0..<3, using: &random) == 0)
+        let incarnation = nodes[node].incarnation
+        queue.schedule(.request(node: node, incarnation: incarnation, client: Self.prober, request), at: now + 100_000)
+        queue.schedule(.statusCheck(requestID: id, node: node, incarnation: incarnation), at: now + Self.statusCheckAfter)
+        stats["status queries", default: 0] += 1
+    }
+
+    private func proberReceives(_ response: KvResponse) {
+        // Leadership news under a subscription's id carries no nodes; the status answer does.
+        guard statusWaiting.contains(response.requestID), !response.nodes.isEmpty else { return }
+        if response.status != .ok || response.nodes.count != 1 { fail("status answer \(response)") }
+        statusWaiting.remove(response.requestID)
     }
 
     private func clientReceives(_ index: Int, _ response: KvResponse) {
