@@ -38,8 +38,8 @@ public final class Gateway {
         var coreConfig = GatewayCoreConfig(nodeIDs: Array(config.nodes.keys), maxKeyBytes: config.maxKeyBytes,
                                            maxValueBytes: config.maxValueBytes, seed: UInt64.random(in: 1...UInt64.max))
         coreConfig.nodeAddresses = config.nodes.mapValues { "\($0)" }
-        coreConfig.requestDeadline = UInt64(config.requestDeadlineMs * 1_000_000)
-        coreConfig.attemptTimeout = UInt64(config.attemptTimeoutMs * 1_000_000)
+        coreConfig.requestDeadline = config.requestDeadline.wholeNanoseconds
+        coreConfig.attemptTimeout = config.attemptTimeout.wholeNanoseconds
         coreConfig.maxInFlight = config.maxInFlight
         coreConfig.maxIdleSessions = config.maxIdleSessions
         core = GatewayCore(config: coreConfig)
@@ -179,7 +179,7 @@ public final class Gateway {
             clients[client]?.connection.closeAfterFlush()
         case let .suspectChanged(node, suspect):
             if suspect {
-                logger.notice("kvd \(node) has not answered for \(core.config.suspectAfter / 1_000_000) ms; sending its requests elsewhere")
+                logger.notice("kvd \(node) has not answered for \(Duration.nanoseconds(core.config.suspectAfter).wholeMilliseconds) ms; sending its requests elsewhere")
             } else {
                 logger.notice("kvd \(node) answers again")
             }

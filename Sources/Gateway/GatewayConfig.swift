@@ -10,11 +10,11 @@ public struct GatewayConfig: Sendable {
     /// Mutual TLS on the client port and the kvd links (`--tls-cert/--tls-key/--tls-ca`); nil: plaintext.
     public var tls: TLSFiles?
     /// How long the gateway keeps retrying a request before answering UNAVAILABLE.
-    public var requestDeadlineMs: Double = 5000
+    public var requestDeadline: Duration = .seconds(5)
     /// How long one attempt at a kvd that still answers its health checks may go unanswered
     /// before it is retried at another node (a node that stops answering altogether is caught
     /// sooner: after ~300 ms of silence it is suspect and its requests go elsewhere).
-    public var attemptTimeoutMs: Double = 2000
+    public var attemptTimeout: Duration = .seconds(2)
     /// Requests refused at the gateway (BAD_REQUEST) without a hop; keep equal to kvd's limits.
     public var maxKeyBytes: Int = RequestValidation.defaultMaxKeyBytes
     public var maxValueBytes: Int = RequestValidation.defaultMaxValueBytes

@@ -1,4 +1,5 @@
 import KVStore
+import ServiceSupport
 import Wire
 
 /// Writes through the log: group commit, raftd's results, applying committed entries and

@@ -1,3 +1,4 @@
+import ServiceSupport
 import Wire
 
 /// Gets without the log: read index from raftd, then the state machine once it has applied it.

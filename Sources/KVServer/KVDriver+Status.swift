@@ -1,3 +1,4 @@
+import ServiceSupport
 import Wire
 
 /// OP_STATUS and OP_MEMBER: relayed to raftd under a query id; answered by raftd, or by kvd

@@ -31,15 +31,3 @@ public struct KVDriverConfig: Sendable {
         self.address = address
     }
 }
-
-extension Duration {
-    /// Whole nanoseconds (negative durations count as zero), for deadlines on the monotonic clock.
-    var wholeNanoseconds: UInt64 {
-        let (seconds, attoseconds) = components
-        guard seconds >= 0, attoseconds >= 0 else { return 0 }
-        return UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
-    }
-
-    /// Whole milliseconds, for messages.
-    var wholeMilliseconds: UInt64 { wholeNanoseconds / 1_000_000 }
-}

@@ -24,7 +24,7 @@ public final class KVServer {
     let logger: Logger
     private var driver: KVDriver
     private let raftLink: Dialer
-    private var raftDecoder = FrameDecoder(frameLimit: Limits.standard.internalFrameBytes)
+    private var raftReader = FrameReader<RaftToKvd>(frameLimit: Limits.standard.internalFrameBytes)
     private var listener: Listener?
     private var clients: [UInt64: ClientLink] = [:]
     private var nextClientID: UInt64 = 1
@@ -126,7 +126,7 @@ public final class KVServer {
     }
 
     private func raftConnected(_ connection: Connection) {
-        raftDecoder = FrameDecoder(frameLimit: Limits.standard.internalFrameBytes)
+        raftReader = FrameReader(frameLimit: Limits.standard.internalFrameBytes)
         connection.onRead = { [weak self] conn in self?.receiveFromRaft(conn) }
         connection.onWritable = { [weak self] conn in
             guard let self else { return }
@@ -136,11 +136,10 @@ public final class KVServer {
     }
 
     private func receiveFromRaft(_ connection: Connection) {
-        raftDecoder.withAppendableBuffer { _ = connection.readAvailable(appendingTo: &$0) }
         do {
-            while let frame = try raftDecoder.nextFrame() {
-                let message = try RaftToKvd(serialized: frame)
+            try raftReader.readMessages(from: connection) { message in
                 input { $0.raftMessage(message, at: $1) }
+                return .more
             }
         } catch {
             logger.error("bad frame from raftd: \(error); reconnecting")

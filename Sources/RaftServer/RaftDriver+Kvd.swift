@@ -1,4 +1,5 @@
 import Raft
+import ServiceSupport
 import Wire
 
 /// The apply socket: kvd's messages in, committed entries (or the snapshot first) streamed out
@@ -136,7 +137,7 @@ extension RaftDriver {
     func streamCommittedSoon(now: UInt64) {
         if lastSoftState?.role == .leader { return streamCommitted(now: now) }
         guard followerStreamAt == nil, kvd?.streamedIndex != nil else { return }
-        followerStreamAt = now + config.followerApplyDelay.nanoseconds
+        followerStreamAt = now + config.followerApplyDelay.wholeNanoseconds
     }
 
     /// Sends committed entries kvd has not seen yet, while its link keeps up; a kvd behind the

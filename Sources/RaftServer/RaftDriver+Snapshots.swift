@@ -1,4 +1,5 @@
 import Raft
+import ServiceSupport
 
 /// When to ask kvd for a snapshot, whether to take the one it sends, and what of the log to
 /// keep once it is durable.
@@ -9,7 +10,7 @@ extension RaftDriver {
         guard logBytesSinceSnapshot >= max(config.snapshotLogBytes, lastSnapshotBytes), snapshotCommitInFlight == nil,
               let link = kvd, link.streamedIndex != nil, link.snapshotOut == nil,
               node.status.appliedIndex >= link.snapshotWaitsForApplied else { return }
-        if let asked = link.snapshotRequestedAt, now - asked < config.snapshotRequestRetry.nanoseconds { return }
+        if let asked = link.snapshotRequestedAt, now - asked < config.snapshotRequestRetry.wholeNanoseconds { return }
         kvd?.snapshotRequestedAt = now
         sendToKvd(.snapshotRequest(appliedAtLeast: committedIndex))
     }

@@ -1,5 +1,6 @@
 import Logging
 import Raft
+import ServiceSupport
 import Wire
 
 /// raftd's decisions as a deterministic driver around the pure Raft core: peer messages, kvd's
@@ -83,7 +84,7 @@ public final class RaftDriver {
         logBytesSinceSnapshot = Self.bytes(of: node, after: node.firstIndex - 1)
         self.lastSnapshotBytes = lastSnapshotBytes
         hasBeenMember = node.configuration.member(config.nodeID) != nil
-        nextTickAt = now + config.tick.nanoseconds
+        nextTickAt = now + config.tick.wholeNanoseconds
         // No kvd yet: do not lead or campaign without one (bounded; see StateMachineAttachment).
         node.setStateMachineAttached(false)
     }
@@ -119,7 +120,7 @@ public final class RaftDriver {
     public func wake(now: UInt64) {
         guard !stopped else { return }
         if now >= nextTickAt {
-            let tick = config.tick.nanoseconds
+            let tick = config.tick.wholeNanoseconds
             nextTickAt += tick
             if nextTickAt <= now { nextTickAt = now + tick }
             observeClock(now)
@@ -136,7 +137,7 @@ public final class RaftDriver {
             streamCommitted(now: now)
         }
         if let at = refusalReminderAt, now >= at, let refusal {
-            refusalReminderAt = now + config.refusalReminder.nanoseconds
+            refusalReminderAt = now + config.refusalReminder.wholeNanoseconds
             logger.error("\(refusal)")
         }
         if let at = shutdownDeadline, now >= at { finishShutdown(handedOver: false) }
@@ -149,7 +150,7 @@ public final class RaftDriver {
         guard refusal == nil else { return }
         refusal = reason
         logger.critical("\(reason)")
-        refusalReminderAt = now + config.refusalReminder.nanoseconds
+        refusalReminderAt = now + config.refusalReminder.wholeNanoseconds
     }
 
     /// Lease reads measure time on a clock that keeps running while we are stopped; the core
@@ -167,7 +168,7 @@ public final class RaftDriver {
     public func beginShutdown(handover: Duration, now: UInt64) -> Bool {
         guard !stopped, shutdownDeadline == nil, node.status.role == .leader, node.transferLeadership() else { return false }
         logger.info("handing leadership over before shutting down")
-        shutdownDeadline = now + handover.nanoseconds
+        shutdownDeadline = now + handover.wholeNanoseconds
         handoverLimit = handover
         return true
     }

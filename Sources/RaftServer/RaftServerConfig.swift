@@ -1,5 +1,6 @@
 import EventLoop
 import Raft
+import ServiceSupport
 import Wire
 
 /// Everything a raftd process is told on its command line.
@@ -66,7 +67,7 @@ public struct RaftServerConfig: Sendable {
     /// (`ReadLease`); nil in the other modes.
     public var readLease: ReadLease? {
         guard readMode == .lease else { return nil }
-        return ReadLease.longest(electionTicks: electionTicks, tickNanos: tick.nanoseconds, driftBound: leaseDriftBound)
+        return ReadLease.longest(electionTicks: electionTicks, tickNanos: tick.wholeNanoseconds, driftBound: leaseDriftBound)
     }
 
     /// Why these flags cannot run (lease mode only), nil when they can.

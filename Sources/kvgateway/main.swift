@@ -61,8 +61,8 @@ struct Kvgateway: ParsableCommand {
         var endpoints: [UInt64: Endpoint] = [:]
         for (node, address) in nodes.byID { endpoints[node] = Endpoint.parseHostPort(address)! }
         var config = GatewayConfig(listen: Endpoint.parseHostPort(listen)!, nodes: endpoints)
-        config.requestDeadlineMs = requestDeadlineMs
-        config.attemptTimeoutMs = attemptTimeoutMs
+        config.requestDeadline = .milliseconds(requestDeadlineMs)
+        config.attemptTimeout = .milliseconds(attemptTimeoutMs)
         config.maxValueBytes = maxValueBytes
         config.tls = tls.files
         let registry = metrics.endpoint.map { _ in OperatorEndpoint.bootstrapMetrics(histogramBuckets: Gateway.histogramBuckets) }
