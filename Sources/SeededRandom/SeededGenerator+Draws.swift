@@ -1,22 +1,20 @@
-import Raft
-import SeededRandom
-
-/// Convenience draws on the seeded generator that drives a whole simulation.
+/// Draws the simulations and load generators make on a seeded generator; each is a pure
+/// function of the generator's state, so a seed replays the same draws.
 extension SeededGenerator {
     /// True with probability `probability`.
-    mutating func chance(_ probability: Double) -> Bool {
-        probability > 0 && Double(next() >> 11) / Double(1 << 53) < probability
+    public mutating func chance(_ probability: Double) -> Bool {
+        probability > 0 && double() < probability
     }
 
-    mutating func int(in range: ClosedRange<Int>) -> Int {
+    public mutating func int(in range: ClosedRange<Int>) -> Int {
         range.lowerBound + Int(next() % UInt64(range.upperBound - range.lowerBound + 1))
     }
 
-    mutating func element<T>(of array: [T]) -> T {
+    public mutating func element<T>(of array: [T]) -> T {
         array[Int(next() % UInt64(array.count))]
     }
 
-    mutating func shuffled<T>(_ array: [T]) -> [T] {
+    public mutating func shuffled<T>(_ array: [T]) -> [T] {
         var result = array
         if result.count < 2 { return result }
         for i in stride(from: result.count - 1, to: 0, by: -1) {
@@ -24,11 +22,9 @@ extension SeededGenerator {
         }
         return result
     }
-}
 
-extension SeededGenerator {
     /// Uniform in [0, 1).
-    mutating func double() -> Double {
+    public mutating func double() -> Double {
         Double(next() >> 11) / Double(1 << 53)
     }
 }
