@@ -17,6 +17,10 @@ import Glibc
 public final class Listener {
     private var listener: OpaquePointer?
     private let onAccept: (Connection) -> Void
+    /// Keeps the event base alive as long as the listener and its connections exist.
+    private let loop: EventLoop
+    /// Set once bind created the socket file: only then is it ours to unlink.
+    private var ownsUnixPath = false
     private let limits: Connection.Limits
     public let endpoint: Endpoint
     /// The bound TCP port (useful after binding port 0), 0 for Unix sockets.
@@ -104,11 +108,6 @@ public final class Listener {
         guard let listener else { return }
         evconnlistener_enable(listener)
     }
-
-    /// Keeps the event base alive as long as the listener and its connections exist.
-    private let loop: EventLoop
-    /// Set once bind created the socket file: only then is it ours to unlink.
-    private var ownsUnixPath = false
 
     deinit {
         if let listener { evconnlistener_free(listener) }

@@ -27,6 +27,8 @@ public enum ClerkOutcome: Sendable, Equatable {
 /// ends as `appliedReplyLost`, never re-run (not even under a new client_id).
 public final class Clerk {
     public let clientID: UInt64
+    /// Mutual TLS for every connection this clerk makes (set before the first operation).
+    public var tls: TLSContext?
     private var nextSeq: UInt64 = 1
     private let endpoints: [Endpoint]
     /// Node id → index in `endpoints`, when talking to kvds directly (leader hints are node ids).
@@ -52,9 +54,6 @@ public final class Clerk {
         self.operationTimeoutMs = operationTimeoutMs
         preferred = Int.random(in: 0..<endpoints.count)
     }
-
-    /// Mutual TLS for every connection this clerk makes (set before the first operation).
-    public var tls: TLSContext?
 
     public static func newClientID() -> UInt64 { UInt64.random(in: 1...UInt64.max) }
 
