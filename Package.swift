@@ -95,11 +95,15 @@ let package = Package(
 
         // Tests.
         .target(name: "ClusterTestSupport", dependencies: ["KVClient", "Wire", "EventLoop", "SeededRandom"], path: "Tests/ClusterTestSupport"),
+        .target(name: "SimulationSupport", dependencies: [
+            "RaftServer", "Raft", "Wire", "SeededRandom", .product(name: "Logging", package: "swift-log"),
+        ], path: "Tests/SimulationSupport"),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Raft", "SeededRandom"]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "Wire", "ClusterTestSupport", "Raft", "SeededRandom"]),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "SeededRandom"]),
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "Raft", "SeededRandom"]),
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "Wire", "Raft", "SeededRandom"]),
+        .testTarget(name: "RaftServerTests", dependencies: ["RaftServer", "SimulationSupport", "Raft", "Wire", "SeededRandom"]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Wire"]),
         .testTarget(name: "ClusterTests", dependencies: ["ClusterTestSupport", "KVClient", "Wire", "EventLoop", "ServiceSupport", "Raft", "SeededRandom"]),
         .testTarget(name: "DeploymentTests", dependencies: []),

@@ -14,9 +14,10 @@ public struct RaftServerConfig: Sendable {
     public var dataDir: String
     /// Mutual TLS on the peer links (`--tls-cert/--tls-key/--tls-ca`); nil: plaintext.
     public var tls: TLSFiles?
-    public var tickMs: Double
-    public var heartbeatMs: Double
-    public var electionMs: Double
+    /// How often the core ticks; heartbeat and election timeouts are whole numbers of ticks.
+    public var tick: Duration
+    public var heartbeat: Duration
+    public var election: Duration
     /// Most bytes of committed entries in one frame streamed to kvd.
     public var applyChunkBytes: Int = 1 << 20
     /// Most log bytes in one append message to a follower.
@@ -48,24 +49,24 @@ public struct RaftServerConfig: Sendable {
     }
 
     public init(nodeID: UInt64, clusterID: UInt64, listen: Endpoint, peers: [UInt64: Endpoint], applySocketPath: String,
-                dataDir: String, heartbeatMs: Double = 50, electionMs: Double = 300) {
+                dataDir: String, heartbeat: Duration = .milliseconds(50), election: Duration = .milliseconds(300)) {
         self.nodeID = nodeID
         self.clusterID = clusterID
         self.listen = listen
         self.peers = peers
         self.applySocketPath = applySocketPath
         self.dataDir = dataDir
-        self.heartbeatMs = heartbeatMs
-        self.electionMs = electionMs
+        self.heartbeat = heartbeat
+        self.election = election
         // Ticks fine enough that randomized election timeouts spread well.
-        self.tickMs = max(1, min(10, heartbeatMs))
+        tick = max(.milliseconds(1), min(.milliseconds(10), heartbeat))
     }
 
     /// The read lease of `--read-mode lease`: the longest that cannot outlive an election
     /// (`ReadLease`); nil in the other modes.
     public var readLease: ReadLease? {
         guard readMode == .lease else { return nil }
-        return ReadLease.longest(electionTicks: electionTicks, tickNanos: UInt64(tickMs * 1_000_000), driftBound: leaseDriftBound)
+        return ReadLease.longest(electionTicks: electionTicks, tickNanos: tick.nanoseconds, driftBound: leaseDriftBound)
     }
 
     /// Why these flags cannot run (lease mode only), nil when they can.
@@ -73,6 +74,17 @@ public struct RaftServerConfig: Sendable {
         readLease?.problem(electionTicks: electionTicks, checkQuorum: true)
     }
 
-    var heartbeatTicks: Int { max(1, Int((heartbeatMs / tickMs).rounded())) }
-    var electionTicks: Int { max(heartbeatTicks * 2 + 1, Int((electionMs / tickMs).rounded())) }
+    /// What the driver decides by.
+    public var driverConfig: RaftDriverConfig {
+        var driver = RaftDriverConfig(nodeID: nodeID, tick: tick)
+        driver.readMode = readMode
+        driver.applyChunkBytes = applyChunkBytes
+        driver.snapshotLogBytes = snapshotLogBytes
+        driver.snapshotCatchUpBytes = snapshotCatchUpBytes
+        driver.listenAddress = "\(listen)"
+        return driver
+    }
+
+    var heartbeatTicks: Int { max(1, Int((heartbeat / tick).rounded())) }
+    var electionTicks: Int { max(heartbeatTicks * 2 + 1, Int((election / tick).rounded())) }
 }

@@ -49,6 +49,10 @@ struct SnapshotFileChunker {
 }
 
 /// The snapshot file does not (yet, or any more) hold the snapshot a sender wanted.
-struct SnapshotFileMismatch: Error, CustomStringConvertible {
-    let description: String
+public struct SnapshotFileMismatch: Error, CustomStringConvertible {
+    public let description: String
+
+    public init(description: String) {
+        self.description = description
+    }
 }

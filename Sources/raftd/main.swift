@@ -99,7 +99,8 @@ struct Raftd: ParsableCommand {
         for (peer, address) in peers?.byID ?? [:] { endpoints[peer] = Endpoint.parseHostPort(address)! }
         var config = RaftServerConfig(
             nodeID: id, clusterID: ClusterID.hash(clusterID), listen: Endpoint.parseHostPort(listen)!, peers: endpoints,
-            applySocketPath: applySocket, dataDir: dataDir, heartbeatMs: heartbeatMs, electionMs: electionMs)
+            applySocketPath: applySocket, dataDir: dataDir,
+            heartbeat: .microseconds(Int64(heartbeatMs * 1_000)), election: .microseconds(Int64(electionMs * 1_000)))
         config.snapshotLogBytes = snapshotLogBytes
         config.snapshotCatchUpBytes = snapshotCatchUpBytes
         config.readMode = readMode
@@ -141,10 +142,17 @@ struct Raftd: ParsableCommand {
             }
             signalled = true
             logger.info("signal \(signal): shutting down")
-            server.shutdown(handoverMs: electionMs * 2) { loop.stop() }
+            server.shutdown(handover: config.election * 2) { loop.stop() }
+        }
+        var failed = false
+        server.onFatalError = { reason in
+            logger.critical("\(reason); stopping")
+            failed = true
+            loop.stop()
         }
         loop.run()
         withExtendedLifetime((signals, operatorEndpoint)) {}
+        if failed { throw ExitCode(1) }
     }
 }
 

@@ -1,32 +1,15 @@
 import EventLoop
-import Logging
 import Raft
 import Wire
 
-/// raftd's side of membership changes: the configuration in force drives whom the transport
-/// dials, members' commands from kvd (`kvctl member …`) become core proposals, and a node
+/// raftd's side of membership changes: members' commands from kvd (`kvctl member …`) become
+/// core proposals, the configuration in force goes to the shell (whom to dial), and a node
 /// learns when it was removed.
-extension RaftServer {
-    /// Raft addresses of the configuration's members that carry one.
-    func raftAddresses(_ configuration: Configuration) -> [UInt64: Endpoint] {
-        var addresses: [UInt64: Endpoint] = [:]
-        for member in configuration.members where !member.raftAddress.isEmpty {
-            if let endpoint = Endpoint.parseHostPort(member.raftAddress) { addresses[member.id] = endpoint }
-        }
-        return addresses
-    }
-
+extension RaftDriver {
     /// The configuration in force changed (a change appended, truncated or installed).
     func configurationChanged(_ configuration: Configuration) {
         logger.notice("configuration now \(configuration)", metadata: ["index": "\(node.configurationIndex)"])
-        transport.updateAddresses(raftAddresses(configuration))
-        // Ids no longer members may come back later on a fresh data dir under the same id.
-        let departed = storage.peerIdentities.known.keys.filter { configuration.member($0) == nil && $0 != config.nodeID }
-        if !departed.isEmpty, !configuration.ids.isEmpty {
-            do { try storage.peerIdentities.forget(Array(departed)) } catch {
-                logger.error("cannot forget removed nodes' data-dir ids: \(error)")
-            }
-        }
+        io.configurationChanged(configuration)
         let removed = !configuration.ids.isEmpty && configuration.member(config.nodeID) == nil
         // A joining node first sees configurations from before its addition: not a removal.
         if !removed && !configuration.ids.isEmpty { hasBeenMember = true }
