@@ -104,6 +104,7 @@ let package = Package(
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "Raft", "SeededRandom"]),
         .testTarget(name: "KVStoreTests", dependencies: ["KVStore", "Wire", "Raft", "SeededRandom"]),
         .testTarget(name: "RaftServerTests", dependencies: ["RaftServer", "SimulationSupport", "Raft", "Wire", "SeededRandom"]),
+        .testTarget(name: "KVServerTests", dependencies: ["KVServer", "KVStore", "Wire", "ClusterTestSupport", "SeededRandom"]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Wire"]),
         .testTarget(name: "ClusterTests", dependencies: ["ClusterTestSupport", "KVClient", "Wire", "EventLoop", "ServiceSupport", "Raft", "SeededRandom"]),
         .testTarget(name: "DeploymentTests", dependencies: []),

@@ -10,7 +10,7 @@ public struct KVServerConfig: Sendable {
     /// Mutual TLS on the client port (`--tls-cert/--tls-key/--tls-ca`); nil: plaintext.
     public var tls: TLSFiles?
     /// A request not applied within this long is answered TIMEOUT.
-    public var requestTimeoutMs: Double = 3000
+    public var requestTimeout: Duration = .seconds(3)
     /// The session limits this kvd proposes to the log when it leads (the state machine uses
     /// only replicated limits, so replicas with different flags cannot diverge): sessions idle
     /// longer than this (in log time) expire…
@@ -33,13 +33,27 @@ public struct KVServerConfig: Sendable {
     public var maxProposalsInFlight: Int = 1
     /// The longest a batch waits behind proposals in flight before it is proposed anyway, so
     /// a round slowed down (a lagging quorum, a slow disk) overlaps with the next.
-    public var groupCommitMaxWaitMs: Double = 2
+    public var groupCommitMaxWait: Duration = .milliseconds(2)
 
     /// The limits these flags ask for (tombstones keep the built-in defaults).
     public var requestedSessionLimits: SessionLimits {
         SessionLimits(sessionTimeoutMs: sessionTimeoutMs, maxSessions: UInt64(maxSessions),
                       tombstoneTimeoutMs: SessionLimits.defaults.tombstoneTimeoutMs,
                       maxTombstones: SessionLimits.defaults.maxTombstones)
+    }
+
+    /// What the driver decides by.
+    public var driverConfig: KVDriverConfig {
+        var driver = KVDriverConfig(nodeID: nodeID, address: "\(listen)")
+        driver.requestTimeout = requestTimeout
+        driver.groupCommitMaxWait = groupCommitMaxWait
+        driver.maxProposalsInFlight = maxProposalsInFlight
+        driver.maxProposalBytes = maxProposalBytes
+        driver.maxPendingRequests = maxPendingRequests
+        driver.maxKeyBytes = maxKeyBytes
+        driver.maxValueBytes = maxValueBytes
+        driver.requestedSessionLimits = requestedSessionLimits
+        return driver
     }
 
     public init(nodeID: UInt64, listen: Endpoint, raftSocketPath: String) {

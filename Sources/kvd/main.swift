@@ -70,11 +70,11 @@ struct Kvd: ParsableCommand {
         ProcessLogging.bootstrap(process: "kvd[\(id)]", level: logLevel)
         let logger = Logger(label: "kvd")
         var config = KVServerConfig(nodeID: id, listen: Endpoint.parseHostPort(listen)!, raftSocketPath: raftSocket)
-        config.requestTimeoutMs = requestTimeoutMs
+        config.requestTimeout = .milliseconds(requestTimeoutMs)
         config.sessionTimeoutMs = sessionTimeoutS * 1000
         config.maxValueBytes = maxValueBytes
         config.maxProposalsInFlight = maxProposalsInFlight
-        config.groupCommitMaxWaitMs = groupCommitMaxWaitMs
+        config.groupCommitMaxWait = .milliseconds(groupCommitMaxWaitMs)
         config.tls = tls.files
         let registry = metrics.endpoint.map { _ in OperatorEndpoint.bootstrapMetrics(histogramBuckets: [:]) }
         let loop = EventLoop()
