@@ -1,7 +1,7 @@
 @testable import KVServer
 import Logging
 import Raft
-import RaftServer
+@testable import RaftServer
 import SeededRandom
 import SimulationSupport
 import Wire
@@ -91,6 +91,9 @@ final class WholeNode: RaftDriverIO {
         config.electionTicks = 10
         config.heartbeatTicks = 2
         config.randomSeed = seed
+        if raftConfig.readMode == .lease {
+            config.readLease = ReadLease.longest(electionTicks: config.electionTicks, tickNanos: raftConfig.tick.nanoseconds, driftBound: 0.1)
+        }
         let durableCommit = max(min(image.hardState.commit, image.lastIndex), image.offset)
         let node = RaftNode(config: config, hardState: image.hardState, snapshot: image.snapshot,
                             entries: image.entries, applied: durableCommit)

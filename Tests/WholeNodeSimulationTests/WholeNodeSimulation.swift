@@ -32,22 +32,24 @@ final class WholeNodeSimulation {
         var nodeCount = 3
         var gatewayCount = 1
         var clientCount = 5
+        /// How raftd serves reads (`--read-mode`).
+        var readMode = ReadMode.index
         /// Simulated milliseconds of chaos; then the clients finish (at most `calmMs`) and the
         /// kvds converge (at most `settleMs`).
-        var chaosMs = 1_200
+        var chaosMs = 1_500
         var calmMs = 4_000
         var settleMs = 2_000
         /// Per step (1 ms) of chaos.
-        var raftdCrashRate = 0.0006
-        var crashInSyncRate = 0.0004
-        var kvdCrashRate = 0.0008
-        var applyLinkResetRate = 0.001
-        var gatewayLinkResetRate = 0.0015
+        var raftdCrashRate = 0.0012
+        var crashInSyncRate = 0.0005
+        var kvdCrashRate = 0.0015
+        var applyLinkResetRate = 0.002
+        var gatewayLinkResetRate = 0.003
         var gatewayCutRate = 0.0008
         var peerPartitionRate = 0.0025
         var peerHealRate = 0.008
-        var freezeRate = 0.0012
-        var clientCloseRate = 0.0008
+        var freezeRate = 0.002
+        var clientCloseRate = 0.0015
     }
 
     struct GatewayLink {
@@ -100,6 +102,7 @@ final class WholeNodeSimulation {
         raftConfig.snapshotCatchUpBytes = 400
         raftConfig.applyChunkBytes = 400
         raftConfig.snapshotRequestRetry = .milliseconds(300)
+        raftConfig.readMode = options.readMode
         var kvdConfig = KVDriverConfig(nodeID: 1, address: "sim")
         kvdConfig.requestTimeout = .milliseconds(500)
         kvdConfig.statusAnswerTimeout = .milliseconds(200)
@@ -335,6 +338,8 @@ final class WholeNodeSimulation {
                 let frame = node.toKvd.removeFirst()
                 if case let .committed(entries) = frame {
                     for entry in entries { record(index: entry.index, print: Fingerprint.of(entry), by: "kvd \(node.id)") }
+                } else if case let .snapshot(chunk) = frame, chunk.offset == 0 {
+                    count("kvd restores from raftd's snapshot")
                 }
                 kvdStep(index) { $0.raftMessage(frame, at: $1) }
             }
@@ -752,6 +757,7 @@ final class WholeNodeSimulation {
             checkedCommit[index] = status.commitIndex
             if status.role == .leader {
                 if let other = leaders[status.term], other != node.id { fail("two leaders in term \(status.term): \(other) and \(node.id)") }
+                if leaders[status.term] == nil { count("leaders elected") }
                 leaders[status.term] = node.id
             }
         }
@@ -775,7 +781,7 @@ final class WholeNodeSimulation {
 
     /// The seed, the outcome, the counts, each node's state and the last events.
     var report: String {
-        var text = "whole-node simulation seed=\(seed) nodes=\(options.nodeCount) gateways=\(options.gatewayCount) steps=\(steps)\n"
+        var text = "whole-node simulation seed=\(seed) nodes=\(options.nodeCount) gateways=\(options.gatewayCount) read mode \(options.readMode) steps=\(steps)\n"
         text += "  \(violation ?? "no violation")\n"
         text += "  " + stats.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ") + "\n"
         for node in nodes {

@@ -49,11 +49,17 @@ struct WholeNodeSimulationTests {
         #expect(first.stats["operations completed", default: 0] > 0)
     }
 
-    /// 3 nodes, now and then 5; one gateway, now and then two.
+    /// 3 nodes, now and then 5; one gateway, now and then two; reads by ReadIndex, now and then
+    /// by lease or through the log.
     static func options(seed: UInt64) -> WholeNodeSimulation.Options {
         var options = WholeNodeSimulation.Options()
         options.nodeCount = seed % 4 == 3 ? 5 : 3
         options.gatewayCount = seed % 3 == 2 ? 2 : 1
+        options.readMode = switch seed % 5 {
+        case 3: .lease
+        case 4: .log
+        default: .index
+        }
         return options
     }
 }
