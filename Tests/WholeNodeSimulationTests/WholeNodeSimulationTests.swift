@@ -9,7 +9,7 @@ import Testing
 struct WholeNodeSimulationTests {
     static let environment = ProcessInfo.processInfo.environment
     static let halves = 2
-    static let defaultSeeds: UInt64 = 200
+    static let defaultSeeds: UInt64 = 300
 
     @Test(arguments: 0..<halves)
     func seedSweep(half: Int) {
