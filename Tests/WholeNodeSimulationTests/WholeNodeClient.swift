@@ -20,7 +20,7 @@ struct WholeNodeClient {
     let index: Int
     /// 0: the gateway lends a session.
     let clientID: UInt64
-    let gateway: Int
+    var gateway: Int
     /// The connection id at the gateway (a closed connection is replaced by a new id).
     var connection: UInt64
     var seq: UInt64 = 0
@@ -82,6 +82,13 @@ struct WholeNodeClient {
         case .delete: .delete
         }
         return KvRequest(requestID: attempt, clientID: clientID, seq: clientID == 0 ? 0 : op.seq, op: wireOp, key: op.key, value: op.value)
+    }
+
+    /// The current Get goes again under the next seq (its seq was refused as used before).
+    mutating func renumber() {
+        precondition(current?.kind == .get, "only a Get may change its seq")
+        seq += 1
+        current!.seq = seq
     }
 
     /// May the current operation be sent again after an unknown outcome?

@@ -34,6 +34,10 @@ final class WholeNodeSimulation {
         var clientCount = 5
         /// How raftd serves reads (`--read-mode`).
         var readMode = ReadMode.index
+        /// The session limits kvd's leader proposes (a small table makes sessions evict each other).
+        var sessionLimits = SessionLimits.defaults
+        /// The gateway answers UNAVAILABLE this long after a request came in (clients then retry).
+        var gatewayDeadlineMs: UInt64 = 1_500
         /// Simulated milliseconds of chaos; then the clients finish (at most `calmMs`) and the
         /// kvds converge (at most `settleMs`).
         var chaosMs = 1_500
@@ -108,6 +112,7 @@ final class WholeNodeSimulation {
         kvdConfig.statusAnswerTimeout = .milliseconds(200)
         kvdConfig.groupCommitMaxWait = .milliseconds(2)
         kvdConfig.maxProposalsInFlight = random.int(in: 0...2)
+        kvdConfig.requestedSessionLimits = options.sessionLimits
         self.kvdConfig = kvdConfig
         for id in ids {
             raftConfig.nodeID = id
@@ -122,8 +127,8 @@ final class WholeNodeSimulation {
         checkedCommit = Array(repeating: 0, count: nodes.count)
         for index in 0..<options.gatewayCount {
             var config = GatewayCoreConfig(nodeIDs: ids, maxKeyBytes: 1024, maxValueBytes: 1 << 16, seed: random.next())
-            config.requestDeadline = 1_500 * Self.ms
-            config.attemptTimeout = 600 * Self.ms
+            config.requestDeadline = options.gatewayDeadlineMs * Self.ms
+            config.attemptTimeout = options.gatewayDeadlineMs * 2 / 5 * Self.ms
             gateways.append(GatewayCore(config: config))
             gatewayTimers.append(nil)
             links.append(Array(repeating: GatewayLink(), count: nodes.count))
@@ -641,15 +646,27 @@ final class WholeNodeSimulation {
         case .unavailable, .timeout:
             count("retries")
             if clients[index].mayRetry {
+                // An own session's retry may go through another gateway: same client_id and seq.
+                if clients[index].clientID != 0, gateways.count > 1, random.chance(0.5) {
+                    clients[index].gateway = (clients[index].gateway + 1) % gateways.count
+                    clients[index].connection = takeConnectionID()
+                }
                 clients[index].wakeAt = now + delay(2_000...10_000)
             } else {
                 clients[index].giveUp()
                 count("unknown outcomes")
                 clients[index].wakeAt = now + delay(1_000...5_000)
             }
-        case .sessionExpired where clients[index].clientID == 0 && clients[index].current?.kind != .get:
-            // A lent session's write was applied; its reply was lost.
+        case .sessionExpired where clients[index].current?.kind != .get:
+            // The write was applied; its reply was lost (a lent session expired, or our own
+            // session was evicted from the table before this retry came).
+            count("writes answered SESSION_EXPIRED")
             clients[index].complete(response, now: now)
+            clients[index].wakeAt = now + delay(0...5_000)
+        case .sessionExpired where clients[index].clientID != 0:
+            // Our session was evicted and this seq is remembered as used: read again under a new one.
+            count("gets answered SESSION_EXPIRED")
+            clients[index].renumber()
             clients[index].wakeAt = now + delay(0...5_000)
         default:
             fail("client \(index) got \(response.status) for seq \(clients[index].seq): \(response.message)")

@@ -60,6 +60,10 @@ struct WholeNodeSimulationTests {
         case 4: .log
         default: .index
         }
+        // Every fourth seed: a session table of 3, so sessions evict each other (their
+        // tombstones stay); deadlines short enough that clients see them and retry.
+        if seed % 4 == 1 { options.sessionLimits.maxSessions = 3 }
+        options.gatewayDeadlineMs = [400, 800, 1_500][Int(seed / 3 % 3)]
         return options
     }
 }
