@@ -36,6 +36,8 @@ final class WholeNodeSimulation {
         var readMode = ReadMode.index
         /// The session limits kvd's leader proposes (a small table makes sessions evict each other).
         var sessionLimits = SessionLimits.defaults
+        /// Each kvd's wall clock (which stamps proposals: sessions expire by it) is off by up to this.
+        var wallClockSkewMs = 0
         /// The gateway answers UNAVAILABLE this long after a request came in (clients then retry).
         var gatewayDeadlineMs: UInt64 = 1_500
         /// Simulated milliseconds of chaos; then the clients finish (at most `calmMs`) and the
@@ -83,6 +85,11 @@ final class WholeNodeSimulation {
     private var clients: [WholeNodeClient] = []
     private var replies: [(at: UInt64, gateway: Int, connection: UInt64, response: KvResponse)] = []
     private var nextConnection: UInt64 = 1
+    /// Per gateway: the connection status probes come on, and the probes owed an answer (by when).
+    private var statusConnections: [UInt64] = []
+    private var statusOwed: [(gateway: Int, requestID: UInt64, due: UInt64)] = []
+    private var nextStatusID: UInt64 = 1
+    private var wallOffsetMs: [Int] = []
     /// Inputs a frozen kvd gets when it thaws, and raftd's missed disconnect.
     private var kvdMail: [[KvdMail]] = []
     private var raftMissedDisconnect: [Bool] = []
@@ -134,6 +141,8 @@ final class WholeNodeSimulation {
             links.append(Array(repeating: GatewayLink(), count: nodes.count))
             _ = index
         }
+        for _ in gateways { statusConnections.append(takeConnectionID()) }
+        wallOffsetMs = nodes.map { _ in random.int(in: -options.wallClockSkewMs...options.wallClockSkewMs) }
         for index in 0..<options.clientCount {
             // Most clients own a session; every third borrows one from its gateway.
             let clientID: UInt64 = index % 3 == 2 ? 0 : random.next() | 1
@@ -147,7 +156,10 @@ final class WholeNodeSimulation {
         return nextConnection
     }
 
-    private var time: KVTime { KVTime(monotonicNanos: now, wallClockMillis: 1_700_000_000_000 + now / Self.ms) }
+    /// kvd `index`'s clocks: the monotonic one shared, the wall clock its own.
+    private func time(_ index: Int) -> KVTime {
+        KVTime(monotonicNanos: now, wallClockMillis: UInt64(1_700_000_000_000 + Int(now / Self.ms) + wallOffsetMs[index]))
+    }
 
     private func note(_ line: @escaping @autoclosure () -> String) {
         recent.append((now, line))
@@ -227,6 +239,7 @@ final class WholeNodeSimulation {
             }
         }
         clientsStep()
+        probeStatus()
         if chaos { injectFaults() }
         restartDue()
         for node in nodes.indices { processReady(node, chaos: chaos) }
@@ -399,7 +412,7 @@ final class WholeNodeSimulation {
     private func kvdStep(_ index: Int, _ input: (inout KVDriver, KVTime) -> [KVDriverAction]) {
         let node = nodes[index]
         guard node.kvd != nil else { return }
-        let actions = input(&node.kvd!, time)
+        let actions = input(&node.kvd!, time(index))
         if let broken = node.kvd!.invariantViolation() { fail("kvd \(node.id): \(broken)") }
         for action in actions { perform(action, node: index) }
     }
@@ -617,6 +630,10 @@ final class WholeNodeSimulation {
             return true
         }
         for reply in due {
+            if reply.connection == statusConnections[reply.gateway] {
+                statusAnswered(reply.gateway, reply.response)
+                continue
+            }
             guard let index = clients.firstIndex(where: { $0.gateway == reply.gateway && $0.connection == reply.connection }) else { continue }
             clientReceives(index, reply.response)
         }
@@ -632,6 +649,29 @@ final class WholeNodeSimulation {
             note("client \(index) → gateway \(gateway): \(request.op) seq \(request.seq) rid \(request.requestID)")
             gatewayStep(gateway) { $0.clientRequest(client: connection, request, now: $1) }
         }
+    }
+
+    /// Now and then a status query through each gateway: answered in time, listing every node.
+    private func probeStatus() {
+        for owed in statusOwed where owed.due < now {
+            return fail("gateway \(owed.gateway) did not answer status query \(owed.requestID) by \(owed.due / Self.ms) ms")
+        }
+        guard issuing, random.chance(0.004) else { return }
+        let gateway = random.int(in: 0...(gateways.count - 1))
+        let id = nextStatusID
+        nextStatusID += 1
+        let connection = statusConnections[gateway]
+        statusOwed.append((gateway, id, now + gateways[gateway].config.statusTimeout + 50 * Self.ms))
+        count("status queries")
+        gatewayStep(gateway) { $0.clientRequest(client: connection, KvRequest(requestID: id, op: .status), now: $1) }
+    }
+
+    private func statusAnswered(_ gateway: Int, _ response: KvResponse) {
+        guard let at = statusOwed.firstIndex(where: { $0.gateway == gateway && $0.requestID == response.requestID }) else {
+            return fail("gateway \(gateway) answered status query \(response.requestID), not owed")
+        }
+        statusOwed.remove(at: at)
+        if response.nodes.count != nodes.count { fail("gateway \(gateway)'s status answer lists \(response.nodes.count) nodes: \(response.nodes)") }
     }
 
     private func clientReceives(_ index: Int, _ response: KvResponse) {

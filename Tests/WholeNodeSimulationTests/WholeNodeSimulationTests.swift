@@ -9,7 +9,7 @@ import Testing
 struct WholeNodeSimulationTests {
     static let environment = ProcessInfo.processInfo.environment
     static let halves = 2
-    static let defaultSeeds: UInt64 = 300
+    static let defaultSeeds: UInt64 = 400
 
     @Test(arguments: 0..<halves)
     func seedSweep(half: Int) {
@@ -63,6 +63,12 @@ struct WholeNodeSimulationTests {
         // Every fourth seed: a session table of 3, so sessions evict each other (their
         // tombstones stay); deadlines short enough that clients see them and retry.
         if seed % 4 == 1 { options.sessionLimits.maxSessions = 3 }
+        // Every fourth other seed: sessions idle for 0.7 s of log time expire, and the kvds'
+        // wall clocks (which stamp the log time) disagree by up to 2 s.
+        if seed % 4 == 2 {
+            options.sessionLimits.sessionTimeoutMs = 700
+            options.wallClockSkewMs = 2_000
+        }
         options.gatewayDeadlineMs = [400, 800, 1_500][Int(seed / 3 % 3)]
         return options
     }
