@@ -350,6 +350,8 @@ final class WholeNodeSimulation {
     private func applyLink(_ index: Int) {
         let node = nodes[index]
         guard node.linkUp else { return }
+        // raftd's output backed up (past its high-water mark): it hears when kvd drains it.
+        if node.toKvd.count >= WholeNode.toKvdLimit { node.raftSawFull = true }
         if !node.kvdFrozen(now), node.kvd != nil {
             for _ in 0..<random.int(in: 0...4) {
                 guard node.linkUp, !node.toKvd.isEmpty else { break }
@@ -362,12 +364,9 @@ final class WholeNodeSimulation {
                 kvdStep(index) { $0.raftMessage(frame, at: $1) }
             }
         }
-        if node.linkUp, node.raftSawFull || node.toKvd.count >= WholeNode.toKvdLimit {
-            node.raftSawFull = true
-            if node.toKvd.count <= WholeNode.toKvdLimit / 2, let raft = node.raft, !node.raftFrozen(now) {
-                node.raftSawFull = false
-                raft.kvdWritable(now: now)
-            }
+        if node.linkUp, node.raftSawFull, node.toKvd.count <= WholeNode.toKvdLimit / 2, let raft = node.raft, !node.raftFrozen(now) {
+            node.raftSawFull = false
+            raft.kvdWritable(now: now)
         }
         if let raft = node.raft, !node.raftFrozen(now) {
             for _ in 0..<random.int(in: 0...4) {
@@ -694,13 +693,13 @@ final class WholeNodeSimulation {
                 clients[index].wakeAt = now + delay(2_000...10_000)
             } else {
                 clients[index].giveUp()
-                count("unknown outcomes")
+                count("unknown outcomes (lent session, no answer)")
                 clients[index].wakeAt = now + delay(1_000...5_000)
             }
         case .sessionExpired where clients[index].current?.kind != .get:
             // The write was applied; its reply was lost (a lent session expired, or our own
             // session was evicted from the table before this retry came).
-            count("writes answered SESSION_EXPIRED")
+            count(clients[index].clientID == 0 ? "writes answered SESSION_EXPIRED (lent)" : "writes answered SESSION_EXPIRED (own)")
             clients[index].complete(response, now: now)
             clients[index].wakeAt = now + delay(0...5_000)
         case .sessionExpired where clients[index].clientID != 0:
@@ -723,7 +722,7 @@ final class WholeNodeSimulation {
         clients[index].attempt = 0
         if !clients[index].mayRetry {
             clients[index].giveUp()
-            count("unknown outcomes")
+            count("unknown outcomes (lent session, connection closed)")
         }
         clients[index].wakeAt = now + delay(1_000...5_000)
     }
