@@ -68,7 +68,6 @@ final class WholeNode: RaftDriverIO {
     var kvdDownUntil: UInt64?
     /// Cut off from the gateways until then (frames wait; some links are reset).
     var gatewayCutUntil: UInt64 = 0
-    var kvdIncarnation = 0
 
     private let logger = Logger(label: "whole-sim", factory: { _ in SwiftLogNoOpLogHandler() })
 

@@ -132,14 +132,13 @@ final class WholeNodeSimulation {
         kvdMail = Array(repeating: [], count: nodes.count)
         raftMissedDisconnect = Array(repeating: false, count: nodes.count)
         checkedCommit = Array(repeating: 0, count: nodes.count)
-        for index in 0..<options.gatewayCount {
+        for _ in 0..<options.gatewayCount {
             var config = GatewayCoreConfig(nodeIDs: ids, maxKeyBytes: 1024, maxValueBytes: 1 << 16, seed: random.next())
             config.requestDeadline = options.gatewayDeadlineMs * Self.ms
             config.attemptTimeout = options.gatewayDeadlineMs * 2 / 5 * Self.ms
             gateways.append(GatewayCore(config: config))
             gatewayTimers.append(nil)
             links.append(Array(repeating: GatewayLink(), count: nodes.count))
-            _ = index
         }
         for _ in gateways { statusConnections.append(takeConnectionID()) }
         wallOffsetMs = nodes.map { _ in random.int(in: -options.wallClockSkewMs...options.wallClockSkewMs) }
@@ -321,7 +320,7 @@ final class WholeNodeSimulation {
     }
 
     private func restartDue() {
-        for (index, node) in nodes.enumerated() {
+        for node in nodes {
             if let until = node.raftDownUntil, now >= until {
                 node.raftDownUntil = nil
                 let image = node.disk.durable
@@ -336,11 +335,9 @@ final class WholeNodeSimulation {
             if let until = node.kvdDownUntil, now >= until {
                 node.kvdDownUntil = nil
                 node.kvd = KVDriver(config: node.kvdConfig)
-                node.kvdIncarnation += 1
                 node.redialAt = now
                 note("kvd \(node.id) restarts empty")
             }
-            _ = index
         }
     }
 
