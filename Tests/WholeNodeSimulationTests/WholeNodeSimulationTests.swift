@@ -5,7 +5,8 @@ import Testing
 /// gateway drivers, simulated disks, links, clocks and clients.
 /// - default: seeds 0..<N (`WHOLE_SIM_SEEDS`, default below), in two halves run in parallel;
 /// - `KVRAFT_SIM_SEED_BASE=B`: seeds start at B instead of 0 (`scripts/test --soak`);
-/// - `WHOLE_SIM_SEED=S`: replays seed S alone, printing its report.
+/// - `WHOLE_SIM_SEED=S`: replays seed S alone, printing its report;
+/// - `WHOLE_SIM_CHAOS_MS=M`: M simulated ms of chaos per seed instead of 1,500 (longer soaks).
 struct WholeNodeSimulationTests {
     static let environment = ProcessInfo.processInfo.environment
     static let halves = 2
@@ -70,6 +71,7 @@ struct WholeNodeSimulationTests {
             options.wallClockSkewMs = 2_000
         }
         options.gatewayDeadlineMs = [400, 800, 1_500][Int(seed / 3 % 3)]
+        if let chaos = environment["WHOLE_SIM_CHAOS_MS"].flatMap(Int.init) { options.chaosMs = chaos }
         return options
     }
 }
