@@ -106,6 +106,10 @@ let package = Package(
         .testTarget(name: "RaftServerTests", dependencies: ["RaftServer", "SimulationSupport", "Raft", "Wire", "SeededRandom"]),
         .testTarget(name: "KVServerTests", dependencies: ["KVServer", "KVStore", "Wire", "ClusterTestSupport", "SeededRandom"]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Wire"]),
+        .testTarget(name: "WholeNodeSimulationTests", dependencies: [
+            "SimulationSupport", "RaftServer", "KVServer", "KVStore", "Gateway", "ClusterTestSupport", "Raft", "Wire", "SeededRandom",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "ClusterTests", dependencies: ["ClusterTestSupport", "KVClient", "Wire", "EventLoop", "ServiceSupport", "Raft", "SeededRandom"]),
         .testTarget(name: "DeploymentTests", dependencies: []),
     ],
