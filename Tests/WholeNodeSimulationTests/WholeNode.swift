@@ -91,7 +91,7 @@ final class WholeNode: RaftDriverIO {
         config.heartbeatTicks = 2
         config.randomSeed = seed
         if raftConfig.readMode == .lease {
-            config.readLease = ReadLease.longest(electionTicks: config.electionTicks, tickNanos: raftConfig.tick.nanoseconds, driftBound: 0.1)
+            config.readLease = ReadLease.longest(electionTicks: config.electionTicks, tickNanos: raftConfig.tick.wholeNanoseconds, driftBound: 0.1)
         }
         let durableCommit = max(min(image.hardState.commit, image.lastIndex), image.offset)
         let node = RaftNode(config: config, hardState: image.hardState, snapshot: image.snapshot,
