@@ -61,7 +61,11 @@ public struct KVDriver {
     var groupCommitDeadline: UInt64?
     /// The time the shell's timer is armed for, as far as the driver asked.
     var armedAt: UInt64?
+    /// The actions of the input being handled.
     var actions: [KVDriverAction] = []
+    /// Emptied storage the shell handed back (`recycle`): the next input's actions go into it,
+    /// so a steady stream of inputs allocates no action arrays.
+    var spareActions: [KVDriverAction] = []
 
     public init(config: KVDriverConfig) {
         precondition(config.nodeID != 0, "node ids are nonzero")
@@ -150,6 +154,9 @@ public struct KVDriver {
                message: "read not confirmed within \(requestTimeoutMs) ms; retry")
         expireStatusQueries(now: now)
         proposeIfRoom()
+        // Drops answered entries from the deadline queues, so the timer `finishInput` arms
+        // is for a live deadline (an early tick happens at most once per answered oldest).
+        _ = nextWake()
         return finishInput(now: now)
     }
 
@@ -249,20 +256,45 @@ public struct KVDriver {
 
     // MARK: Output
 
-    /// Closes an input: arms the timer for the earliest deadline, hands the actions over.
+    /// Closes an input: makes sure the timer is armed no later than the earliest deadline,
+    /// hands the actions over (the caller owns them: no copy).
     mutating func finishInput(now: KVTime) -> [KVDriverAction] {
-        if let wake = nextWake(), wake != armedAt {
+        // Each queue's oldest entry may already be answered (they are dropped lazily, by
+        // `tick`): arming for it is at worst one early tick, which finds the true earliest.
+        // That keeps this per-input check free of lookups.
+        if let wake = earliestQueuedDeadline(), armedAt.map({ wake < $0 }) ?? true {
             armedAt = wake
             actions.append(.armTimer(at: wake))
         }
-        defer { actions.removeAll(keepingCapacity: true) }
-        return actions
+        var handedOver = spareActions
+        spareActions = []
+        swap(&handedOver, &actions)
+        return handedOver
     }
 
-    /// The earliest time something must happen without an input.
+    /// Gives an executed input's action storage back for reuse (the shell's fast path).
+    public mutating func recycle(_ executed: inout [KVDriverAction]) {
+        executed.removeAll(keepingCapacity: true)
+        if executed.capacity > spareActions.capacity { swap(&executed, &spareActions) }
+    }
+
+    /// The earliest time something must happen without an input; drops answered entries.
     mutating func nextWake() -> UInt64? {
-        [groupCommitDeadline, pending.nextDeadline(), reads.nextDeadline(), statusQueries.nextDeadline()]
-            .compactMap { $0 }.min()
+        earliest(groupCommitDeadline, pending.nextDeadline(), reads.nextDeadline(), statusQueries.nextDeadline())
+    }
+
+    /// At or before `nextWake()`: the same, counting entries already answered but not dropped yet.
+    func earliestQueuedDeadline() -> UInt64? {
+        earliest(groupCommitDeadline, pending.oldestQueuedDeadline, reads.oldestQueuedDeadline, statusQueries.oldestQueuedDeadline)
+    }
+
+    private func earliest(_ a: UInt64?, _ b: UInt64?, _ c: UInt64?, _ d: UInt64?) -> UInt64? {
+        func min(_ x: UInt64?, _ y: UInt64?) -> UInt64? {
+            guard let x else { return y }
+            guard let y else { return x }
+            return Swift.min(x, y)
+        }
+        return min(min(a, b), min(c, d))
     }
 
     mutating func requestPassEnd() {

@@ -168,17 +168,20 @@ public final class KVServer {
 
     // MARK: Actions out
 
-    private func run(_ actions: [KVDriverAction]) {
-        queue.append(contentsOf: actions)
-        guard !executing else { return }
+    /// Executes an input's actions in order, then those of inputs they raised; the storage
+    /// goes back to the driver (no action array is allocated or copied per input).
+    private func run(_ actions: consuming [KVDriverAction]) {
+        guard !executing else { return queue.append(contentsOf: actions) }
         executing = true
-        defer { executing = false }
-        var next = 0
-        while next < queue.count {
-            perform(queue[next])
-            next += 1
+        var batch = actions
+        while true {
+            for index in batch.indices { perform(batch[index]) }
+            guard !queue.isEmpty else { break }
+            batch.removeAll(keepingCapacity: true)
+            swap(&batch, &queue)
         }
-        queue.removeAll(keepingCapacity: true)
+        executing = false
+        driver.recycle(&batch)
     }
 
     private func perform(_ action: KVDriverAction) {

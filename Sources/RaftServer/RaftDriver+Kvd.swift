@@ -143,8 +143,10 @@ extension RaftDriver {
     /// Sends committed entries kvd has not seen yet, while its link keeps up; a kvd behind the
     /// compacted log gets the snapshot first.
     func streamCommitted(now: UInt64) {
-        guard let link = kvd, var next = link.streamedIndex.map({ $0 + 1 }) else { return }
-        if link.snapshotOut == nil, next <= committedIndex, next < node.firstIndex, let snapshot = node.snapshot {
+        // Not `let link = kvd`: a copy of the link would make every later change to it
+        // (the results riding along, emptied per send) copy its arrays.
+        guard var next = kvd?.streamedIndex.map({ $0 + 1 }) else { return }
+        if kvd?.snapshotOut == nil, next <= committedIndex, next < node.firstIndex, let snapshot = node.snapshot {
             let waitMs = kvdSnapshotRetry.waitMs(index: snapshot.index, nowNanos: now)
             guard waitMs == 0 else {
                 kvdSnapshotRetryAt = now + waitMs * 1_000_000

@@ -93,10 +93,12 @@ public final class RaftDriver {
 
     /// When the driver wants `wake(now:)` next.
     public var nextDeadline: UInt64 {
+        // Asked after every loop pass: no array of candidates.
         var next = nextTickAt
-        for deadline in [followerStreamAt, kvdSnapshotRetryAt, refusalReminderAt, shutdownDeadline] {
-            if let deadline { next = min(next, deadline) }
-        }
+        if let deadline = followerStreamAt { next = min(next, deadline) }
+        if let deadline = kvdSnapshotRetryAt { next = min(next, deadline) }
+        if let deadline = refusalReminderAt { next = min(next, deadline) }
+        if let deadline = shutdownDeadline { next = min(next, deadline) }
         return next
     }
 
