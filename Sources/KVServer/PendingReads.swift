@@ -105,11 +105,11 @@ struct PendingReads {
         return expired
     }
 
-    /// When the oldest unanswered batch expires.
     /// The oldest queued deadline, which may belong to an entry already finished (at or
     /// before `nextDeadline()`; no lookup).
     var oldestQueuedDeadline: UInt64? { byAge.first?.deadline }
 
+    /// When the oldest unanswered batch expires.
     mutating func nextDeadline() -> UInt64? {
         while let oldest = byAge.first, sent[oldest.id] == nil { _ = byAge.popFirst() }
         return byAge.first?.deadline

@@ -95,11 +95,11 @@ struct PendingRequests {
         return expired
     }
 
-    /// When the oldest unanswered proposal expires.
     /// The oldest queued deadline, which may belong to an entry already finished (at or
     /// before `nextDeadline()`; no lookup).
     var oldestQueuedDeadline: UInt64? { byAge.first?.deadline }
 
+    /// When the oldest unanswered proposal expires.
     mutating func nextDeadline() -> UInt64? {
         while let oldest = byAge.first, inFlight[oldest.id] == nil { _ = byAge.popFirst() }
         return byAge.first?.deadline

@@ -45,11 +45,11 @@ struct StatusQueries {
         return all
     }
 
-    /// When the oldest query still waiting expires (entries answered by raftd are skipped).
     /// The oldest queued deadline, which may belong to an entry already finished (at or
     /// before `nextDeadline()`; no lookup).
     var oldestQueuedDeadline: UInt64? { byAge.first?.deadline }
 
+    /// When the oldest query still waiting expires (entries answered by raftd are skipped).
     mutating func nextDeadline() -> UInt64? {
         while let oldest = byAge.first, waiting[oldest.id] == nil { _ = byAge.popFirst() }
         return byAge.first?.deadline
