@@ -79,7 +79,7 @@ public final class Gateway {
 
     /// Sets the gauges read from the core (right before each scrape).
     public func refreshMetrics() {
-        metrics?.refresh(core)
+        metrics?.refresh(core, listener: listener)
     }
 
     public static var histogramBuckets: [String: [Duration]] { GatewayMetrics.histogramBuckets }

@@ -14,6 +14,7 @@ final class GatewayMetrics {
     private let failovers = Counter(label: "kvraft_gateway_failovers_total")
     private var failoversCounted: UInt64 = 0
     private var upstreamUp: [UInt64: Gauge] = [:]
+    private let connections = ClientConnectionMetrics(prefix: "kvraft_gateway")
     private var drained: [GatewayStats.Answer] = []
 
     init(nodes: [UInt64]) {
@@ -33,7 +34,8 @@ final class GatewayMetrics {
     }
 
     /// The gauges and the failover count (right before each scrape).
-    func refresh(_ core: GatewayCore) {
+    func refresh(_ core: GatewayCore, listener: Listener?) {
+        connections.refresh(listener)
         for (node, gauge) in upstreamUp { gauge.record(core.upstreamIsUp(node) ? 1 : 0) }
         let seen = core.stats.failovers
         if seen > failoversCounted {

@@ -88,8 +88,8 @@ public final class KVServer {
     /// Turns on metrics (after `OperatorEndpoint.bootstrapMetrics`).
     public func enableMetrics() { metrics = KVMetrics() }
 
-    /// Sets the gauges read from the state machine (called right before each scrape).
-    public func refreshMetrics() { metrics?.refresh(driver.machine) }
+    /// Sets the gauges read from the state machine and the listener (right before each scrape).
+    public func refreshMetrics() { metrics?.refresh(driver.machine, listener: listener) }
 
     /// Serving while attached to raftd, which knows a leader, and not being rebuilt from a snapshot.
     public var health: Health {

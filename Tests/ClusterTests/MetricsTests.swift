@@ -102,6 +102,9 @@ struct MetricsTests {
             #expect(eventually { (ports.scrape(.kvd, node)?.value("kvraft_kv_applied_index") ?? 0) >= 20 })
             #expect(kv.value("kvraft_kv_keys") != nil)
             #expect(kv.value("kvraft_kv_sessions") != nil)
+            // The gateway keeps a link to every kvd.
+            #expect((kv.value("kvraft_kv_client_connections") ?? 0) >= 1)
+            #expect(kv.value("kvraft_kv_client_connections_refused_total") == 0)
         }
         #expect(leaders == 1)
         let leaderKvd = try #require((1...3).compactMap { ports.scrape(.kvd, $0) }.first { ($0.value("kvraft_kv_requests_total", ["op": "put", "outcome": "ok"]) ?? 0) >= 20 },
@@ -113,6 +116,8 @@ struct MetricsTests {
         #expect(gateway.histogramIsConsistent("kvraft_gateway_request_duration_seconds"))
         #expect((gateway.value("kvraft_gateway_request_duration_seconds_count") ?? 0) >= 20)
         #expect(gateway.value("kvraft_gateway_failovers_total") != nil)
+        #expect(gateway.value("kvraft_gateway_client_connections") != nil)
+        #expect(gateway.value("kvraft_gateway_client_connections_refused_total") == 0)
         for node in 1...3 { #expect(gateway.value("kvraft_gateway_upstream_up", ["node": "\(node)"]) == 1) }
     }
 }

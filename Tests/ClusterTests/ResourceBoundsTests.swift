@@ -108,25 +108,32 @@ struct ResourceBoundsTests {
     /// serving them, a connection beyond the cap is closed at once, and once some close a new
     /// one is served again.
     @Test func thousandIdleConnectionsUpToTheCap() throws {
-        let kvd = try Self.loneKvd(["--max-connections", "1000"])
+        let kvd = try Self.loneKvd(["--max-connections", "1000", "--metrics-listen", "127.0.0.1:MPORT"])
         defer { kvd.stop() }
+        // kvd's own counts: what its listener holds open and has refused.
+        func open() -> Int { Int(kvd.metric("kvraft_kv_client_connections") ?? -1) }
+        func refused() -> Int { Int(kvd.metric("kvraft_kv_client_connections_refused_total") ?? -1) }
+        // LoneProcess's one probe connection is gone: from here on, every connection is the test's.
+        #expect(waitUntil(timeoutMs: 5000) { open() == 0 }, "kvd holds \(open()) connections before the test made any")
         var clients: [RawClient] = []
         for _ in 0..<1000 { clients.append(try RawClient(port: kvd.port)) }
-        #expect(waitUntil(timeoutMs: 10_000) { kvd.acceptedConnections == 1000 },
-                "kvd holds \(kvd.acceptedConnections) of 1000 connections")
+        #expect(waitUntil(timeoutMs: 10_000) { open() == 1000 }, "kvd holds \(open()) of 1000 connections: \(kvd.log)")
+        #expect(refused() == 0)
         let beyond = try RawClient(port: kvd.port)
-        #expect(beyond.waitForPeerClose(quietMs: 3000), "a connection beyond the cap was kept")
+        #expect(beyond.waitForPeerClose(quietMs: 3000), "a connection beyond the cap was kept (kvd holds \(open()))")
+        #expect(refused() == 1 && open() == 1000)
         // The log line may reach the file a moment after the close reaches us.
         #expect(waitUntil(timeoutMs: 3000) { kvd.log.contains("the cap is 1000") }, "no log line for the refused connection: \(kvd.log)")
         for i in [0, 499, 999] {
             #expect(clients[i].send(Self.statusRequest(UInt64(i + 1))))
-            #expect(clients[i].receive(timeoutMs: 3000)?.requestID == UInt64(i + 1), "connection \(i) not served")
+            #expect(clients[i].receive(timeoutMs: 3000)?.requestID == UInt64(i + 1), "connection \(i) not served: \(kvd.log)")
         }
         for client in clients.suffix(10) { client.close() }
-        #expect(waitUntil(timeoutMs: 5000) { kvd.acceptedConnections <= 990 })
+        #expect(waitUntil(timeoutMs: 5000) { open() == 990 }, "kvd holds \(open()) after 10 of 1000 closed")
         let newcomer = try RawClient(port: kvd.port)
         #expect(newcomer.send(Self.statusRequest(7)))
         #expect(newcomer.receive(timeoutMs: 3000)?.requestID == 7, "a connection below the cap again was not served: \(kvd.log)")
+        #expect(open() == 991 && refused() == 1)
     }
 
     /// A client that sends requests and never reads the replies: disconnected once over its cap
