@@ -2,7 +2,8 @@ import Raft
 import SeededRandom
 
 /// Peer links between simulated raftds: each message is dropped, or delivered after a random
-/// delay (which reorders), unless its link is cut. Time is the simulation's, in nanoseconds.
+/// delay (which reorders), now and then twice, unless its link is cut. Time is the
+/// simulation's, in nanoseconds.
 public struct SimulatedPeerNetwork {
     public struct Faults: Sendable {
         public var dropRate = 0.02
@@ -11,6 +12,9 @@ public struct SimulatedPeerNetwork {
         /// Now and then a message is held much longer (a slow link).
         public var longDelayRate = 0.02
         public var maxLongDelay: UInt64 = 40_000_000
+        /// A delivered message also arrives a second time, after its own delay (a retransmission
+        /// that raced the original, or a message replayed by a reconnecting transport).
+        public var duplicateRate = 0.0
 
         public init() {}
     }
@@ -28,6 +32,7 @@ public struct SimulatedPeerNetwork {
     private var inFlight: [Delivery] = []
     private var sequence: UInt64 = 0
     public private(set) var sent = 0
+    public private(set) var duplicated = 0
 
     public init() {}
 
@@ -48,10 +53,14 @@ public struct SimulatedPeerNetwork {
     public mutating func send(_ message: Message, snapshotData: [UInt8]? = nil, now: UInt64, random: inout SeededGenerator) {
         sent += 1
         if isCut(message.from, message.to) || random.chance(faults.dropRate) { return }
-        var delay = faults.minDelay + random.next() % (faults.maxDelay - faults.minDelay + 1)
-        if random.chance(faults.longDelayRate) { delay = faults.maxDelay + random.next() % faults.maxLongDelay }
-        sequence += 1
-        inFlight.append(Delivery(at: now + delay, sequence: sequence, message: message, snapshotData: snapshotData))
+        let copies = random.chance(faults.duplicateRate) ? 2 : 1
+        duplicated += copies - 1
+        for _ in 0..<copies {
+            var delay = faults.minDelay + random.next() % (faults.maxDelay - faults.minDelay + 1)
+            if random.chance(faults.longDelayRate) { delay = faults.maxDelay + random.next() % faults.maxLongDelay }
+            sequence += 1
+            inFlight.append(Delivery(at: now + delay, sequence: sequence, message: message, snapshotData: snapshotData))
+        }
     }
 
     /// Messages due by `now`, earliest first; a link cut while they were in flight drops them.

@@ -14,7 +14,7 @@ import Wire
 /// Gets, Puts and Appends through the gateways under sessions and retry as real clients do.
 /// Time moves in 1 ms steps; messages carry their own delays within and across steps.
 ///
-/// Faults during the chaos: peer drops, delays, reorders and partitions
+/// Faults during the chaos: peer drops, delays, reorders, duplicates and partitions
 /// (`SimulatedPeerNetwork`); raftd crashes (unsynced writes lost or torn, also inside
 /// fdatasync); kvd crashes (its state comes back from raftd's snapshot and log); apply-link
 /// resets; gateway links reset or cut off from a node for a while; client connections closing;
@@ -56,6 +56,8 @@ final class WholeNodeSimulation {
         var peerHealRate = 0.008
         var freezeRate = 0.002
         var clientCloseRate = 0.0015
+        /// Per peer message: it also arrives a second time.
+        var peerDuplicateRate = 0.02
     }
 
     struct GatewayLink {
@@ -107,6 +109,7 @@ final class WholeNodeSimulation {
         self.seed = seed
         self.options = options
         random = SeededGenerator(seed: seed)
+        network.faults.duplicateRate = options.peerDuplicateRate
         let ids = (1...UInt64(options.nodeCount)).map { $0 }
         var raftConfig = RaftDriverConfig(nodeID: 1, tick: .milliseconds(5))
         raftConfig.snapshotLogBytes = 3_000
@@ -211,6 +214,7 @@ final class WholeNodeSimulation {
             settle += 1
         }
         if violation == nil { finalChecks() }
+        stats["peer messages duplicated"] = network.duplicated
         return violation
     }
 
