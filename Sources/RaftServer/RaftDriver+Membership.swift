@@ -19,6 +19,10 @@ extension RaftDriver {
         removedFromCluster = removed
     }
 
+    /// This node was a member and the configuration in force no longer names it: it votes,
+    /// campaigns and serves no more (a joiner not yet added is not "removed").
+    public var isRemovedFromCluster: Bool { removedFromCluster && hasBeenMember }
+
     /// The configuration as `kvctl member list` shows it: with match and reachability as this
     /// node knows them (a leader knows every member's; others only their own).
     func memberList() -> [MemberInfo] {

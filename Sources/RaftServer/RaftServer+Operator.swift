@@ -10,10 +10,15 @@ extension RaftServer {
         metrics?.refresh(status)
     }
 
-    /// Serving while it sees a leader (itself included) and is allowed to serve.
+    /// Serving while it is a member, sees a leader (itself included) and is allowed to serve.
     public var health: Health {
         if let refusal { return .notServing(reason: refusal) }
         let status = status
+        // A removed node may still remember the leader it last heard (it no longer campaigns,
+        // so nothing replaces that): without this check it would look healthy forever.
+        if driver.isRemovedFromCluster {
+            return .notServing(reason: "raftd \(status.id) was removed from the cluster and no longer votes or serves; stop it, or add it again (kvctl member add) with a fresh data dir")
+        }
         guard status.leader != 0 else {
             return .notServing(reason: "raftd \(status.id) sees no leader in term \(status.term) (\(status.role)); a majority of nodes may be unreachable")
         }

@@ -47,6 +47,16 @@ public final class FaultProxy: Sendable {
         self.target = target
         let control = ProxyControl()
         self.control = control
+        // A port no other test in this process was given (see `PortReservation`), not whatever
+        // the kernel hands out: that could be one a test beside this one reserved and released
+        // for a process about to bind it.
+        var port = listenPort
+        if port == 0 {
+            let reservation = try PortReservation(count: 1)
+            port = reservation.ports[0]
+            reservation.release()
+        }
+        let listenPort = port
         let thread = Thread {
             ProxyEngine.serve(control: control, target: target, listenPort: listenPort, seed: seed)
         }

@@ -61,11 +61,17 @@ import Wire
     @Test func addAFourthNodeThenRemoveNodeOneUnderLoad() throws {
         var options = ClusterOptions(nodes: 3, gateways: 1)
         options.spareNodes = 1
+        let ports = try OperatorPorts(nodes: 4, gateways: 1)
+        options.extraArguments = { kind, number in ["--metrics-listen", "127.0.0.1:\(ports.port(kind, number))"] }
         let cluster = try LocalCluster(options)
         defer { cluster.shutdown() }
         try cluster.start()
         try #require(cluster.waitForLeader() != nil)
-        let workload = Workload(endpoints: cluster.gatewayEndpoints, options: Workload.Options(clients: 3))
+        // Enough operations that the clients are still busy at the last progress check, even
+        // when the waits between are slow (each client has its own key: cheap to check).
+        var load = Workload.Options(clients: 3)
+        load.maxOpsPerClient = 2500
+        let workload = Workload(endpoints: cluster.gatewayEndpoints, options: load)
         workload.start()
         defer { workload.stop() }
 
@@ -88,6 +94,10 @@ import Wire
         #expect(remove.0 == 0, "\(remove.1)")
         let removed = waitUntil(seconds: 20) { let ids = members(cluster).map(\.id); return ids == [2, 3, 4] }
         #expect(removed, "node 1 still listed: \(members(cluster))\n\(cluster.logs())")
+        // The removed raftd says so on /health (it may still remember the last leader it heard).
+        #expect(waitUntil(seconds: 10) { ports.health(.raftd, 1).status == 503 && ports.health(.raftd, 1).detail.contains("removed from the cluster") },
+                "removed raftd 1: \(ports.health(.raftd, 1).detail)")
+        for id in [2, 3, 4] { #expect(waitUntil(seconds: 10) { ports.health(.raftd, id).status == 200 }, "raftd \(id): \(ports.health(.raftd, id).detail)") }
         // The gateway, started with nodes 1-3 only, learned node 4's kvd from the configuration.
         #expect(waitUntil(seconds: 5) { (try? String(contentsOf: cluster.gateway(1).logURL, encoding: .utf8))?.contains("names kvd 4") ?? false },
                 "the gateway did not learn node 4")
