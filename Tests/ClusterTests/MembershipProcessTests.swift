@@ -98,9 +98,12 @@ import Wire
         #expect(waitUntil(seconds: 10) { ports.health(.raftd, 1).status == 503 && ports.health(.raftd, 1).detail.contains("removed from the cluster") },
                 "removed raftd 1: \(ports.health(.raftd, 1).detail)")
         for id in [2, 3, 4] { #expect(waitUntil(seconds: 10) { ports.health(.raftd, id).status == 200 }, "raftd \(id): \(ports.health(.raftd, id).detail)") }
-        // The gateway, started with nodes 1-3 only, learned node 4's kvd from the configuration.
+        // The gateway, started with nodes 1-3 only, learned node 4's kvd from the configuration,
+        // and shows it among its upstreams.
         #expect(waitUntil(seconds: 5) { (try? String(contentsOf: cluster.gateway(1).logURL, encoding: .utf8))?.contains("names kvd 4") ?? false },
                 "the gateway did not learn node 4")
+        #expect(waitUntil(seconds: 5) { ports.scrape(.gateway, 1)?.value("kvraft_gateway_upstream_up", ["node": "4"]) == 1 },
+                "no kvraft_gateway_upstream_up{node=\"4\"} of 1")
         // Clients keep completing operations on the new configuration.
         let progressed = waitUntil(seconds: 10) { workload.completed > beforeRemoval + 50 }
         #expect(progressed, "no progress after the removal\n\(cluster.logs())")
