@@ -187,6 +187,12 @@ public final class Gateway {
             guard upstreams[node] == nil, let endpoint = Endpoint.parseHostPort(address) else { return }
             logger.notice("the cluster's configuration names kvd \(node) at \(address): dialing it")
             dialUpstream(node, at: endpoint)
+        case let .removeUpstream(node):
+            guard let upstream = upstreams.removeValue(forKey: node) else { return }
+            logger.notice("the cluster's configuration no longer names kvd \(node): closing its link and no longer dialing it")
+            upstream.dialer.onConnected = nil
+            upstream.dialer.onDisconnected = nil
+            upstream.dialer.stop()
         case let .armTimer(at):
             let now = EventLoop.monotonicNanos()
             timer.schedule(micros: at > now ? Int64((at - now + 999) / 1000) : 0)

@@ -15,6 +15,9 @@ public enum GatewayAction: Equatable, Sendable {
     /// The cluster's configuration names a kvd the gateway did not know: dial it at `address`
     /// (HOST:PORT) as node `node` from now on.
     case addUpstream(node: UInt64, address: String)
+    /// The leader's configuration no longer names node `node`: close its link and stop
+    /// dialing it (the core already moved its requests).
+    case removeUpstream(node: UInt64)
     /// Call `tick` at this time (monotonic nanoseconds). Replaces any earlier request.
     case armTimer(at: UInt64)
 }

@@ -25,6 +25,9 @@ public struct GatewayCore {
     private(set) var waiting: [UInt64] = []
     private var timers = DeadlineHeap<TimerEntry>()
     private var statusQueries: [UInt64: StatusQuery] = [:]
+    /// Nodes forgotten because the leader's configuration no longer named them: a lagging
+    /// node's status that still lists one does not bring it back; only a leader's does.
+    private(set) var departed: Set<UInt64> = []
     private var nextKey: UInt64 = 1
     private var nextUpstreamID: UInt64 = 1
     private var roundRobin = 0
@@ -332,7 +335,9 @@ public struct GatewayCore {
     /// A node's status (health check, subscription answer) or a leadership push.
     private mutating func learn(fromStatusOrPush response: KvResponse, node: UInt64, now: UInt64) {
         if let status = response.nodes.first {
-            learnMembers(status.members)
+            // The leader of the newest term the gateway knows has the newest configuration.
+            let fromLeader = status.role == "leader" && status.error.isEmpty && status.term >= leader.term
+            learnMembers(status.members, fromLeader: fromLeader, reporter: node, now: now)
             if !status.error.isEmpty {
                 leader.giveUp(on: node)  // e.g. its raftd is unreachable: it serves nothing
             } else if status.role == "leader" {
@@ -347,14 +352,46 @@ public struct GatewayCore {
     }
 
     /// `--nodes` only seeds: members the cluster's configuration names with a kvd address
-    /// that the gateway does not know yet become upstreams (dialed by the shell). Nodes that
-    /// left stay known; they answer WRONG_LEADER (or nothing) and are passed over.
-    private mutating func learnMembers(_ members: [MemberInfo]) {
+    /// that the gateway does not know yet become upstreams (dialed by the shell). Nodes the
+    /// leader's configuration no longer names are forgotten (except the leader itself, which
+    /// may be removing itself and still leads until it hands over).
+    private mutating func learnMembers(_ members: [MemberInfo], fromLeader: Bool, reporter: UInt64, now: UInt64) {
         for member in members where member.id != 0 && !member.kvdAddress.isEmpty && upstreams[member.id] == nil {
+            if departed.contains(member.id) {
+                guard fromLeader else { continue }
+                departed.remove(member.id)
+            }
             upstreams[member.id] = UpstreamState()
             config.nodeIDs = (config.nodeIDs + [member.id]).sorted()
             config.nodeAddresses[member.id] = member.kvdAddress
             actions.append(.addUpstream(node: member.id, address: member.kvdAddress))
+        }
+        guard fromLeader, !members.isEmpty else { return }
+        let named = Set(members.map(\.id))
+        for node in config.nodeIDs.filter({ $0 != reporter && !named.contains($0) }) { forget(node, now: now) }
+    }
+
+    /// Drops a node that left the cluster: its requests go elsewhere at once, status queries
+    /// waiting for it get "left the cluster", and the shell closes its link.
+    private mutating func forget(_ node: UInt64, now: UInt64) {
+        guard let state = upstreams.removeValue(forKey: node) else { return }
+        config.nodeIDs.removeAll { $0 == node }
+        config.nodeAddresses[node] = nil
+        departed.insert(node)
+        leader.giveUp(on: node)
+        actions.append(.removeUpstream(node: node))
+        for (upstreamID, what) in state.owed.sorted(by: { $0.key < $1.key }) {
+            switch what {
+            case let .request(key):
+                guard var pending = requests[key], pending.place == .sent(node: node, upstreamID: upstreamID) else { continue }
+                pending.place = .waiting
+                requests[key] = pending
+                dispatch(key, now: now)
+            case let .status(query):
+                record(NodeStatus(nodeID: node, reachable: false, error: "left the cluster"), from: node, in: query)
+            case .health, .watch:
+                continue
+            }
         }
     }
 

@@ -36,9 +36,13 @@ final class GatewayMetrics {
     /// The gauges and the failover count (right before each scrape).
     func refresh(_ core: GatewayCore, listener: Listener?) {
         connections.refresh(listener)
-        // Nodes learned from the configuration after start get their gauge at the next scrape.
+        // Nodes learned from the configuration after start get their gauge at the next scrape;
+        // nodes that left the cluster lose theirs.
         for node in core.config.nodeIDs where upstreamUp[node] == nil {
             upstreamUp[node] = Gauge(label: "kvraft_gateway_upstream_up", dimensions: [("node", "\(node)")])
+        }
+        for node in upstreamUp.keys where !core.config.nodeIDs.contains(node) {
+            upstreamUp.removeValue(forKey: node)?.destroy()
         }
         for (node, gauge) in upstreamUp { gauge.record(core.upstreamIsUp(node) ? 1 : 0) }
         let seen = core.stats.failovers

@@ -104,6 +104,12 @@ import Wire
                 "the gateway did not learn node 4")
         #expect(waitUntil(seconds: 5) { ports.scrape(.gateway, 1)?.value("kvraft_gateway_upstream_up", ["node": "4"]) == 1 },
                 "no kvraft_gateway_upstream_up{node=\"4\"} of 1")
+        // ... and forgot node 1, which the leader's configuration no longer names: its link is
+        // closed, it is no longer dialed, and it is gone from the upstream gauges.
+        #expect(waitUntil(seconds: 5) { (try? String(contentsOf: cluster.gateway(1).logURL, encoding: .utf8))?.contains("no longer names kvd 1") ?? false },
+                "the gateway did not forget node 1")
+        #expect(waitUntil(seconds: 5) { ports.scrape(.gateway, 1).map { $0.value("kvraft_gateway_upstream_up", ["node": "1"]) == nil } ?? false },
+                "kvraft_gateway_upstream_up{node=\"1\"} still exported")
         // Clients keep completing operations on the new configuration.
         let progressed = waitUntil(seconds: 10) { workload.completed > beforeRemoval + 50 }
         #expect(progressed, "no progress after the removal\n\(cluster.logs())")

@@ -189,4 +189,68 @@ struct GatewayMembershipTests {
         #expect(sent.map(\.node) == [4])
         #expect(core.invariantViolation(now: 204 * GatewayCoreTests.ms) == nil)
     }
+
+    /// Answers the gateway's health checks: each `answer` ticks the core (which sends a health
+    /// round's status requests when one is due) and answers `node`'s oldest unanswered one.
+    struct StatusAnswers {
+        var asked: [UInt64: [UInt64]] = [:]
+
+        /// `node` says it is `role` in `term` under a configuration of `members`.
+        mutating func answer(_ core: inout GatewayCore, from node: UInt64, role: String, term: UInt64, leaderID: UInt64,
+                             members: [UInt64], now: UInt64) -> [GatewayAction] {
+            for sent in GatewayCoreTests().sends(core.tick(now: now)) where sent.request.op == .status {
+                asked[sent.node, default: []].append(sent.request.requestID)
+            }
+            guard let requestID = asked[node]?.first else {
+                Issue.record("no status request to node \(node) by \(now)")
+                return []
+            }
+            asked[node]!.removeFirst()
+            var status = NodeStatus(nodeID: node, reachable: true, role: role, term: term, leaderID: leaderID)
+            status.members = members.map { MemberInfo(id: $0, kvdAddress: "127.0.0.1:900\($0)") }
+            return core.upstreamResponse(node: node, KvResponse(requestID: requestID, status: .ok, nodes: [status]), now: now + 1)
+        }
+    }
+
+    /// A node the leader's configuration no longer names is forgotten: its requests move at
+    /// once, the shell closes its link; a lagging follower's older configuration does not bring
+    /// it back, a leader's naming it again does.
+    @Test func nodeTheLeadersConfigurationDropsIsForgotten() {
+        let helper = GatewayCoreTests()
+        let ms = GatewayCoreTests.ms
+        var core = helper.connected(leader: 3, term: 2, at: 0)
+        var status = StatusAnswers()
+        let sent = helper.sends(core.clientRequest(client: 1, KvRequest(requestID: 1, clientID: 9, seq: 1, op: .put, key: [1]), now: ms))
+        #expect(sent.map(\.node) == [3])
+        // Node 1 leads in term 3, under a configuration without node 3.
+        let actions = status.answer(&core, from: 1, role: "leader", term: 3, leaderID: 1, members: [1, 2], now: 200 * ms)
+        #expect(actions.contains(.removeUpstream(node: 3)))
+        #expect(core.config.nodeIDs == [1, 2] && core.departed == [3])
+        let resent = helper.sends(actions).filter { $0.request.op == .put }
+        #expect(resent.count == 1 && resent.first?.node != 3 && resent.first?.request.seq == 1, "the request held at node 3 moved: \(resent)")
+        #expect(core.invariantViolation(now: 201 * ms) == nil)
+        // Node 2 has not applied the removal yet: its status still lists node 3.
+        let lagging = status.answer(&core, from: 2, role: "follower", term: 3, leaderID: 1, members: [1, 2, 3], now: 400 * ms)
+        #expect(!lagging.contains { if case .addUpstream = $0 { true } else { false } }, "a lagging view brought node 3 back")
+        #expect(core.config.nodeIDs == [1, 2])
+        // Node 3 is added again: the leader names it.
+        let readded = status.answer(&core, from: 1, role: "leader", term: 3, leaderID: 1, members: [1, 2, 3], now: 600 * ms)
+        #expect(readded.contains(.addUpstream(node: 3, address: "127.0.0.1:9003")))
+        #expect(core.config.nodeIDs == [1, 2, 3] && core.departed.isEmpty)
+        #expect(core.invariantViolation(now: 601 * ms) == nil)
+    }
+
+    /// A leader removing itself still leads until it hands over: the gateway keeps it; a
+    /// stale leader (older term) cannot make the gateway forget anyone.
+    @Test func theReportingLeaderAndStaleLeadersForgetNoOne() {
+        let helper = GatewayCoreTests()
+        let ms = GatewayCoreTests.ms
+        var core = helper.connected(leader: 1, term: 5, at: 0)
+        var status = StatusAnswers()
+        let selfRemoval = status.answer(&core, from: 1, role: "leader", term: 5, leaderID: 1, members: [2, 3], now: 200 * ms)
+        #expect(!selfRemoval.contains(.removeUpstream(node: 1)) && core.config.nodeIDs == [1, 2, 3])
+        let stale = status.answer(&core, from: 2, role: "leader", term: 4, leaderID: 2, members: [2], now: 400 * ms)
+        #expect(!stale.contains { if case .removeUpstream = $0 { true } else { false } }, "a stale leader's configuration was taken")
+        #expect(core.config.nodeIDs == [1, 2, 3])
+    }
 }

@@ -177,7 +177,7 @@ final class GatewaySimulation {
                 sendToNode(node, request)
             case let .reply(connection, response):
                 clientReceives(connection, response)
-            case .closeClient, .addUpstream:
+            case .closeClient, .addUpstream, .removeUpstream:
                 break  // the simulated nodes report no configuration
             case let .suspectChanged(node, suspect):
                 note("gateway: node \(node) \(suspect ? "suspect" : "answers again")")
