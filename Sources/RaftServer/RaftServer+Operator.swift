@@ -14,8 +14,9 @@ extension RaftServer {
     public var health: Health {
         if let refusal { return .notServing(reason: refusal) }
         let status = status
-        // A removed node may still remember the leader it last heard (it no longer campaigns,
-        // so nothing replaces that): without this check it would look healthy forever.
+        // Otherwise a removed node reports "no leader; a majority may be unreachable", which
+        // sends an operator looking for a network fault (and it would report healthy if it
+        // still remembered the last leader it heard: it no longer campaigns to replace it).
         if driver.isRemovedFromCluster {
             return .notServing(reason: "raftd \(status.id) was removed from the cluster and no longer votes or serves; stop it, or add it again (kvctl member add) with a fresh data dir")
         }
