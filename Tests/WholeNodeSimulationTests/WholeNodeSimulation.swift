@@ -17,7 +17,8 @@ import Wire
 /// Faults during the chaos: peer drops, delays, reorders, duplicates and partitions
 /// (`SimulatedPeerNetwork`); raftd crashes (unsynced writes lost or torn, also inside
 /// fdatasync); kvd crashes (its state comes back from raftd's snapshot and log); apply-link
-/// resets; gateway links reset or cut off from a node for a while; client connections closing;
+/// resets; gateway links reset or cut off from a node for a while; gateway crashes (a fresh
+/// gateway in its place); client connections closing;
 /// frozen processes (a raftd, a kvd, or both, not stepped, their inputs and timers waiting).
 /// Then everything heals, the clients finish, and the kvds converge.
 ///
@@ -58,6 +59,8 @@ final class WholeNodeSimulation {
         var clientCloseRate = 0.0015
         /// Per peer message: it also arrives a second time.
         var peerDuplicateRate = 0.02
+        /// Per step: a gateway process dies and a fresh one takes its place.
+        var gatewayCrashRate = 0.0006
     }
 
     struct GatewayLink {
@@ -136,10 +139,7 @@ final class WholeNodeSimulation {
         raftMissedDisconnect = Array(repeating: false, count: nodes.count)
         checkedCommit = Array(repeating: 0, count: nodes.count)
         for _ in 0..<options.gatewayCount {
-            var config = GatewayCoreConfig(nodeIDs: ids, maxKeyBytes: 1024, maxValueBytes: 1 << 16, seed: random.next())
-            config.requestDeadline = options.gatewayDeadlineMs * Self.ms
-            config.attemptTimeout = options.gatewayDeadlineMs * 2 / 5 * Self.ms
-            gateways.append(GatewayCore(config: config))
+            gateways.append(GatewayCore(config: makeGatewayConfig()))
             gatewayTimers.append(nil)
             links.append(Array(repeating: GatewayLink(), count: nodes.count))
         }
@@ -576,6 +576,51 @@ final class WholeNodeSimulation {
         }
     }
 
+    /// A gateway as kvgateway starts: knowing only the `--nodes` seeds, nothing else.
+    private func makeGatewayConfig() -> GatewayCoreConfig {
+        var config = GatewayCoreConfig(nodeIDs: nodes.map(\.id), maxKeyBytes: 1024, maxValueBytes: 1 << 16, seed: random.next())
+        config.requestDeadline = options.gatewayDeadlineMs * Self.ms
+        config.attemptTimeout = options.gatewayDeadlineMs * 2 / 5 * Self.ms
+        return config
+    }
+
+    /// The gateway process dies and a fresh one starts in its place (it keeps nothing on disk):
+    /// its kvd links drop with what was on them (each kvd sees its client close), the replies
+    /// and status answers it owed are lost, and its clients' connections break. Clients of
+    /// their own sessions retry with the same seq; a lent session's write has an unknown outcome.
+    private func crashGateway(_ gateway: Int) {
+        count("gateway crashes")
+        note("gateway \(gateway) crashes; a fresh one starts")
+        for index in nodes.indices where links[gateway][index].up {
+            let client = connectionID(gateway: gateway, epoch: links[gateway][index].epoch)
+            links[gateway][index].up = false
+            links[gateway][index].toKvd.removeAll()
+            links[gateway][index].toGateway.removeAll()
+            if nodes[index].kvd != nil {
+                if nodes[index].kvdFrozen(now) {
+                    kvdMail[index].append(.clientClosed(client))
+                } else {
+                    kvdStep(index) { $0.clientClosed(client: client, at: $1) }
+                }
+            }
+        }
+        for index in nodes.indices { links[gateway][index].connectAt = max(now + delay(5_000...50_000), nodes[index].gatewayCutUntil) }
+        replies.removeAll { $0.gateway == gateway }
+        statusOwed.removeAll { $0.gateway == gateway }
+        gatewayTimers[gateway] = nil
+        gateways[gateway] = GatewayCore(config: makeGatewayConfig())
+        for index in clients.indices where clients[index].gateway == gateway {
+            clients[index].connection = takeConnectionID()
+            guard clients[index].current != nil else { continue }
+            clients[index].attempt = 0
+            if !clients[index].mayRetry {
+                clients[index].giveUp()
+                count("unknown outcomes (lent session, gateway crashed)")
+            }
+            clients[index].wakeAt = now + delay(5_000...20_000)
+        }
+    }
+
     /// The connection drops with what was on it; both ends are told; the gateway dials again.
     private func resetGatewayLink(_ gateway: Int, _ index: Int, kvdAlive: Bool = true) {
         guard links[gateway][index].up else { return }
@@ -778,6 +823,7 @@ final class WholeNodeSimulation {
             note("node \(node.id) freezes (raftd until \(node.raftFrozenUntil / Self.ms), kvd until \(node.kvdFrozenUntil / Self.ms))")
         }
         if random.chance(options.clientCloseRate) { closeClientConnection(random.int(in: 0...(clients.count - 1))) }
+        if random.chance(options.gatewayCrashRate) { crashGateway(random.int(in: 0...(gateways.count - 1))) }
     }
 
     private func heal() {
