@@ -380,19 +380,8 @@ public struct GatewayCore {
         departed.insert(node)
         leader.giveUp(on: node)
         actions.append(.removeUpstream(node: node))
-        for (upstreamID, what) in state.owed.sorted(by: { $0.key < $1.key }) {
-            switch what {
-            case let .request(key):
-                guard var pending = requests[key], pending.place == .sent(node: node, upstreamID: upstreamID) else { continue }
-                pending.place = .waiting
-                requests[key] = pending
-                dispatch(key, now: now)
-            case let .status(query):
-                record(NodeStatus(nodeID: node, reachable: false, error: "left the cluster"), from: node, in: query)
-            case .health, .watch:
-                continue
-            }
-        }
+        // Gone from `upstreams` first, so none of its requests is dispatched back to it.
+        redistribute(state.owed, from: node, now: now, reason: "left the cluster")
     }
 
     /// Takes a leadership claim if it is news; requests sent to the replaced leader go to the
@@ -411,13 +400,13 @@ public struct GatewayCore {
     }
 
     /// Re-sends at once the requests that were waiting at `node` (its answers to them, if any
-    /// come, are ignored).
+    /// come, are ignored; `node` may already be forgotten).
     private mutating func redistribute(_ owed: [UInt64: UpstreamState.Owed], from node: UInt64, now: UInt64, reason: String) {
         for (upstreamID, what) in owed.sorted(by: { $0.key < $1.key }) {
             switch what {
             case let .request(key):
                 guard var pending = requests[key], pending.place == .sent(node: node, upstreamID: upstreamID) else { continue }
-                if upstreams[node]!.connected {
+                if upstreams[node]?.connected == true {
                     _ = upstreams[node]!.owed.removeValue(forKey: upstreamID)
                     if upstreams[node]!.owed.isEmpty { upstreams[node]!.waitingSince = nil }
                 }

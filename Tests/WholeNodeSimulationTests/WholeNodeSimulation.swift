@@ -592,17 +592,7 @@ final class WholeNodeSimulation {
         count("gateway crashes")
         note("gateway \(gateway) crashes; a fresh one starts")
         for index in nodes.indices where links[gateway][index].up {
-            let client = connectionID(gateway: gateway, epoch: links[gateway][index].epoch)
-            links[gateway][index].up = false
-            links[gateway][index].toKvd.removeAll()
-            links[gateway][index].toGateway.removeAll()
-            if nodes[index].kvd != nil {
-                if nodes[index].kvdFrozen(now) {
-                    kvdMail[index].append(.clientClosed(client))
-                } else {
-                    kvdStep(index) { $0.clientClosed(client: client, at: $1) }
-                }
-            }
+            tellKvdClosed(index, client: closeLink(gateway, index))
         }
         for index in nodes.indices { links[gateway][index].connectAt = max(now + delay(5_000...50_000), nodes[index].gatewayCutUntil) }
         replies.removeAll { $0.gateway == gateway }
@@ -610,33 +600,37 @@ final class WholeNodeSimulation {
         gatewayTimers[gateway] = nil
         gateways[gateway] = GatewayCore(config: makeGatewayConfig())
         for index in clients.indices where clients[index].gateway == gateway {
-            clients[index].connection = takeConnectionID()
-            guard clients[index].current != nil else { continue }
-            clients[index].attempt = 0
-            if !clients[index].mayRetry {
-                clients[index].giveUp()
-                count("unknown outcomes (lent session, gateway crashed)")
-            }
-            clients[index].wakeAt = now + delay(5_000...20_000)
+            clientLostConnection(index, outcome: "unknown outcomes (lent session, gateway crashed)", retryAfter: 5_000...20_000)
+        }
+    }
+
+    /// Link `index` of `gateway` goes down with what was on it; returns the connection id kvd
+    /// knew it by.
+    private func closeLink(_ gateway: Int, _ index: Int) -> UInt64 {
+        let client = connectionID(gateway: gateway, epoch: links[gateway][index].epoch)
+        links[gateway][index].up = false
+        links[gateway][index].toKvd.removeAll()
+        links[gateway][index].toGateway.removeAll()
+        return client
+    }
+
+    /// kvd `index` (if running) sees its client `client` close: now, or when it thaws.
+    private func tellKvdClosed(_ index: Int, client: UInt64) {
+        guard nodes[index].kvd != nil else { return }
+        if nodes[index].kvdFrozen(now) {
+            kvdMail[index].append(.clientClosed(client))
+        } else {
+            kvdStep(index) { $0.clientClosed(client: client, at: $1) }
         }
     }
 
     /// The connection drops with what was on it; both ends are told; the gateway dials again.
     private func resetGatewayLink(_ gateway: Int, _ index: Int, kvdAlive: Bool = true) {
         guard links[gateway][index].up else { return }
-        let client = connectionID(gateway: gateway, epoch: links[gateway][index].epoch)
-        links[gateway][index].up = false
-        links[gateway][index].toKvd.removeAll()
-        links[gateway][index].toGateway.removeAll()
+        let client = closeLink(gateway, index)
         links[gateway][index].connectAt = max(now + delay(10_000...100_000), nodes[index].gatewayCutUntil)
         gatewayStep(gateway) { $0.upstreamDisconnected(node: UInt64(index + 1), now: $1) }
-        if kvdAlive, nodes[index].kvd != nil {
-            if nodes[index].kvdFrozen(now) {
-                kvdMail[index].append(.clientClosed(client))
-            } else {
-                kvdStep(index) { $0.clientClosed(client: client, at: $1) }
-            }
-        }
+        if kvdAlive { tellKvdClosed(index, client: client) }
     }
 
     private func gatewayStep(_ gateway: Int, _ input: (inout GatewayCore, UInt64) -> [GatewayAction]) {
@@ -763,14 +757,21 @@ final class WholeNodeSimulation {
         count("client connections closed")
         note("client \(index)'s connection closes")
         gatewayStep(clients[index].gateway) { $0.clientClosed(client: old, now: $1) }
+        clientLostConnection(index, outcome: "unknown outcomes (lent session, connection closed)", retryAfter: 1_000...5_000)
+    }
+
+    /// Client `index`'s connection broke with its attempt (if any) unanswered: under its own
+    /// session it retries later with the same seq; a lent session's write has an unknown
+    /// outcome (counted as `outcome`).
+    private func clientLostConnection(_ index: Int, outcome: String, retryAfter wait: ClosedRange<Int>) {
         clients[index].connection = takeConnectionID()
         guard clients[index].current != nil else { return }
         clients[index].attempt = 0
         if !clients[index].mayRetry {
             clients[index].giveUp()
-            count("unknown outcomes (lent session, connection closed)")
+            count(outcome)
         }
-        clients[index].wakeAt = now + delay(1_000...5_000)
+        clients[index].wakeAt = now + delay(wait)
     }
 
     // MARK: Faults
