@@ -18,20 +18,28 @@ public final class OperatorEndpoint {
     public static func bootstrapMetrics(histogramBuckets: [String: [Duration]]) -> PrometheusCollectorRegistry {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
-        factory.durationHistogramBuckets = histogramBuckets
+        factory.durationHistogramBuckets = histogramBuckets.merging([renderDurationLabel: LatencyBuckets.render]) { own, _ in own }
         MetricsSystem.bootstrap(factory)
         return registry
     }
 
+    /// How long building one `/metrics` answer held the loop: every request to this process
+    /// waited that long behind the scrape. A scrape shows the renders before its own.
+    static let renderDurationLabel = "kvraft_metrics_render_duration_seconds"
+
     public init(loop: EventLoop, endpoint: Endpoint, registry: PrometheusCollectorRegistry,
                 refresh: @escaping () -> Void, health: @escaping () -> Health) throws {
         var buffer: [UInt8] = []
+        let renderDuration = Metrics.Timer(label: OperatorEndpoint.renderDurationLabel)
+        let clock = ContinuousClock()
         server = try HTTPServer(loop: loop, endpoint: endpoint) { path in
             switch path {
             case "/metrics":
+                let start = clock.now
                 refresh()
                 buffer.removeAll(keepingCapacity: true)
                 registry.emit(into: &buffer)
+                renderDuration.record(duration: start.duration(to: clock.now))
                 return HTTPServer.Response(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: buffer)
             case "/health":
                 let state = health()
@@ -56,6 +64,12 @@ public enum LatencyBuckets {
         .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500), .milliseconds(5),
         .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
         .milliseconds(500), .seconds(1), .microseconds(2_500_000), .seconds(5), .seconds(10),
+    ]
+    /// 10 µs … 100 ms: work done on the loop between two events (a scrape's render).
+    public static let render: [Duration] = [
+        .microseconds(10), .microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250),
+        .microseconds(500), .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10),
+        .milliseconds(25), .milliseconds(100),
     ]
     /// 10 ms … 60 s: snapshots.
     public static let slow: [Duration] = [

@@ -119,6 +119,15 @@ struct MetricsTests {
         #expect(gateway.value("kvraft_gateway_client_connections") != nil)
         #expect(gateway.value("kvraft_gateway_client_connections_refused_total") == 0)
         for node in 1...3 { #expect(gateway.value("kvraft_gateway_upstream_up", ["node": "\(node)"]) == 1) }
+
+        // Every process times its renders: each was scraped above, so this scrape shows one.
+        let everyProcess: [(ClusterProcess.Kind, Int)] = (1...3).flatMap { [(.raftd, $0), (.kvd, $0)] } + [(.gateway, 1)]
+        for (kind, number) in everyProcess {
+            let text = try #require(ports.scrape(kind, number), "\(kind) \(number) /metrics")
+            #expect(text.histogramIsConsistent("kvraft_metrics_render_duration_seconds"), "\(kind) \(number)")
+            #expect((text.value("kvraft_metrics_render_duration_seconds_count") ?? 0) >= 1, "\(kind) \(number)")
+            #expect((text.value("kvraft_metrics_render_duration_seconds_sum") ?? 0) > 0, "\(kind) \(number)")
+        }
     }
 }
 
