@@ -3,6 +3,9 @@ how many samples each cluster process had and how many of them have a TLS or a m
 anywhere in their stack. Argument: the cluster's pids, comma-separated, in the order
 raftd1,kvd1,raftd2,kvd2,raftd3,kvd3,gateway (bench/security/costs starts them so).
 
+Samples of kvbench (the load generator, on the same CPUs) are counted apart, as "client": its
+TLS work competes with the cluster's for the same cores, so it is part of W3's throughput cost.
+
 A sample counts once even when several of its frames match. OpenSSL is built without frame
 pointers, so a stack through it may stop early; its own frames are still at the top and count."""
 import json
@@ -19,6 +22,7 @@ METRICS = re.compile(r"s10Prometheus|s11CoreMetrics|s7Metrics|s7Atomics|RequestC
 pids = sys.argv[1].split(",")
 role_of = {pid: ROLES[i] if i < len(ROLES) else f"process-{i + 1}" for i, pid in enumerate(pids)}
 counts = {role: {"samples": 0, "tls": 0, "metrics": 0} for role in role_of.values()}
+client = {"samples": 0, "tls": 0, "metrics": 0}
 current = None
 tls_hit = metrics_hit = False
 
@@ -26,7 +30,7 @@ tls_hit = metrics_hit = False
 def close_sample():
     if current is None:
         return
-    entry = counts[current]
+    entry = client if current == "client" else counts[current]
     entry["samples"] += 1
     entry["tls"] += tls_hit
     entry["metrics"] += metrics_hit
@@ -40,6 +44,8 @@ for line in sys.stdin:
         close_sample()
         fields = line.split()
         current = role_of.get(fields[1]) if len(fields) >= 2 else None
+        if current is None and fields and fields[0] == "kvbench":
+            current = "client"
         tls_hit = metrics_hit = False
         continue
     if current is None:
@@ -51,4 +57,4 @@ for line in sys.stdin:
 close_sample()
 
 total = {key: sum(entry[key] for entry in counts.values()) for key in ("samples", "tls", "metrics")}
-print(json.dumps({"processes": counts, "total": total}))
+print(json.dumps({"processes": counts, "total": total, "client": client}))
