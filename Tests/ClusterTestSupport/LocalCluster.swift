@@ -202,6 +202,10 @@ public final class LocalCluster {
         }
     }
 
+    /// What the proxy between gateway `number` and seed kvd `node` saw: how often the gateway
+    /// dialed it (`accepted`) and whether its link is open (`active`).
+    public func gatewayLinkStats(gateway number: Int, node: Int) -> FaultProxy.Stats? { gatewayProxies[number]?[node]?.stats }
+
     /// Lets gateway `number` reach only the kvds of `nodes` (others are cut).
     public func setGatewayReach(_ number: Int, nodes: [Int]) {
         for (j, proxy) in gatewayProxies[number] ?? [:] {

@@ -110,6 +110,13 @@ import Wire
                 "the gateway did not forget node 1")
         #expect(waitUntil(seconds: 5) { ports.scrape(.gateway, 1).map { $0.value("kvraft_gateway_upstream_up", ["node": "1"]) == nil } ?? false },
                 "kvraft_gateway_upstream_up{node=\"1\"} still exported")
+        // kvd 1 still runs, so a dialer left running would redial it within its 500 ms backoff
+        // cap; the proxy in front of it counts every dial.
+        #expect(waitUntil(seconds: 5) { cluster.gatewayLinkStats(gateway: 1, node: 1)?.active == 0 },
+                "the gateway's link to the removed kvd 1 is still open: \(String(describing: cluster.gatewayLinkStats(gateway: 1, node: 1)))")
+        let dialsOfNodeOne = cluster.gatewayLinkStats(gateway: 1, node: 1)?.accepted
+        usleep(1_500_000)
+        #expect(cluster.gatewayLinkStats(gateway: 1, node: 1)?.accepted == dialsOfNodeOne, "the gateway still dials the removed kvd 1")
         // Clients keep completing operations on the new configuration.
         let progressed = waitUntil(seconds: 10) { workload.completed > beforeRemoval + 50 }
         #expect(progressed, "no progress after the removal\n\(cluster.logs())")

@@ -13,7 +13,8 @@ import re
 import sys
 
 ROLES = ["raftd-1", "kvd-1", "raftd-2", "kvd-2", "raftd-3", "kvd-3", "gateway"]
-TLS = re.compile(r"\((/\S*/)?lib(ssl|crypto)\.so")
+# OpenSSL, and libevent's OpenSSL bufferevent (its filter's own bookkeeping and copies).
+TLS = re.compile(r"\((/\S*/)?lib(ssl|crypto|event_openssl)[-.]")
 # swift-metrics (CoreMetrics/Metrics), swift-prometheus, swift-atomics under them, the metric
 # types of raftd, kvd and the gateway, and the operator endpoint's HTTP server (evhttp).
 METRICS = re.compile(r"s10Prometheus|s11CoreMetrics|s7Metrics|s7Atomics|RequestCounters|GatewayMetrics|KVMetrics|"
