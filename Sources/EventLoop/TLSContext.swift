@@ -1,4 +1,5 @@
 import CLibevent
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -36,14 +37,66 @@ public struct PeerCertificate: Sendable, Equatable {
 /// One OpenSSL context for a process: its certificate and key, the CA it trusts, TLS 1.2 at
 /// least (1.3 preferred), and a certificate required of every peer (mutual TLS), both on
 /// links it accepts and on links it dials.
+///
+/// Certificates are rotated by replacing the files in place: with `reloadsChangedFiles`, a new
+/// session first looks at the files (at most once per `reloadCheckIntervalNanos`) and, when
+/// they changed, later sessions start from a context built from them. Links already up keep
+/// their session. Loop thread only once reloading is on.
 public final class TLSContext {
-    let context: OpaquePointer
+    /// What new sessions start from. Replacing it is safe: each session holds its own
+    /// reference to the context it was made from.
+    private(set) var context: OpaquePointer
     public let files: TLSFiles
+    /// Servers turn this on; a client that makes sessions from several threads leaves it off.
+    public var reloadsChangedFiles = false
+    public var reloadCheckIntervalNanos: UInt64 = 1_000_000_000
+    /// Told when changed files were loaded (`.success`, with what they say) or did not load
+    /// (`.failure`: the identity loaded before stays, and is tried again once the files change).
+    public var onReload: ((Result<String, EventLoopError>) -> Void)?
+    /// The files as they were just before `context` was built from them.
+    private var loadedStamp: TLSFileStamp
+    /// Files that did not load: not tried again until they change again.
+    private var failedStamp: TLSFileStamp?
+    private var lastCheckNanos: UInt64 = 0
 
     public init(files: TLSFiles) throws {
         self.files = files
+        // Stamped before loading: files replaced while loading differ from the stamp and
+        // are loaded again at the next check.
+        loadedStamp = TLSFileStamp(files)
+        context = try Self.makeContext(files: files)
+    }
+
+    deinit {
+        SSL_CTX_free(context)
+    }
+
+    /// A server process's context: it takes rotated files up for new links, and logs each
+    /// reload (or why changed files did not load) once.
+    public static func serving(files: TLSFiles, logger: Logger) throws -> TLSContext {
+        let context = try TLSContext(files: files)
+        context.reloadsChangedFiles = true
+        context.onReload = { result in
+            switch result {
+            case .success(let what): logger.notice("\(what)")
+            case .failure(let error): logger.error("\(error)")
+            }
+        }
+        return context
+    }
+
+    private static func makeContext(files: TLSFiles) throws -> OpaquePointer {
         guard let context = SSL_CTX_new(TLS_method()) else { throw EventLoopError("SSL_CTX_new failed: \(TLSContext.errors())") }
-        self.context = context
+        do {
+            try configure(context, files: files)
+            return context
+        } catch {
+            SSL_CTX_free(context)
+            throw error
+        }
+    }
+
+    private static func configure(_ context: OpaquePointer, files: TLSFiles) throws {
         guard kvraft_ssl_ctx_set_min_tls12(context) == 1, kvraft_ssl_ctx_set_max_tls13(context) == 1 else {
             throw EventLoopError("cannot set the TLS versions: \(TLSContext.errors())")
         }
@@ -54,6 +107,7 @@ public final class TLSContext {
             throw EventLoopError("cannot load the TLS key \(files.key): \(TLSContext.errors())")
         }
         guard SSL_CTX_check_private_key(context) == 1 else {
+            _ = TLSContext.errors()
             throw EventLoopError("the TLS key \(files.key) does not belong to the certificate \(files.certificate)")
         }
         guard SSL_CTX_load_verify_locations(context, files.ca, nil) == 1 else {
@@ -68,13 +122,31 @@ public final class TLSContext {
         _ = kvraft_ssl_ctx_set_mode(context, Int(SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
     }
 
-    deinit {
-        SSL_CTX_free(context)
+    /// With `reloadsChangedFiles`: when the files changed since they were loaded (looked at no
+    /// more than once per interval), the sessions that follow use them; files that do not
+    /// load leave the current identity in place.
+    func reloadIfChanged(nowNanos: UInt64) {
+        guard reloadsChangedFiles, lastCheckNanos == 0 || nowNanos &- lastCheckNanos >= reloadCheckIntervalNanos else { return }
+        lastCheckNanos = max(nowNanos, 1)
+        let stamp = TLSFileStamp(files)
+        guard stamp != loadedStamp, stamp != failedStamp else { return }
+        do {
+            let fresh = try Self.makeContext(files: files)
+            SSL_CTX_free(context)
+            context = fresh
+            loadedStamp = stamp
+            failedStamp = nil
+            onReload?(.success("loaded the changed TLS files (certificate \(files.certificate)); new links use them"))
+        } catch {
+            failedStamp = stamp
+            onReload?(.failure(EventLoopError("the TLS files changed but do not load, so new links keep the identity loaded before: \(error)")))
+        }
     }
 
     /// A session for one connection; on a dialed link, `expectedName` must be named by the
     /// peer's certificate (checked by OpenSSL during the handshake).
     func makeSession(expectedName: String?) throws -> OpaquePointer {
+        reloadIfChanged(nowNanos: EventLoop.monotonicNanos())
         guard let ssl = SSL_new(context) else { throw EventLoopError("SSL_new failed: \(TLSContext.errors())") }
         if let expectedName, SSL_set1_host(ssl, expectedName) != 1 {
             SSL_free(ssl)

@@ -39,6 +39,18 @@ struct TlsTestCertificates {
         ["--tls-cert", path("\(name).pem"), "--tls-key", path("\(name)-key.pem"), "--tls-ca", path("ca.pem")]
     }
 
+    /// Puts `name`'s certificate and key at `slot`'s paths, each by a rename: how deployment
+    /// tools rotate files in place (never a half-written file at the path).
+    func install(_ name: String, as slot: String) throws {
+        for suffix in [".pem", "-key.pem"] {
+            let staged = path("\(slot)\(suffix).new")
+            try? FileManager.default.removeItem(atPath: staged)
+            try FileManager.default.copyItem(atPath: path("\(name)\(suffix)"), toPath: staged)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: staged)
+            guard rename(staged, path("\(slot)\(suffix)")) == 0 else { throw CocoaError(.fileWriteUnknown) }
+        }
+    }
+
     func remove() {
         try? FileManager.default.removeItem(at: directory.deletingLastPathComponent())
     }

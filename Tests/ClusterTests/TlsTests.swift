@@ -15,10 +15,12 @@ struct TlsTests {
         let certs = try TlsTestCertificates(nodes: 3)
         defer { certs.remove() }
         var options = ClusterOptions()
-        // raftd 2 presents node 3's certificate: it claims to be node 2 but is not.
+        // raftd 2 presents node 3's certificate (installed at its own paths): it claims to be
+        // node 2 but is not.
+        try certs.install("node-3", as: "raftd-2")
         options.extraArguments = { kind, number in
             switch kind {
-            case .raftd: certs.flags(number == 2 ? "node-3" : "node-\(number)")
+            case .raftd: certs.flags(number == 2 ? "raftd-2" : "node-\(number)")
             case .kvd: certs.flags("node-\(number)")
             case .gateway: certs.flags("gateway")
             }
@@ -57,6 +59,24 @@ struct TlsTests {
         // Every process still serves.
         try expectServed(gateway, tls: good, key: "after", cluster: cluster)
         for process in cluster.allProcesses { #expect(process.isRunning, "\(process.name) exited") }
+
+        // The operator installs raftd 2's own certificate at the same paths. Without a
+        // restart, its new links present node-2, nodes 1 and 3 admit it, and it catches up.
+        // (kvds admit gateway certificates only over TLS: the status asks go as the gateway.)
+        let asGateway = try TLSContext(files: certs.files("gateway"))
+        func commitIndex(_ node: Int) -> UInt64? {
+            let connection = KVConnection(endpoint: cluster.kvdEndpoints[node - 1], tls: asGateway)
+            defer { connection.close() }
+            return (try? connection.call(KvRequest(op: .status), timeoutMs: 1000))?.nodes.first?.commitIndex
+        }
+        let committed = try #require(commitIndex(1))
+        #expect((commitIndex(2) ?? 0) < committed, "raftd 2 kept up while refused")
+        try certs.install("node-2", as: "raftd-2")
+        #expect(eventually(seconds: 10) { cluster.raftd(2).logLines(containing: "loaded the changed TLS files") == 1 },
+                "\(cluster.raftd(2).logTail())")
+        #expect(eventually(seconds: 15) { (commitIndex(2) ?? 0) >= committed },
+                "raftd 2 did not catch up after its certificate was replaced: \(String(describing: commitIndex(2))) < \(committed)\n\(cluster.logs())")
+        try expectServed(gateway, tls: good, key: "rotated", cluster: cluster)
     }
 
     private func expectServed(_ gateway: Endpoint, tls: TLSContext, key: String, cluster: LocalCluster) throws {

@@ -164,6 +164,90 @@ import Testing
         #expect(listener.refusedHandshakes == 1)
     }
 
+    /// Certificates rotated in place: links made after the files changed present the new
+    /// certificate; files that do not load leave the last good one serving, and say why once.
+    @Test func rotatedCertificateFilesServeNewLinks() throws {
+        let certs = try Self.makeCertificates()
+        defer { try? FileManager.default.removeItem(at: certs) }
+        let manager = FileManager.default
+        let serving = TLSFiles(certificate: certs.appendingPathComponent("serving.pem").path,
+                               key: certs.appendingPathComponent("serving-key.pem").path,
+                               ca: certs.appendingPathComponent("ca.pem").path)
+        func install(_ name: String) throws {
+            // By rename, as deployment tools do: never a half-written file in place.
+            for (source, target) in [("\(name).pem", serving.certificate), ("\(name)-key.pem", serving.key)] {
+                let staged = target + ".new"
+                try? manager.removeItem(atPath: staged)
+                try manager.copyItem(atPath: certs.appendingPathComponent(source).path, toPath: staged)
+                _ = rename(staged, target)
+            }
+        }
+        try install("node-1")
+        let loop = EventLoop()
+        let serverContext = try TLSContext(files: serving)
+        serverContext.reloadsChangedFiles = true
+        serverContext.reloadCheckIntervalNanos = 0
+        var reloads: [Result<String, EventLoopError>] = []
+        serverContext.onReload = { reloads.append($0) }
+        var accepted: [Connection] = []
+        let listener = try Listener(loop: loop, endpoint: .tcp(host: "127.0.0.1", port: 0),
+                                    tls: TLSAccept(context: serverContext)) { accepted.append($0) }
+        let clientContext = try TLSContext(files: Self.files(certs, "node-2"))
+        func namesSeenByANewClient() -> [String] {
+            guard let client = try? Connection.connect(loop: loop, to: .tcp(host: "127.0.0.1", port: listener.port),
+                                                       tls: TLSDial(context: clientContext, expectedName: nil)) else { return [] }
+            var names: [String] = []
+            client.onConnected = { conn in
+                names = conn.peerCertificate?.names ?? []
+                loop.stop()
+            }
+            client.onClose = { _, _ in loop.stop() }
+            runLoop(loop, seconds: 10, keeping: listener, client)
+            return names
+        }
+        let before = try Connection.connect(loop: loop, to: .tcp(host: "127.0.0.1", port: listener.port),
+                                            tls: TLSDial(context: clientContext, expectedName: "node-1"))
+        before.onConnected = { _ in loop.stop() }
+        runLoop(loop, seconds: 10, keeping: listener, before)
+        #expect(before.isConnected && before.peerCertificate?.names("node-1") == true)
+        #expect(reloads.isEmpty)
+
+        try install("node-2")
+        let afterRotation = namesSeenByANewClient()
+        #expect(afterRotation.contains("node-2") && !afterRotation.contains("node-1"), "\(afterRotation)")
+        #expect(reloads.count == 1 && (try? reloads.last?.get()) != nil, "\(reloads)")
+
+        // A key that does not belong to the certificate: the node-2 identity goes on serving.
+        _ = unlink(serving.key)
+        try manager.copyItem(atPath: certs.appendingPathComponent("node-1-key.pem").path, toPath: serving.key)
+        let afterBadFiles = namesSeenByANewClient()
+        #expect(afterBadFiles.contains("node-2"), "\(afterBadFiles)")
+        guard reloads.count == 2, case let .failure(error) = reloads[1] else {
+            Issue.record("expected one failed reload, got \(reloads)")
+            return
+        }
+        #expect(error.description.contains("serving-key.pem") && error.description.contains("mismatch"), "\(error)")
+        // Told once: the same bad files are not tried again.
+        _ = namesSeenByANewClient()
+        #expect(reloads.count == 2)
+        // The link made before the rotations still carries bytes.
+        var echoedBefore: [UInt8] = []
+        if let serverSide = accepted.first {
+            serverSide.onRead = { conn in
+                var bytes: [UInt8] = []
+                conn.readAvailable(appendingTo: &bytes)
+                conn.write(bytes)
+            }
+        }
+        before.onRead = { conn in
+            conn.readAvailable(appendingTo: &echoedBefore)
+            if echoedBefore.count >= 4 { loop.stop() }
+        }
+        before.write(Array("ping".utf8))
+        runLoop(loop, seconds: 10, keeping: listener, before)
+        #expect(echoedBefore == Array("ping".utf8))
+    }
+
     /// GET on the evhttp server: the handler's status, type and body; unknown methods refused.
     @Test func httpServerAnswersGet() throws {
         let loop = EventLoop()
