@@ -21,6 +21,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <string.h>
+#include <time.h>
 
 // OpenSSL's setters below are macros, which Swift does not import.
 static inline int kvraft_ssl_ctx_set_min_tls12(SSL_CTX *ctx) {
@@ -33,6 +34,17 @@ static inline int kvraft_ssl_ctx_set_max_tls13(SSL_CTX *ctx) {
 
 static inline long kvraft_ssl_ctx_set_mode(SSL_CTX *ctx, long mode) {
     return SSL_CTX_set_mode(ctx, mode);
+}
+
+// When the certificate loaded into `ctx` stops being valid (its notAfter), in seconds since
+// 1970 UTC; -1 when there is none. Counted from now (ASN1_TIME_diff): no timegm needed.
+static inline long long kvraft_ssl_ctx_not_after(SSL_CTX *ctx) {
+    X509 *cert = SSL_CTX_get0_certificate(ctx);
+    if (cert == NULL) return -1;
+    const ASN1_TIME *when = X509_get0_notAfter(cert);
+    int days = 0, seconds = 0;
+    if (when == NULL || ASN1_TIME_diff(&days, &seconds, NULL, when) != 1) return -1;
+    return (long long)time(NULL) + (long long)days * 86400 + seconds;
 }
 
 // The names a peer certificate claims: its DNS subjectAltNames, then its subject CN, each

@@ -1,5 +1,4 @@
 import CLibevent
-import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -58,6 +57,8 @@ public final class TLSContext {
     /// Files that did not load: not tried again until they change again.
     private var failedStamp: TLSFileStamp?
     private var lastCheckNanos: UInt64 = 0
+    /// When the certificate new links present stops being valid, in seconds since 1970 (UTC).
+    public private(set) var certificateNotAfter: Int64?
 
     public init(files: TLSFiles) throws {
         self.files = files
@@ -65,24 +66,16 @@ public final class TLSContext {
         // are loaded again at the next check.
         loadedStamp = TLSFileStamp(files)
         context = try Self.makeContext(files: files)
+        certificateNotAfter = Self.notAfter(context)
+    }
+
+    private static func notAfter(_ context: OpaquePointer) -> Int64? {
+        let seconds = kvraft_ssl_ctx_not_after(context)
+        return seconds < 0 ? nil : Int64(seconds)
     }
 
     deinit {
         SSL_CTX_free(context)
-    }
-
-    /// A server process's context: it takes rotated files up for new links, and logs each
-    /// reload (or why changed files did not load) once.
-    public static func serving(files: TLSFiles, logger: Logger) throws -> TLSContext {
-        let context = try TLSContext(files: files)
-        context.reloadsChangedFiles = true
-        context.onReload = { result in
-            switch result {
-            case .success(let what): logger.notice("\(what)")
-            case .failure(let error): logger.error("\(error)")
-            }
-        }
-        return context
     }
 
     private static func makeContext(files: TLSFiles) throws -> OpaquePointer {
@@ -134,6 +127,7 @@ public final class TLSContext {
             let fresh = try Self.makeContext(files: files)
             SSL_CTX_free(context)
             context = fresh
+            certificateNotAfter = Self.notAfter(fresh)
             loadedStamp = stamp
             failedStamp = nil
             onReload?(.success("loaded the changed TLS files (certificate \(files.certificate)); new links use them"))

@@ -18,11 +18,13 @@ struct TlsTests {
         // raftd 2 presents node 3's certificate (installed at its own paths): it claims to be
         // node 2 but is not.
         try certs.install("node-3", as: "raftd-2")
+        let operatorPorts = try OperatorPorts(nodes: 3, gateways: 1)
         options.extraArguments = { kind, number in
+            let metrics = ["--metrics-listen", "127.0.0.1:\(operatorPorts.port(kind, number))"]
             switch kind {
-            case .raftd: certs.flags(number == 2 ? "raftd-2" : "node-\(number)")
-            case .kvd: certs.flags("node-\(number)")
-            case .gateway: certs.flags("gateway")
+            case .raftd: return certs.flags(number == 2 ? "raftd-2" : "node-\(number)") + metrics
+            case .kvd: return certs.flags("node-\(number)") + metrics
+            case .gateway: return certs.flags("gateway") + metrics
             }
         }
         let cluster = try LocalCluster(options)
@@ -30,6 +32,18 @@ struct TlsTests {
         try cluster.start()
         let gateway = cluster.gatewayEndpoints[0]
         let good = try TLSContext(files: certs.files("client"))
+
+        // Each server exports when the certificate it presents expires (scripts/certs: 825 days).
+        let expected = Date().timeIntervalSince1970 + 825 * 86_400
+        for (kind, number) in [(ClusterProcess.Kind.raftd, 1), (.kvd, 1), (.gateway, 1)] {
+            var expiry: Double?
+            #expect(eventually {
+                expiry = operatorPorts.scrape(kind, number)?.value("kvraft_tls_certificate_expiry_timestamp_seconds")
+                return expiry.map { abs($0 - expected) < 3_600 } == true
+            }, "\(kind) \(number): \(String(describing: expiry))")
+        }
+        // The expired client certificate was valid until 2020-02-01T00:00:00Z.
+        #expect(try TLSContext(files: certs.files("client-expired")).certificateNotAfter == 1_580_515_200)
 
         // Nodes 1 and 3 make a majority; the client's certificate is good.
         try expectServed(gateway, tls: good, key: "before", cluster: cluster)

@@ -185,6 +185,9 @@ import Testing
         try install("node-1")
         let loop = EventLoop()
         let serverContext = try TLSContext(files: serving)
+        // scripts/certs makes certificates valid for 825 days.
+        let validFor = serverContext.certificateNotAfter.map { Double($0) - Date().timeIntervalSince1970 }
+        #expect(validFor.map { abs($0 - 825 * 86_400) < 3_600 } == true, "\(String(describing: validFor))")
         serverContext.reloadsChangedFiles = true
         serverContext.reloadCheckIntervalNanos = 0
         var reloads: [Result<String, EventLoopError>] = []

@@ -1,0 +1,38 @@
+import EventLoop
+import Foundation
+import Logging
+import Metrics
+
+/// The TLS identity of a server process (raftd, kvd, the gateway): it takes rotated files up
+/// for new links, logs each reload (or why changed files did not load) once, and exports when
+/// the certificate it presents expires, `kvraft_tls_certificate_expiry_timestamp_seconds`, so
+/// operators alert before it does. Set at load and at each reload: nothing per request.
+public enum ServingTLS {
+    /// Below this much validity left, loading the certificate also logs a warning.
+    static let warnBelowSeconds: Int64 = 14 * 86_400
+
+    public static func context(files: TLSFiles, logger: Logger) throws -> TLSContext {
+        let context = try TLSContext(files: files)
+        let expiry = Gauge(label: "kvraft_tls_certificate_expiry_timestamp_seconds")
+        func loaded(_ what: String) {
+            guard let notAfter = context.certificateNotAfter else { return logger.notice("\(what)") }
+            expiry.record(notAfter)
+            let until = Date(timeIntervalSince1970: TimeInterval(notAfter)).ISO8601Format()
+            let left = notAfter - Int64(Date().timeIntervalSince1970)
+            if left < warnBelowSeconds {
+                logger.warning("\(what); the certificate expires at \(until) (\(max(0, left) / 3600) h from now): replace it (see Rotating certificates)")
+            } else {
+                logger.notice("\(what); the certificate is valid until \(until)")
+            }
+        }
+        loaded("TLS on with certificate \(files.certificate)")
+        context.reloadsChangedFiles = true
+        context.onReload = { result in
+            switch result {
+            case .success(let what): loaded(what)
+            case .failure(let error): logger.error("\(error)")
+            }
+        }
+        return context
+    }
+}
