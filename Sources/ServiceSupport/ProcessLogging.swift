@@ -49,14 +49,6 @@ struct LineLogHandler: LogHandler {
     private func timestamp() -> String {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
-        var tm = tm()
-        var seconds = ts.tv_sec
-        gmtime_r(&seconds, &tm)
-        let millis = ts.tv_nsec / 1_000_000
-        func pad(_ v: Int32, _ width: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
-        }
-        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
+        return UTCTimestamp.text(seconds: ts.tv_sec, millis: ts.tv_nsec / 1_000_000)
     }
 }

@@ -1,5 +1,4 @@
 import EventLoop
-import Foundation
 import Logging
 import Metrics
 
@@ -17,8 +16,8 @@ public enum ServingTLS {
         func loaded(_ what: String) {
             guard let notAfter = context.certificateNotAfter else { return logger.notice("\(what)") }
             expiry.record(notAfter)
-            let until = Date(timeIntervalSince1970: TimeInterval(notAfter)).ISO8601Format()
-            let left = notAfter - Int64(Date().timeIntervalSince1970)
+            let until = UTCTimestamp.text(seconds: Int(notAfter))
+            let left = notAfter - Int64(UTCTimestamp.nowSeconds)
             if left < warnBelowSeconds {
                 logger.warning("\(what); the certificate expires at \(until) (\(max(0, left) / 3600) h from now): replace it (see Rotating certificates)")
             } else {
