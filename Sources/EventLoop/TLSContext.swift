@@ -59,6 +59,8 @@ public final class TLSContext {
     private var lastCheckNanos: UInt64 = 0
     /// When the certificate new links present stops being valid, in seconds since 1970 (UTC).
     public private(set) var certificateNotAfter: Int64?
+    /// `checkFilesPeriodically`'s timer; it ends with this context.
+    private var periodicCheck: Timer?
 
     public init(files: TLSFiles) throws {
         self.files = files
@@ -135,6 +137,15 @@ public final class TLSContext {
             failedStamp = stamp
             onReload?(.failure(EventLoopError("the TLS files changed but do not load, so new links keep the identity loaded before: \(error)")))
         }
+    }
+
+    /// Looks at the files every `interval` as well, not only when a link starts, so a rotation
+    /// shows (in the log, in `certificateNotAfter`) while every link stays up. Loop thread.
+    public func checkFilesPeriodically(every interval: Duration, on loop: EventLoop) {
+        let timer = Timer(loop: loop, repeating: true)
+        timer.action = { [weak self] in self?.reloadIfChanged(nowNanos: EventLoop.monotonicNanos()) }
+        timer.schedule(after: interval)
+        periodicCheck = timer
     }
 
     /// A session for one connection; on a dialed link, `expectedName` must be named by the

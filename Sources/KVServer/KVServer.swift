@@ -57,7 +57,7 @@ public final class KVServer {
 
     public func start() throws {
         // TLS: only gateways and nodes may reach kvd.
-        let tls = try config.tls.map { TLSAccept(context: try ServingTLS.context(files: $0, logger: logger), admit: PeerCertificatePolicy.gatewaysAndNodes) }
+        let tls = try config.tls.map { TLSAccept(context: try ServingTLS.context(files: $0, loop: loop, logger: logger), admit: PeerCertificatePolicy.gatewaysAndNodes) }
         listener = try Listener(loop: loop, endpoint: config.listen, tls: tls) { [weak self] connection in
             self?.accept(connection)
         }

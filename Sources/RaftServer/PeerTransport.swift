@@ -61,7 +61,7 @@ final class PeerTransport {
 
     func start() throws {
         // TLS: peers must present node certificates; a dialed node must be the node dialed.
-        let tls = try config.tls.map { try ServingTLS.context(files: $0, logger: logger) }
+        let tls = try config.tls.map { try ServingTLS.context(files: $0, loop: loop, logger: logger) }
         tlsContext = tls
         listener = try Listener(loop: loop, endpoint: config.listen,
                                 tls: tls.map { TLSAccept(context: $0, admit: PeerCertificatePolicy.nodesOnly) }) { [weak self] connection in

@@ -2,15 +2,19 @@ import EventLoop
 import Logging
 import Metrics
 
-/// The TLS identity of a server process (raftd, kvd, the gateway): it takes rotated files up
-/// for new links, logs each reload (or why changed files did not load) once, and exports when
-/// the certificate it presents expires, `kvraft_tls_certificate_expiry_timestamp_seconds`, so
-/// operators alert before it does. Set at load and at each reload: nothing per request.
+/// The TLS identity of a server process (raftd, kvd, the gateway). It takes rotated files up
+/// for new links (looking when a link starts, and every 5 s), logs each reload (or why changed
+/// files did not load) once, and exports when the certificate it presents expires,
+/// `kvraft_tls_certificate_expiry_timestamp_seconds`, so operators alert before it does. Set
+/// at load and at each reload: nothing per request.
 public enum ServingTLS {
     /// Below this much validity left, loading the certificate also logs a warning.
     static let warnBelowSeconds: Int64 = 14 * 86_400
 
-    public static func context(files: TLSFiles, logger: Logger) throws -> TLSContext {
+    /// How often the files are looked at while no link starts.
+    static let checkInterval = Duration.seconds(5)
+
+    public static func context(files: TLSFiles, loop: EventLoop, logger: Logger) throws -> TLSContext {
         let context = try TLSContext(files: files)
         let expiry = Gauge(label: "kvraft_tls_certificate_expiry_timestamp_seconds")
         func loaded(_ what: String) {
@@ -26,6 +30,7 @@ public enum ServingTLS {
         }
         loaded("TLS on with certificate \(files.certificate)")
         context.reloadsChangedFiles = true
+        context.checkFilesPeriodically(every: checkInterval, on: loop)
         context.onReload = { result in
             switch result {
             case .success(let what): loaded(what)

@@ -91,6 +91,23 @@ struct TlsTests {
         #expect(eventually(seconds: 15) { (commitIndex(2) ?? 0) >= committed },
                 "raftd 2 did not catch up after its certificate was replaced: \(String(describing: commitIndex(2))) < \(committed)\n\(cluster.logs())")
         try expectServed(gateway, tls: good, key: "rotated", cluster: cluster)
+
+        // `scripts/certs --renew` (same CA, 30 days this time) while every link stays up: each
+        // process reloads within its 5 s check, its expiry gauge moves, and clients holding
+        // either the old or the renewed certificate are served.
+        let renew = try run([LocalCluster.packageRoot.appendingPathComponent("scripts/certs").path,
+                             certs.directory.path, "--renew", "--days", "30"])
+        try #require(renew.status == 0, "scripts/certs --renew: \(renew.output)")
+        let renewedUntil = Date().timeIntervalSince1970 + 30 * 86_400
+        for (kind, number) in [(ClusterProcess.Kind.raftd, 1), (.kvd, 3), (.gateway, 1)] {
+            var expiry: Double?
+            #expect(eventually(seconds: 12) {
+                expiry = operatorPorts.scrape(kind, number)?.value("kvraft_tls_certificate_expiry_timestamp_seconds")
+                return expiry.map { abs($0 - renewedUntil) < 3_600 } == true
+            }, "\(kind) \(number) did not take the renewed certificate: \(String(describing: expiry))")
+        }
+        try expectServed(gateway, tls: try TLSContext(files: certs.files("client")), key: "renewed", cluster: cluster)
+        try expectServed(gateway, tls: good, key: "old client", cluster: cluster)
     }
 
     private func expectServed(_ gateway: Endpoint, tls: TLSContext, key: String, cluster: LocalCluster) throws {
