@@ -50,7 +50,7 @@ public final class Gateway {
     public func start() throws {
         // TLS: any client the CA signed may connect; each kvd must be the node it is dialed as.
         let tls = try config.tls.map { try ServingTLS.context(files: $0, loop: loop, logger: logger) }
-        listener = try Listener(loop: loop, endpoint: config.listen, tls: tls.map { TLSAccept(context: $0) }) { [weak self] connection in
+        listener = try Listener(loop: loop, endpoint: config.listen, tls: tls.map { TLSAccept(context: $0, admit: PeerCertificatePolicy.clients(allowed: config.allowedClientNames)) }) { [weak self] connection in
             self?.accept(connection)
         }
         tlsContext = tls

@@ -9,6 +9,8 @@ public struct GatewayConfig: Sendable {
     public var nodes: [UInt64: Endpoint]
     /// Mutual TLS on the client port and the kvd links (`--tls-cert/--tls-key/--tls-ca`); nil: plaintext.
     public var tls: TLSFiles?
+    /// With TLS: only client certificates naming one of these are admitted; nil: any the CA signed.
+    public var allowedClientNames: [String]?
     /// How long the gateway keeps retrying a request before answering UNAVAILABLE.
     public var requestDeadline: Duration = .seconds(5)
     /// How long one attempt at a kvd that still answers its health checks may go unanswered

@@ -13,6 +13,22 @@ public enum PeerCertificatePolicy {
         certificate.names("gateway") || !certificate.nodeIDs.isEmpty ? nil : "only gateway or node certificates may reach kvd"
     }
 
+    /// The gateway's client port: any certificate the CA signed, or, with `--allowed-client-names`,
+    /// only one that names one of `allowed` (like etcd's `--client-cert-allowed-hostname`).
+    public static func clients(allowed: [String]?) -> (PeerCertificate) -> String? {
+        guard let allowed, !allowed.isEmpty else { return { _ in nil } }
+        return { certificate in
+            allowed.contains(where: certificate.names) ? nil
+                : "only client certificates naming \(allowed.joined(separator: " or ")) may connect; this one names \(distinct(certificate.names).joined(separator: ", "))"
+        }
+    }
+
+    /// Names in order, each once (a certificate names itself as SAN and as CN).
+    private static func distinct(_ names: [String]) -> [String] {
+        var seen = Set<String>()
+        return names.filter { seen.insert($0).inserted }
+    }
+
     /// A raftd link whose certificate does not name the node its messages come from.
     public static func claimRefusal(_ certificate: PeerCertificate?, claimedNode id: UInt64) -> String? {
         guard let certificate else { return nil }

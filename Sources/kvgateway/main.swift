@@ -37,6 +37,9 @@ struct Kvgateway: ParsableCommand {
     @OptionGroup(title: "TLS")
     var tls: TLSOptions
 
+    @Option(help: "With TLS: admit only client certificates naming one of these (DNS subjectAltName or CN), comma-separated; default: any certificate the CA signed.")
+    var allowedClientNames: String?
+
     @OptionGroup(title: "Metrics and health")
     var metrics: MetricsOptions
 
@@ -53,6 +56,14 @@ struct Kvgateway: ParsableCommand {
         limits.maxValueBytes = maxValueBytes
         if let problem = limits.problems.first { throw ValidationError("--max-value-bytes: \(problem)") }
         guard attemptTimeoutMs >= 10 else { throw ValidationError("--attempt-timeout-ms must be at least 10") }
+        if let allowedClientNames {
+            guard tls.files != nil else { throw ValidationError("--allowed-client-names needs TLS (--tls-cert, --tls-key, --tls-ca)") }
+            guard !clientNames(allowedClientNames).isEmpty else { throw ValidationError("--allowed-client-names names no certificate") }
+        }
+    }
+
+    private func clientNames(_ list: String) -> [String] {
+        list.split(separator: ",").map { $0.filter { $0 != " " } }.filter { !$0.isEmpty }
     }
 
     func run() throws {
@@ -65,6 +76,7 @@ struct Kvgateway: ParsableCommand {
         config.attemptTimeout = .milliseconds(attemptTimeoutMs)
         config.maxValueBytes = maxValueBytes
         config.tls = tls.files
+        config.allowedClientNames = allowedClientNames.map(clientNames)
         let registry = metrics.endpoint.map { _ in OperatorEndpoint.bootstrapMetrics(histogramBuckets: Gateway.histogramBuckets) }
         let loop = EventLoop()
         loop.limits = clientLimits.limits

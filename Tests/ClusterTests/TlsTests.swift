@@ -15,16 +15,18 @@ struct TlsTests {
         let certs = try TlsTestCertificates(nodes: 3)
         defer { certs.remove() }
         var options = ClusterOptions()
+        // Gateway 2 admits only client certificates naming `client`.
+        options.gateways = 2
         // raftd 2 presents node 3's certificate (installed at its own paths): it claims to be
         // node 2 but is not.
         try certs.install("node-3", as: "raftd-2")
-        let operatorPorts = try OperatorPorts(nodes: 3, gateways: 1)
+        let operatorPorts = try OperatorPorts(nodes: 3, gateways: 2)
         options.extraArguments = { kind, number in
             let metrics = ["--metrics-listen", "127.0.0.1:\(operatorPorts.port(kind, number))"]
             switch kind {
             case .raftd: return certs.flags(number == 2 ? "raftd-2" : "node-\(number)") + metrics
             case .kvd: return certs.flags("node-\(number)") + metrics
-            case .gateway: return certs.flags("gateway") + metrics
+            case .gateway: return certs.flags("gateway") + metrics + (number == 2 ? ["--allowed-client-names", "client"] : [])
             }
         }
         let cluster = try LocalCluster(options)
@@ -69,6 +71,15 @@ struct TlsTests {
         #expect(eventually { cluster.raftd(1).logLines(containing: "messages claim node 2, but its certificate names node-3") >= 1 },
                 "\(cluster.raftd(1).logTail())")
         #expect(eventually { cluster.raftd(1).logLines(containing: "hostname mismatch") >= 1 }, "\(cluster.raftd(1).logTail())")
+
+        // Gateway 2 serves the client certificate and refuses the gateway's own, which its CA
+        // signed but which does not name `client`; gateway 1 has no such list.
+        let strictGateway = cluster.gatewayEndpoints[1]
+        try expectServed(strictGateway, tls: good, key: "strict", cluster: cluster)
+        let notAClient = try TLSContext(files: certs.files("gateway"))
+        expectRefused(KVConnection(endpoint: strictGateway, tls: notAClient))
+        expectLoggedOnce(cluster.gateway(2), "only client certificates naming client may connect; this one names gateway")
+        try expectServed(gateway, tls: notAClient, key: "lenient", cluster: cluster)
 
         // Every process still serves.
         try expectServed(gateway, tls: good, key: "after", cluster: cluster)
