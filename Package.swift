@@ -110,7 +110,8 @@ let package = Package(
             "SimulationSupport", "RaftServer", "KVServer", "KVStore", "Gateway", "ClusterTestSupport", "Raft", "Wire", "SeededRandom",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "ClusterTests", dependencies: ["ClusterTestSupport", "KVClient", "Wire", "EventLoop", "ServiceSupport", "Raft", "SeededRandom"]),
+        .testTarget(name: "ClusterTests", dependencies: ["ClusterTestSupport", "KVClient", "Wire", "EventLoop", "ServiceSupport", "Raft", "SeededRandom",
+                                                      .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DeploymentTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]

@@ -56,7 +56,7 @@ public final class TLSContext {
     private var loadedStamp: TLSFileStamp
     /// Files that did not load: not tried again until they change again.
     private var failedStamp: TLSFileStamp?
-    private var lastCheckNanos: UInt64 = 0
+    private var lastCheckNanos: UInt64?
     /// When the certificate new links present stops being valid, in seconds since 1970 (UTC).
     public private(set) var certificateNotAfter: Int64?
     /// `checkFilesPeriodically`'s timer; it ends with this context.
@@ -121,8 +121,9 @@ public final class TLSContext {
     /// more than once per interval), the sessions that follow use them; files that do not
     /// load leave the current identity in place.
     func reloadIfChanged(nowNanos: UInt64) {
-        guard reloadsChangedFiles, lastCheckNanos == 0 || nowNanos &- lastCheckNanos >= reloadCheckIntervalNanos else { return }
-        lastCheckNanos = max(nowNanos, 1)
+        guard reloadsChangedFiles else { return }
+        if let last = lastCheckNanos, nowNanos &- last < reloadCheckIntervalNanos { return }
+        lastCheckNanos = nowNanos
         let stamp = TLSFileStamp(files)
         guard stamp != loadedStamp, stamp != failedStamp else { return }
         do {

@@ -17,8 +17,11 @@ public enum ServingTLS {
     public static func context(files: TLSFiles, loop: EventLoop, logger: Logger) throws -> TLSContext {
         let context = try TLSContext(files: files)
         let expiry = Gauge(label: "kvraft_tls_certificate_expiry_timestamp_seconds")
-        func loaded(_ what: String) {
-            guard let notAfter = context.certificateNotAfter else { return logger.notice("\(what)") }
+        // Given the expiry rather than reading it from `context`: the context keeps this
+        // closure (`onReload`), so capturing the context here would keep it, and its periodic
+        // check, alive forever.
+        func loaded(_ what: String, notAfter: Int64?) {
+            guard let notAfter else { return logger.notice("\(what)") }
             expiry.record(notAfter)
             let until = UTCTimestamp.text(seconds: Int(notAfter))
             let left = notAfter - Int64(UTCTimestamp.nowSeconds)
@@ -28,12 +31,12 @@ public enum ServingTLS {
                 logger.notice("\(what); the certificate is valid until \(until)")
             }
         }
-        loaded("TLS on with certificate \(files.certificate)")
+        loaded("TLS on with certificate \(files.certificate)", notAfter: context.certificateNotAfter)
         context.reloadsChangedFiles = true
         context.checkFilesPeriodically(every: checkInterval, on: loop)
-        context.onReload = { result in
+        context.onReload = { [weak context] result in
             switch result {
-            case .success(let what): loaded(what)
+            case .success(let what): loaded(what, notAfter: context?.certificateNotAfter)
             case .failure(let error): logger.error("\(error)")
             }
         }

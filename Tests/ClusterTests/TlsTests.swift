@@ -2,6 +2,8 @@ import ClusterTestSupport
 import EventLoop
 import Foundation
 import KVClient
+import Logging
+import ServiceSupport
 import Testing
 import Wire
 
@@ -119,6 +121,21 @@ struct TlsTests {
         }
         try expectServed(gateway, tls: try TLSContext(files: certs.files("client")), key: "renewed", cluster: cluster)
         try expectServed(gateway, tls: good, key: "old client", cluster: cluster)
+    }
+
+    /// A server's TLS context (reload logging, expiry gauge, 5 s check) is freed with its last
+    /// owner: nothing it keeps points back at it, so its periodic check does not outlive it.
+    @Test func servingContextIsReleasedWithItsOwner() throws {
+        let certs = try TlsTestCertificates(nodes: 1)
+        defer { certs.remove() }
+        let loop = EventLoop()
+        weak var released: TLSContext?
+        do {
+            let context = try ServingTLS.context(files: certs.files("node-1"), loop: loop, logger: Logger(label: "test"))
+            released = context
+            #expect(context.reloadsChangedFiles)
+        }
+        #expect(released == nil, "the serving context outlived its last owner")
     }
 
     private func expectServed(_ gateway: Endpoint, tls: TLSContext, key: String, cluster: LocalCluster) throws {
