@@ -251,6 +251,36 @@ import Testing
         #expect(echoedBefore == Array("ping".utf8))
     }
 
+    /// The periodic check alone (no link starts) takes rotated files up: what ends its wait is
+    /// its own timer firing. The timer goes with the context.
+    @Test func periodicCheckReloadsWhileNoLinkStarts() throws {
+        let certs = try Self.makeCertificates()
+        defer { try? FileManager.default.removeItem(at: certs) }
+        let serving = Self.files(certs, "node-1")
+        let loop = EventLoop()
+        var reloads = 0
+        weak var released: TLSContext?
+        do {
+            let context = try TLSContext(files: serving)
+            released = context
+            context.reloadsChangedFiles = true
+            context.reloadCheckIntervalNanos = 0
+            context.onReload = { _ in
+                reloads += 1
+                loop.stop()
+            }
+            context.checkFilesPeriodically(every: .milliseconds(20), on: loop)
+            // node-2's files, renamed over node-1's paths.
+            for (source, target) in [("node-2.pem", serving.certificate), ("node-2-key.pem", serving.key)] {
+                try FileManager.default.copyItem(atPath: certs.appendingPathComponent(source).path, toPath: target + ".new")
+                _ = rename(target + ".new", target)
+            }
+            runLoop(loop, seconds: 5, keeping: context)
+            #expect(reloads == 1)
+        }
+        #expect(released == nil, "the context (and its timer) outlived its last owner")
+    }
+
     /// GET on the evhttp server: the handler's status, type and body; unknown methods refused.
     @Test func httpServerAnswersGet() throws {
         let loop = EventLoop()
