@@ -21,6 +21,17 @@ import Testing
         return directory
     }
 
+    /// Puts `name`'s certificate and key (from `directory`) at `files`' paths, each by a rename,
+    /// as deployment tools do: never a half-written file in place.
+    static func install(_ name: String, from directory: URL, at files: TLSFiles) throws {
+        for (source, target) in [("\(name).pem", files.certificate), ("\(name)-key.pem", files.key)] {
+            let staged = target + ".new"
+            try? FileManager.default.removeItem(atPath: staged)
+            try FileManager.default.copyItem(atPath: directory.appendingPathComponent(source).path, toPath: staged)
+            _ = rename(staged, target)
+        }
+    }
+
     static func files(_ directory: URL, _ name: String) -> TLSFiles {
         TLSFiles(certificate: directory.appendingPathComponent("\(name).pem").path,
                  key: directory.appendingPathComponent("\(name)-key.pem").path,
@@ -173,15 +184,7 @@ import Testing
         let serving = TLSFiles(certificate: certs.appendingPathComponent("serving.pem").path,
                                key: certs.appendingPathComponent("serving-key.pem").path,
                                ca: certs.appendingPathComponent("ca.pem").path)
-        func install(_ name: String) throws {
-            // By rename, as deployment tools do: never a half-written file in place.
-            for (source, target) in [("\(name).pem", serving.certificate), ("\(name)-key.pem", serving.key)] {
-                let staged = target + ".new"
-                try? manager.removeItem(atPath: staged)
-                try manager.copyItem(atPath: certs.appendingPathComponent(source).path, toPath: staged)
-                _ = rename(staged, target)
-            }
-        }
+        func install(_ name: String) throws { try Self.install(name, from: certs, at: serving) }
         try install("node-1")
         let loop = EventLoop()
         let serverContext = try TLSContext(files: serving)
@@ -270,11 +273,7 @@ import Testing
                 loop.stop()
             }
             context.checkFilesPeriodically(every: .milliseconds(20), on: loop)
-            // node-2's files, renamed over node-1's paths.
-            for (source, target) in [("node-2.pem", serving.certificate), ("node-2-key.pem", serving.key)] {
-                try FileManager.default.copyItem(atPath: certs.appendingPathComponent(source).path, toPath: target + ".new")
-                _ = rename(target + ".new", target)
-            }
+            try Self.install("node-2", from: certs, at: serving)
             runLoop(loop, seconds: 5, keeping: context)
             #expect(reloads == 1)
         }
